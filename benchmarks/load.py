@@ -1,0 +1,106 @@
+"""Load benchmark: the demo store at scale and BundleRec clothing into the embedded store.
+
+    python benchmarks/load.py [--products 100000] [--events 1000000] [--data ../shared/data]
+
+Each load runs `lookgraph load` in a child process on a fresh store, so the figures are what a
+user sees: wall time, events per second, and the child's peak resident memory. Results are
+printed and written to benchmarks/results/load.json. Goal: 1M events in under 30 s with peak
+memory under 2 GB on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def lookgraph(*args: str, home: Path) -> tuple[float, str]:
+    """Run the CLI in a fresh child; return its wall time and output."""
+    env = dict(os.environ, LOOKGRAPH_HOME=str(home))
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "lookgraph.cli", *args], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"lookgraph {' '.join(args)} failed:\n{done.stderr}")
+    return seconds, done.stdout
+
+
+def peak_rss_mib(run) -> tuple[object, float]:
+    """Run `run()` in a forked child so its peak RSS is measured alone (RUSAGE_CHILDREN is a max
+    over all children ever waited for, so each measurement gets a child of its own)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        result = run()
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        os.write(write, json.dumps([result, peak]).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        payload = pipe.read()
+    os.waitpid(pid, 0)
+    result, peak = json.loads(payload)
+    return result, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--shoppers", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lookgraph-bench")
+    args = parser.parse_args()
+
+    demo = args.work / f"demo-{args.products}-{args.shoppers}-{args.events}"
+    if not (demo / "events.csv").exists():
+        print(f"generating the demo store in {demo} ...", flush=True)
+        lookgraph("demo-data", str(demo), "--products", str(args.products), "--shoppers", str(args.shoppers),
+                  "--events", str(args.events), "--seed", "7", home=args.work / "unused")
+
+    results: dict = {
+        "command": "python benchmarks/load.py " + " ".join(sys.argv[1:]),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+    }
+    home = args.work / "home-demo"
+    shutil.rmtree(home, ignore_errors=True)
+    (seconds, out), peak = peak_rss_mib(lambda: lookgraph("load", str(demo), home=home))
+    results["demo"] = {
+        "products": args.products, "events": args.events, "wall_seconds": round(seconds, 2),
+        "events_per_second": round(args.events / seconds), "peak_rss_mib": round(peak),
+        "goal": "1M events < 30 s, peak RSS < 2048 MiB", "output": out.strip(),
+    }
+    (seconds, out), peak = peak_rss_mib(lambda: lookgraph("load", str(demo), home=home))
+    results["demo_reload"] = {"wall_seconds": round(seconds, 2), "peak_rss_mib": round(peak), "output": out.strip()}
+
+    clothing = args.data / "bundlerec" / "clothing"
+    if clothing.is_dir():
+        home = args.work / "home-clothing"
+        shutil.rmtree(home, ignore_errors=True)
+        (seconds, out), peak = peak_rss_mib(lambda: lookgraph("load", str(clothing), "--format", "bundlerec", home=home))
+        _, stats = lookgraph("stats", "--json", home=home)
+        results["bundlerec_clothing"] = {"wall_seconds": round(seconds, 2), "peak_rss_mib": round(peak),
+                                         "stats": json.loads(stats)}
+    else:
+        results["bundlerec_clothing"] = f"skipped: {clothing} not found"
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "load.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

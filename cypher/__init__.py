@@ -1,0 +1,1 @@
+"""Every Cypher statement lookgraph runs lives in the .cypher files of this folder."""

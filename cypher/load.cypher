@@ -1,0 +1,84 @@
+// Batched, idempotent writes: each statement takes a list of rows as $rows (UNWIND ... MERGE),
+// so re-running a load changes nothing and an interrupted load is completed by running it again.
+
+// name: upsert_categories
+UNWIND $rows AS row
+MERGE (c:Category {id: row.id})
+SET c.name = row.name
+WITH c, row
+OPTIONAL MATCH (c)-[old:CHILD_OF]->()
+DELETE old
+WITH DISTINCT c, row
+WHERE row.parent_id IS NOT NULL
+MERGE (parent:Category {id: row.parent_id})
+MERGE (c)-[:CHILD_OF]->(parent);
+
+// A product's category and attributes are replaced, not accumulated.
+// name: upsert_products
+UNWIND $rows AS row
+MERGE (p:Product {id: row.id})
+SET p.name = row.name, p.price = row.price
+WITH p, row
+OPTIONAL MATCH (p)-[old:IN_CATEGORY|HAS_ATTRIBUTE]->()
+DELETE old
+WITH DISTINCT p, row
+FOREACH (categoryId IN CASE WHEN row.category_id IS NULL THEN [] ELSE [row.category_id] END |
+  MERGE (c:Category {id: categoryId})
+  MERGE (p)-[:IN_CATEGORY]->(c)
+)
+FOREACH (attribute IN row.attributes |
+  MERGE (a:Attribute {key: attribute.key})
+    ON CREATE SET a.kind = attribute.kind, a.value = attribute.value
+  MERGE (p)-[:HAS_ATTRIBUTE]->(a)
+);
+
+// name: upsert_shoppers
+UNWIND $rows AS row
+MERGE (s:Shopper {id: row.id})
+SET s.home_location = coalesce(row.home_location, s.home_location);
+
+// Events already stored (by event_id) are skipped; the rest create their session (and shopper)
+// on first sight. A session's location is where it started; it is a gift session if any event is.
+// name: append_events
+UNWIND $rows AS row
+OPTIONAL MATCH ()-[seen:INTERACTED {event_id: row.event_id}]->()
+WITH row WHERE seen IS NULL
+MATCH (p:Product {id: row.product_id})
+MERGE (s:Session {id: row.session_id})
+  ON CREATE SET s.started_at = row.ts, s.location = row.location, s.gift = row.gift
+  ON MATCH SET
+    s.location = CASE WHEN row.ts < s.started_at THEN row.location ELSE s.location END,
+    s.started_at = CASE WHEN row.ts < s.started_at THEN row.ts ELSE s.started_at END,
+    s.gift = s.gift OR row.gift
+FOREACH (shopperId IN CASE WHEN row.shopper_id IS NULL THEN [] ELSE [row.shopper_id] END |
+  MERGE (u:Shopper {id: shopperId})
+  MERGE (u)-[:HAD_SESSION]->(s)
+)
+CREATE (s)-[:INTERACTED {event_id: row.event_id, type: row.type, ts: row.ts,
+                         location: row.location, gift: row.gift}]->(p)
+RETURN count(*) AS new_events;
+
+// A look's items (in order) and its session are replaced, not accumulated.
+// name: upsert_looks
+UNWIND $rows AS row
+MERGE (l:Look {id: row.id})
+SET l.name = row.name
+WITH l, row
+OPTIONAL MATCH (l)-[old:INCLUDES|FOUND_IN]->()
+DELETE old
+WITH DISTINCT l, row
+FOREACH (sessionId IN CASE WHEN row.session_id IS NULL THEN [] ELSE [row.session_id] END |
+  MERGE (s:Session {id: sessionId})
+  MERGE (l)-[:FOUND_IN]->(s)
+)
+WITH l, row
+UNWIND range(0, size(row.product_ids) - 1) AS position
+MATCH (p:Product {id: row.product_ids[position]})
+CREATE (l)-[:INCLUDES {position: position}]->(p);
+
+// name: save_looks
+UNWIND $rows AS row
+MATCH (u:Shopper {id: row.shopper_id})
+MATCH (l:Look {id: row.look_id})
+MERGE (u)-[saved:SAVED]->(l)
+SET saved.ts = CASE WHEN saved.ts IS NULL OR row.ts > saved.ts THEN row.ts ELSE saved.ts END;

@@ -1,0 +1,131 @@
+// Reads behind the GraphStore interface. Pages use keyset pagination ($after, $limit) so each
+// page is its own short read transaction, retried by the driver if the cluster asks.
+
+// name: category_ids
+MATCH (n:Category) RETURN n.id AS id;
+
+// name: product_ids
+MATCH (n:Product) RETURN n.id AS id;
+
+// name: shopper_ids
+MATCH (n:Shopper) RETURN n.id AS id;
+
+// name: look_ids
+MATCH (n:Look) RETURN n.id AS id;
+
+// name: session_ids
+MATCH (n:Session) RETURN n.id AS id;
+
+// name: session_owners
+UNWIND $ids AS sessionId
+MATCH (s:Session {id: sessionId})
+OPTIONAL MATCH (u:Shopper)-[:HAD_SESSION]->(s)
+RETURN s.id AS id, u.id AS shopper_id;
+
+// name: categories_page
+MATCH (c:Category)
+WHERE c.id > $after
+WITH c ORDER BY c.id LIMIT $limit
+OPTIONAL MATCH (c)-[:CHILD_OF]->(parent:Category)
+RETURN c.id AS id, c.name AS name, parent.id AS parent_id
+ORDER BY id;
+
+// name: products_page
+MATCH (p:Product)
+WHERE p.id > $after
+WITH p ORDER BY p.id LIMIT $limit
+OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
+RETURN p.id AS id, p.name AS name, c.id AS category_id, p.price AS price,
+       [(p)-[:HAS_ATTRIBUTE]->(a:Attribute) | a {.kind, .value}] AS attributes
+ORDER BY id;
+
+// name: shoppers_page
+MATCH (s:Shopper)
+WHERE s.id > $after
+RETURN s.id AS id, s.home_location AS home_location
+ORDER BY id LIMIT $limit;
+
+// name: looks_page
+MATCH (l:Look)
+WHERE l.id > $after
+WITH l ORDER BY l.id LIMIT $limit
+OPTIONAL MATCH (l)-[:FOUND_IN]->(s:Session)
+RETURN l.id AS id, l.name AS name, s.id AS session_id,
+       [(l)-[i:INCLUDES]->(p:Product) | {position: i.position, id: p.id}] AS items
+ORDER BY id;
+
+// name: events_page
+MATCH (s:Session)-[i:INTERACTED]->(p:Product)
+WHERE i.event_id > $after
+WITH s, i, p ORDER BY i.event_id LIMIT $limit
+OPTIONAL MATCH (u:Shopper)-[:HAD_SESSION]->(s)
+RETURN i.event_id AS id, s.id AS session_id, p.id AS product_id, i.type AS type, i.ts AS ts,
+       u.id AS shopper_id, i.location AS location, i.gift AS gift
+ORDER BY id;
+
+// name: saved_looks_page
+MATCH (u:Shopper)-[saved:SAVED]->(l:Look)
+WHERE u.id > $after_shopper OR (u.id = $after_shopper AND l.id > $after_look)
+RETURN u.id AS shopper_id, l.id AS look_id, saved.ts AS ts
+ORDER BY shopper_id, look_id LIMIT $limit;
+
+// name: get_category
+MATCH (c:Category {id: $id})
+OPTIONAL MATCH (c)-[:CHILD_OF]->(parent:Category)
+RETURN c.id AS id, c.name AS name, parent.id AS parent_id;
+
+// name: get_product
+MATCH (p:Product {id: $id})
+OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
+RETURN p.id AS id, p.name AS name, c.id AS category_id, p.price AS price,
+       [(p)-[:HAS_ATTRIBUTE]->(a:Attribute) | a {.kind, .value}] AS attributes;
+
+// name: get_shopper
+MATCH (s:Shopper {id: $id})
+RETURN s.id AS id, s.home_location AS home_location;
+
+// name: get_look
+MATCH (l:Look {id: $id})
+OPTIONAL MATCH (l)-[:FOUND_IN]->(s:Session)
+RETURN l.id AS id, l.name AS name, s.id AS session_id,
+       [(l)-[i:INCLUDES]->(p:Product) | {position: i.position, id: p.id}] AS items;
+
+// The newest $limit events (all when $limit is null) of one shopper, at or after $since.
+// name: shopper_events
+MATCH (u:Shopper {id: $shopper_id})-[:HAD_SESSION]->(s:Session)-[i:INTERACTED]->(p:Product)
+WHERE i.ts >= $since
+RETURN i.event_id AS id, s.id AS session_id, p.id AS product_id, i.type AS type, i.ts AS ts,
+       u.id AS shopper_id, i.location AS location, i.gift AS gift
+ORDER BY ts DESC, id DESC
+LIMIT coalesce($limit, 9223372036854775807);
+
+// name: session_events
+MATCH (s:Session {id: $session_id})-[i:INTERACTED]->(p:Product)
+WHERE i.ts >= $since
+OPTIONAL MATCH (u:Shopper)-[:HAD_SESSION]->(s)
+RETURN i.event_id AS id, s.id AS session_id, p.id AS product_id, i.type AS type, i.ts AS ts,
+       u.id AS shopper_id, i.location AS location, i.gift AS gift
+ORDER BY ts DESC, id DESC
+LIMIT coalesce($limit, 9223372036854775807);
+
+// name: count_nodes
+RETURN COUNT { (:Shopper) } AS Shopper, COUNT { (:Session) } AS Session,
+       COUNT { (:Product) } AS Product, COUNT { (:Category) } AS Category,
+       COUNT { (:Attribute) } AS Attribute, COUNT { (:Look) } AS Look;
+
+// name: count_relationships
+RETURN COUNT { ()-[:HAD_SESSION]->() } AS HAD_SESSION,
+       COUNT { ()-[:INTERACTED]->() } AS INTERACTED,
+       COUNT { ()-[:IN_CATEGORY]->() } AS IN_CATEGORY,
+       COUNT { ()-[:CHILD_OF]->() } AS CHILD_OF,
+       COUNT { ()-[:HAS_ATTRIBUTE]->() } AS HAS_ATTRIBUTE,
+       COUNT { ()-[:INCLUDES]->() } AS INCLUDES,
+       COUNT { ()-[:FOUND_IN]->() } AS FOUND_IN,
+       COUNT { ()-[:SAVED]->() } AS SAVED;
+
+// Products per category, counting every product in or below it.
+// name: top_categories
+MATCH (p:Product)-[:IN_CATEGORY]->(:Category)-[:CHILD_OF*0..]->(c:Category)
+RETURN c.id AS id, c.name AS name, count(DISTINCT p) AS products
+ORDER BY products DESC, id
+LIMIT $top;

@@ -1,0 +1,30 @@
+// lookgraph schema for Neo4j 5: uniqueness constraints (each backed by an index) and the
+// indexes the loads and traversals rely on. Every statement is idempotent (IF NOT EXISTS).
+
+// name: shopper_id_unique
+CREATE CONSTRAINT shopper_id IF NOT EXISTS FOR (n:Shopper) REQUIRE n.id IS UNIQUE;
+
+// name: session_id_unique
+CREATE CONSTRAINT session_id IF NOT EXISTS FOR (n:Session) REQUIRE n.id IS UNIQUE;
+
+// name: product_id_unique
+CREATE CONSTRAINT product_id IF NOT EXISTS FOR (n:Product) REQUIRE n.id IS UNIQUE;
+
+// name: category_id_unique
+CREATE CONSTRAINT category_id IF NOT EXISTS FOR (n:Category) REQUIRE n.id IS UNIQUE;
+
+// name: look_id_unique
+CREATE CONSTRAINT look_id IF NOT EXISTS FOR (n:Look) REQUIRE n.id IS UNIQUE;
+
+// name: attribute_key_unique
+CREATE CONSTRAINT attribute_key IF NOT EXISTS FOR (n:Attribute) REQUIRE n.key IS UNIQUE;
+
+// name: attribute_kind_index
+CREATE INDEX attribute_kind IF NOT EXISTS FOR (n:Attribute) ON (n.kind);
+
+// Events are relationships; their id makes appends idempotent.
+// name: interacted_event_id_index
+CREATE INDEX interacted_event_id IF NOT EXISTS FOR ()-[r:INTERACTED]-() ON (r.event_id);
+
+// name: interacted_ts_index
+CREATE INDEX interacted_ts IF NOT EXISTS FOR ()-[r:INTERACTED]-() ON (r.ts);

@@ -1,0 +1,1 @@
+"""GNN embeddings: export from the store, train, write vectors back."""

@@ -1,0 +1,146 @@
+"""The lookgraph graph model, written once.
+
+Nodes and relationships (the README draws the same picture)::
+
+    (:Shopper)-[:HAD_SESSION]->(:Session)
+    (:Session)-[:INTERACTED {event_id, type, ts, location, gift}]->(:Product)
+    (:Product)-[:IN_CATEGORY]->(:Category)-[:CHILD_OF]->(:Category)
+    (:Product)-[:HAS_ATTRIBUTE]->(:Attribute {key, kind, value})
+    (:Look)-[:INCLUDES {position}]->(:Product)
+    (:Look)-[:FOUND_IN]->(:Session)
+    (:Shopper)-[:SAVED {ts}]->(:Look)
+
+Records are plain slotted dataclasses (not frozen: loads build a million at a time and frozen
+ones are several times slower to construct): loaders produce them, stores persist them, and
+nothing else invents its own shape for a product or an event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LABELS = ("Shopper", "Session", "Product", "Category", "Attribute", "Look")
+RELATIONSHIPS = (
+    "HAD_SESSION",
+    "INTERACTED",
+    "IN_CATEGORY",
+    "CHILD_OF",
+    "HAS_ATTRIBUTE",
+    "INCLUDES",
+    "FOUND_IN",
+    "SAVED",
+)
+
+EVENT_TYPES = ("view", "cart", "purchase", "dismiss")
+"""Interaction types, weakest to strongest signal; `dismiss` is an explicit 'not for me'."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """A product property that other products can share: brand, colour, style, title term..."""
+
+    kind: str
+    value: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+    @classmethod
+    def from_key(cls, key: str) -> Attribute:
+        kind, _, value = key.partition(":")
+        return cls(kind, value)
+
+
+@dataclass(slots=True)
+class Category:
+    id: str
+    name: str
+    parent_id: str | None = None
+
+
+@dataclass(slots=True)
+class Product:
+    id: str
+    name: str
+    category_id: str | None = None
+    price: float | None = None
+    attributes: tuple[Attribute, ...] = ()
+
+
+@dataclass(slots=True)
+class Shopper:
+    id: str
+    home_location: str | None = None
+
+
+@dataclass(slots=True)
+class Look:
+    """A curated outfit or bundle; `product_ids` are in display order (the `position`)."""
+
+    id: str
+    name: str
+    product_ids: tuple[str, ...]
+    session_id: str | None = None
+
+
+@dataclass(slots=True)
+class Event:
+    """One interaction of a session with a product. `shopper_id` is None for anonymous visitors."""
+
+    id: str
+    session_id: str
+    product_id: str
+    type: str
+    ts: float
+    shopper_id: str | None = None
+    location: str | None = None
+    gift: bool = False
+
+
+@dataclass(slots=True)
+class SavedLook:
+    shopper_id: str
+    look_id: str
+    ts: float
+
+
+RECORD_KINDS = ("categories", "products", "shoppers", "events", "looks", "saved_looks")
+"""Entity files in load order: each kind may only reference kinds loaded before it."""
+
+RECORD_TYPES = {
+    "categories": Category,
+    "products": Product,
+    "shoppers": Shopper,
+    "events": Event,
+    "looks": Look,
+    "saved_looks": SavedLook,
+}
+
+
+@dataclass(slots=True)
+class GraphStats:
+    nodes: dict[str, int] = field(default_factory=dict)
+    relationships: dict[str, int] = field(default_factory=dict)
+    top_categories: list[tuple[str, str, int]] = field(default_factory=list)
+    """(category id, name, products in it or below it), largest first."""
+
+    def as_dict(self) -> dict:
+        return {
+            "nodes": self.nodes,
+            "relationships": self.relationships,
+            "top_categories": [
+                {"id": cid, "name": name, "products": n} for cid, name, n in self.top_categories
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """One hop from a node: the relationship type, its direction, and the node at the far end."""
+
+    rel: str
+    direction: str  # "out" or "in"
+    label: str
+    id: str
+    props: dict = field(default_factory=dict, hash=False, compare=False)

@@ -1,0 +1,186 @@
+"""The Neo4j store: the official driver running the statements of `cypher/*.cypher`.
+
+Sessions and transactions are managed here and nowhere else: writes go through
+`execute_write` and reads through `execute_read`, so the driver retries transient failures
+(leader switches, deadlocks). Loads are batches of `UNWIND $rows ... MERGE`, one transaction
+per batch: a load is not atomic but resumable, since running it again completes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+from neo4j import GraphDatabase
+
+from .cypher import cypher, library
+from .model import Attribute, Category, Event, GraphStats, Look, Neighbour, Product, SavedLook, Shopper
+from .store import BulkWriter, GraphStore, UnknownNode
+
+_STATEMENT_OF_KIND = {
+    "categories": "load.upsert_categories",
+    "products": "load.upsert_products",
+    "shoppers": "load.upsert_shoppers",
+    "events": "load.append_events",
+    "looks": "load.upsert_looks",
+    "saved_looks": "load.save_looks",
+}
+_LABEL_OF_KIND = {"categories": "Category", "products": "Product", "shoppers": "Shopper", "looks": "Look"}
+
+
+def _row(kind: str, record) -> dict:
+    """A record as the parameter map the load statements expect."""
+    if kind == "products":
+        return {"id": record.id, "name": record.name, "category_id": record.category_id, "price": record.price,
+                "attributes": [{"key": a.key, "kind": a.kind, "value": a.value} for a in record.attributes]}
+    if kind == "events":
+        return {"event_id": record.id, "session_id": record.session_id, "product_id": record.product_id,
+                "type": record.type, "ts": record.ts, "shopper_id": record.shopper_id,
+                "location": record.location, "gift": record.gift}
+    if kind == "looks":
+        return {"id": record.id, "name": record.name, "product_ids": list(record.product_ids),
+                "session_id": record.session_id}
+    if kind == "saved_looks":
+        return {"shopper_id": record.shopper_id, "look_id": record.look_id, "ts": record.ts}
+    if kind == "categories":
+        return {"id": record.id, "name": record.name, "parent_id": record.parent_id}
+    return {"id": record.id, "home_location": record.home_location}
+
+
+def _event(r: dict) -> Event:
+    return Event(r["id"], r["session_id"], r["product_id"], r["type"], r["ts"], r["shopper_id"],
+                 r["location"], bool(r["gift"]))
+
+
+def _product(r: dict) -> Product:
+    attrs = tuple(sorted((Attribute(a["kind"], a["value"]) for a in r["attributes"]), key=lambda a: a.key))
+    return Product(r["id"], r["name"], r["category_id"], r["price"], attrs)
+
+
+def _look(r: dict) -> Look:
+    items = tuple(i["id"] for i in sorted(r["items"], key=lambda i: i["position"]))
+    return Look(r["id"], r["name"], items, r["session_id"])
+
+
+class Neo4jGraphStore(GraphStore):
+    name = "neo4j"
+    atomic_loads = False
+
+    def __init__(self, uri: str, user: str, password: str, database: str = "neo4j", batch_size: int = 5_000):
+        self.driver = GraphDatabase.driver(uri, auth=(user, password))
+        self.database = database
+        self.batch_size = batch_size
+        self.driver.verify_connectivity()
+        self.ensure_schema()
+
+    # -- the one place sessions and transactions are opened ---------------------------
+    def _write(self, key: str, **params) -> list[dict]:
+        with self.driver.session(database=self.database) as session:
+            return session.execute_write(lambda tx: tx.run(cypher(key), params).data())
+
+    def _read(self, key: str, **params) -> list[dict]:
+        with self.driver.session(database=self.database) as session:
+            return session.execute_read(lambda tx: tx.run(cypher(key), params).data())
+
+    def ensure_schema(self) -> None:
+        for key in library():
+            if key.startswith("schema."):
+                self._write(key)
+
+    def close(self) -> None:
+        self.driver.close()
+
+    # -- writes ------------------------------------------------------------------------
+    @contextmanager
+    def bulk_load(self):
+        yield _Neo4jWriter(self)
+
+    def append_events(self, events: Sequence[Event]) -> int:
+        return _Neo4jWriter(self).write("events", events)
+
+    def delete_shopper(self, shopper_id: str) -> dict[str, int]:
+        rows = self._write("erase.erase_shopper", shopper_id=shopper_id)
+        if not rows:
+            raise UnknownNode("Shopper", shopper_id)
+        return dict(rows[0])
+
+    # -- reads -------------------------------------------------------------------------
+    def known_ids(self, kind: str) -> set[str]:
+        key = {"categories": "category_ids", "products": "product_ids", "shoppers": "shopper_ids",
+               "looks": "look_ids", "sessions": "session_ids"}[kind]
+        return {r["id"] for r in self._read(f"read.{key}")}
+
+    def session_owners(self, session_ids: Iterable[str]) -> dict[str, str | None]:
+        ids = list(session_ids)
+        owners: dict[str, str | None] = {}
+        for start in range(0, len(ids), self.batch_size):
+            for r in self._read("read.session_owners", ids=ids[start : start + self.batch_size]):
+                owners[r["id"]] = r["shopper_id"]
+        return owners
+
+    def iter_records(self, kind: str, batch_size: int = 10_000) -> Iterator:
+        if kind == "saved_looks":
+            after = ("", "")
+            while rows := self._read("read.saved_looks_page", after_shopper=after[0], after_look=after[1], limit=batch_size):
+                yield from (SavedLook(r["shopper_id"], r["look_id"], r["ts"]) for r in rows)
+                after = (rows[-1]["shopper_id"], rows[-1]["look_id"])
+            return
+        make = {
+            "categories": lambda r: Category(r["id"], r["name"], r["parent_id"]),
+            "products": _product,
+            "shoppers": lambda r: Shopper(r["id"], r["home_location"]),
+            "looks": _look,
+            "events": _event,
+        }[kind]
+        after = ""
+        while rows := self._read(f"read.{kind}_page", after=after, limit=batch_size):
+            yield from map(make, rows)
+            after = rows[-1]["id"]
+
+    def get(self, kind: str, node_id: str):
+        label = _LABEL_OF_KIND[kind]
+        rows = self._read(f"read.get_{label.lower()}", id=node_id)
+        if not rows:
+            raise UnknownNode(label, node_id)
+        r = rows[0]
+        return {
+            "products": _product,
+            "looks": _look,
+            "shoppers": lambda r: Shopper(r["id"], r["home_location"]),
+            "categories": lambda r: Category(r["id"], r["name"], r["parent_id"]),
+        }[kind](r)
+
+    def events(self, *, shopper_id=None, session_id=None, since=None, limit=None) -> list[Event]:
+        if (shopper_id is None) == (session_id is None):
+            raise ValueError("give exactly one of shopper_id, session_id")
+        since = since if since is not None else 0.0
+        if shopper_id is not None:
+            rows = self._read("read.shopper_events", shopper_id=shopper_id, since=since, limit=limit)
+        else:
+            rows = self._read("read.session_events", session_id=session_id, since=since, limit=limit)
+        return [_event(r) for r in reversed(rows)]
+
+    def neighbours(self, label, node_id, rel=None, limit=1000) -> list[Neighbour]:
+        rows = self._read(f"neighbours.neighbours_{label}", id=node_id, rel=rel, limit=limit)
+        return [Neighbour(r["rel"], r["direction"], r["label"], r["id"], r["props"]) for r in rows]
+
+    def stats(self, top: int = 10) -> GraphStats:
+        nodes = self._read("read.count_nodes")[0]
+        relationships = self._read("read.count_relationships")[0]
+        categories = [(r["id"], r["name"], r["products"]) for r in self._read("read.top_categories", top=top)]
+        return GraphStats(dict(nodes), dict(relationships), categories)
+
+
+class _Neo4jWriter(BulkWriter):
+    def __init__(self, store: Neo4jGraphStore):
+        self.store = store
+
+    def write(self, kind: str, records: Sequence) -> int:
+        new_events = 0
+        size = self.store.batch_size
+        for start in range(0, len(records), size):
+            rows = [_row(kind, r) for r in records[start : start + size]]
+            result = self.store._write(_STATEMENT_OF_KIND[kind], rows=rows)
+            if kind == "events" and result:
+                new_events += result[0]["new_events"]
+        return new_events

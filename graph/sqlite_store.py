@@ -1,0 +1,542 @@
+"""The embedded store: one SQLite database file in WAL mode.
+
+Why SQLite: it ships with Python (zero configuration), its WAL journal lets any number of
+readers run while one writer appends, and a committed transaction survives `kill -9`
+(and power loss with `synchronous=FULL`). Graph traversals the engine runs often are answered
+from an in-memory adjacency index built from these tables (`graph/adjacency.py`).
+
+Nodes are tables, relationships are foreign keys or link tables; `_NEIGHBOURS` maps every
+relationship of the model to the SQL that walks it, so `neighbours()` covers the whole model.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from .model import (
+    EVENT_TYPES,
+    Attribute,
+    Category,
+    Event,
+    GraphStats,
+    Look,
+    Neighbour,
+    Product,
+    SavedLook,
+    Shopper,
+)
+from .store import BulkWriter, GraphStore, UnknownNode
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS category (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    parent_id TEXT REFERENCES category(id) DEFERRABLE INITIALLY DEFERRED
+);
+CREATE INDEX IF NOT EXISTS category_parent ON category(parent_id);
+CREATE TABLE IF NOT EXISTS product (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    category_id TEXT REFERENCES category(id),
+    price REAL
+);
+CREATE INDEX IF NOT EXISTS product_category ON product(category_id);
+CREATE TABLE IF NOT EXISTS attribute (
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS product_attribute (
+    product_id TEXT NOT NULL REFERENCES product(id) ON DELETE CASCADE,
+    attribute_key TEXT NOT NULL REFERENCES attribute(key),
+    PRIMARY KEY (product_id, attribute_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shopper (id TEXT PRIMARY KEY, home_location TEXT);
+CREATE TABLE IF NOT EXISTS session (
+    id TEXT PRIMARY KEY,
+    shopper_id TEXT REFERENCES shopper(id) ON DELETE CASCADE,
+    started_at REAL NOT NULL,
+    location TEXT,
+    gift INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS session_shopper ON session(shopper_id);
+CREATE TABLE IF NOT EXISTS event (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES session(id) ON DELETE CASCADE,
+    product_id TEXT NOT NULL REFERENCES product(id),
+    type TEXT NOT NULL CHECK (type IN ({", ".join(repr(t) for t in EVENT_TYPES)})),
+    ts REAL NOT NULL,
+    location TEXT,
+    gift INTEGER NOT NULL DEFAULT 0
+);
+-- An event's shopper is its session's: stored once, on the session.
+CREATE TABLE IF NOT EXISTS look (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    session_id TEXT REFERENCES session(id) ON DELETE SET NULL
+);
+CREATE INDEX IF NOT EXISTS look_session ON look(session_id);
+CREATE TABLE IF NOT EXISTS look_item (
+    look_id TEXT NOT NULL REFERENCES look(id) ON DELETE CASCADE,
+    product_id TEXT NOT NULL REFERENCES product(id),
+    position INTEGER NOT NULL,
+    PRIMARY KEY (look_id, product_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS look_item_product ON look_item(product_id);
+CREATE TABLE IF NOT EXISTS saved_look (
+    shopper_id TEXT NOT NULL REFERENCES shopper(id) ON DELETE CASCADE,
+    look_id TEXT NOT NULL REFERENCES look(id) ON DELETE CASCADE,
+    ts REAL NOT NULL,
+    PRIMARY KEY (shopper_id, look_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS saved_look_look ON saved_look(look_id);
+CREATE TABLE IF NOT EXISTS node_embedding (
+    label TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (label, node_id)
+) WITHOUT ROWID;
+"""
+
+# The largest secondary indexes; `bulk_load` builds them after the rows on a first load.
+_DEFERRABLE_INDEXES = [
+    (ddl.split()[5], ddl) for ddl in (
+        "CREATE INDEX IF NOT EXISTS event_session ON event(session_id, ts)",
+        "CREATE INDEX IF NOT EXISTS event_product ON event(product_id)",
+        "CREATE INDEX IF NOT EXISTS product_attribute_by_key ON product_attribute(attribute_key)",
+    )
+]
+_TABLE_OF_KIND = {
+    "categories": "category",
+    "products": "product",
+    "shoppers": "shopper",
+    "looks": "look",
+    "sessions": "session",
+}
+
+# (label, relationship) -> [(direction, far label, SQL selecting (far id, props json))]
+_NEIGHBOURS: dict[tuple[str, str], list[tuple[str, str, str]]] = {
+    ("Shopper", "HAD_SESSION"): [
+        ("out", "Session", "SELECT id, json_object('started_at', started_at) FROM session WHERE shopper_id = ?"),
+    ],
+    ("Shopper", "SAVED"): [
+        ("out", "Look", "SELECT look_id, json_object('ts', ts) FROM saved_look WHERE shopper_id = ?"),
+    ],
+    ("Session", "HAD_SESSION"): [
+        ("in", "Shopper", "SELECT shopper_id, '{}' FROM session WHERE id = ? AND shopper_id IS NOT NULL"),
+    ],
+    ("Session", "INTERACTED"): [
+        ("out", "Product", "SELECT product_id, json_object('event_id', id, 'type', type, 'ts', ts) FROM event WHERE session_id = ? ORDER BY ts"),
+    ],
+    ("Session", "FOUND_IN"): [
+        ("in", "Look", "SELECT id, '{}' FROM look WHERE session_id = ?"),
+    ],
+    ("Product", "INTERACTED"): [
+        ("in", "Session", "SELECT session_id, json_object('event_id', id, 'type', type, 'ts', ts) FROM event WHERE product_id = ? ORDER BY ts"),
+    ],
+    ("Product", "IN_CATEGORY"): [
+        ("out", "Category", "SELECT category_id, '{}' FROM product WHERE id = ? AND category_id IS NOT NULL"),
+    ],
+    ("Product", "HAS_ATTRIBUTE"): [
+        ("out", "Attribute", "SELECT attribute_key, '{}' FROM product_attribute WHERE product_id = ?"),
+    ],
+    ("Product", "INCLUDES"): [
+        ("in", "Look", "SELECT look_id, json_object('position', position) FROM look_item WHERE product_id = ?"),
+    ],
+    ("Category", "IN_CATEGORY"): [
+        ("in", "Product", "SELECT id, '{}' FROM product WHERE category_id = ?"),
+    ],
+    ("Category", "CHILD_OF"): [
+        ("out", "Category", "SELECT parent_id, '{}' FROM category WHERE id = ? AND parent_id IS NOT NULL"),
+        ("in", "Category", "SELECT id, '{}' FROM category WHERE parent_id = ?"),
+    ],
+    ("Attribute", "HAS_ATTRIBUTE"): [
+        ("in", "Product", "SELECT product_id, '{}' FROM product_attribute WHERE attribute_key = ?"),
+    ],
+    ("Look", "INCLUDES"): [
+        ("out", "Product", "SELECT product_id, json_object('position', position) FROM look_item WHERE look_id = ? ORDER BY position"),
+    ],
+    ("Look", "FOUND_IN"): [
+        ("out", "Session", "SELECT session_id, '{}' FROM look WHERE id = ? AND session_id IS NOT NULL"),
+    ],
+    ("Look", "SAVED"): [
+        ("in", "Shopper", "SELECT shopper_id, json_object('ts', ts) FROM saved_look WHERE look_id = ?"),
+    ],
+}
+
+_EVENT_SELECT = (
+    "SELECT e.id, e.session_id, e.product_id, e.type, e.ts, s.shopper_id, e.location, e.gift"
+    " FROM event e JOIN session s ON s.id = e.session_id"
+)
+
+
+def _event(row) -> Event:
+    return Event(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]))
+
+
+class SQLiteGraphStore(GraphStore):
+    name = "embedded"
+    atomic_loads = True
+
+    def __init__(self, path: str | Path, synchronous: str = "FULL"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self.ensure_schema()
+
+    # -- connections: one per thread; one writer at a time ----------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
+            self._local.conn = conn
+            self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self, check_references: bool = True):
+        """The one place write transactions begin, commit and roll back."""
+        with self._write_lock:
+            conn = self._conn()
+            if not check_references:
+                conn.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: set first
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                if not check_references:
+                    conn.execute("PRAGMA foreign_keys=ON")
+
+    def ensure_schema(self) -> None:
+        with self._transaction() as conn:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            for _, ddl in _DEFERRABLE_INDEXES:
+                conn.execute(ddl)
+            found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if found is None:
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(found[0]) != SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path}: schema version {found[0]}, this lookgraph expects {SCHEMA_VERSION}"
+                )
+
+    def close(self) -> None:
+        for conn in self._connections:
+            conn.close()
+        self._connections.clear()
+        self._local = threading.local()
+
+    # -- writes ------------------------------------------------------------------------
+    @contextmanager
+    def bulk_load(self):
+        # The load pipeline has checked every reference of the input against the store and
+        # itself; per-row foreign-key lookups would repeat that work a million times.
+        with self._transaction(check_references=False) as conn:
+            # Into an empty store, building the big secondary indexes once at the end (a sort)
+            # is cheaper than updating them row by row. DDL is transactional in SQLite, so a
+            # failed load rolls the dropped indexes back too.
+            deferred = [] if conn.execute("SELECT 1 FROM event LIMIT 1").fetchone() else _DEFERRABLE_INDEXES
+            for name, _ in deferred:
+                conn.execute(f"DROP INDEX {name}")
+            yield _SQLiteWriter(conn)
+            for _, ddl in deferred:
+                conn.execute(ddl)
+
+    def append_events(self, events: Sequence[Event]) -> int:
+        with self._transaction() as conn:
+            return _SQLiteWriter(conn).write("events", events)
+
+    def delete_shopper(self, shopper_id: str) -> dict[str, int]:
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM shopper WHERE id = ?", (shopper_id,)).fetchone() is None:
+                raise UnknownNode("Shopper", shopper_id)
+            sessions = "SELECT id FROM session WHERE shopper_id = ?"
+            removed = {
+                "events": conn.execute(
+                    f"DELETE FROM event WHERE session_id IN ({sessions})", (shopper_id,)
+                ).rowcount,
+                "saved_looks": conn.execute(
+                    "DELETE FROM saved_look WHERE shopper_id = ?", (shopper_id,)
+                ).rowcount,
+            }
+            # Curated looks stay; only their link to this shopper's session is personal.
+            conn.execute(f"UPDATE look SET session_id = NULL WHERE session_id IN ({sessions})", (shopper_id,))
+            removed["embeddings"] = conn.execute(
+                "DELETE FROM node_embedding WHERE (label = 'Shopper' AND node_id = ?)"
+                f" OR (label = 'Session' AND node_id IN ({sessions}))",
+                (shopper_id, shopper_id),
+            ).rowcount
+            removed["sessions"] = conn.execute(
+                "DELETE FROM session WHERE shopper_id = ?", (shopper_id,)
+            ).rowcount
+            removed["shoppers"] = conn.execute("DELETE FROM shopper WHERE id = ?", (shopper_id,)).rowcount
+            return removed
+
+    # -- reads -------------------------------------------------------------------------
+    def known_ids(self, kind: str) -> set[str]:
+        table = _TABLE_OF_KIND[kind]
+        return {row[0] for row in self._conn().execute(f"SELECT id FROM {table}")}
+
+    def session_owners(self, session_ids: Iterable[str]) -> dict[str, str | None]:
+        ids = list(session_ids)
+        owners: dict[str, str | None] = {}
+        conn = self._conn()
+        for start in range(0, len(ids), 900):  # SQLite caps bound parameters per statement
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            owners.update(conn.execute(f"SELECT id, shopper_id FROM session WHERE id IN ({marks})", chunk))
+        return owners
+
+    def iter_records(self, kind: str, batch_size: int = 10_000) -> Iterator:
+        conn = self._conn()
+        if kind == "products":
+            yield from self._iter_products(conn, batch_size)
+            return
+        if kind == "looks":
+            yield from self._iter_looks(conn)
+            return
+        query, make = {
+            "categories": ("SELECT id, name, parent_id FROM category ORDER BY id", lambda r: Category(*r)),
+            "shoppers": ("SELECT id, home_location FROM shopper ORDER BY id", lambda r: Shopper(*r)),
+            "events": (f"{_EVENT_SELECT} ORDER BY e.ts, e.id", _event),
+            "saved_looks": (
+                "SELECT shopper_id, look_id, ts FROM saved_look ORDER BY shopper_id, look_id",
+                lambda r: SavedLook(*r),
+            ),
+        }[kind]
+        cursor = conn.execute(query)
+        while rows := cursor.fetchmany(batch_size):
+            yield from map(make, rows)
+
+    def _iter_products(self, conn, batch_size):
+        cursor = conn.execute("SELECT id, name, category_id, price FROM product ORDER BY id")
+        while rows := cursor.fetchmany(batch_size):
+            attributes: dict[str, list[Attribute]] = {}
+            for start in range(0, len(rows), 900):
+                chunk = [r[0] for r in rows[start : start + 900]]
+                marks = ",".join("?" * len(chunk))
+                for pid, kind, value in conn.execute(
+                    "SELECT pa.product_id, a.kind, a.value FROM product_attribute pa"
+                    f" JOIN attribute a ON a.key = pa.attribute_key WHERE pa.product_id IN ({marks})"
+                    " ORDER BY a.kind, a.value",
+                    chunk,
+                ):
+                    attributes.setdefault(pid, []).append(Attribute(kind, value))
+            for pid, name, category_id, price in rows:
+                yield Product(pid, name, category_id, price, tuple(attributes.get(pid, ())))
+
+    def _iter_looks(self, conn):
+        current, items = None, []
+        for look_id, name, session_id, product_id in conn.execute(
+            "SELECT l.id, l.name, l.session_id, li.product_id FROM look l"
+            " JOIN look_item li ON li.look_id = l.id ORDER BY l.id, li.position"
+        ):
+            if current is not None and current[0] != look_id:
+                yield Look(current[0], current[1], tuple(items), current[2])
+                items = []
+            current = (look_id, name, session_id)
+            items.append(product_id)
+        if current is not None:
+            yield Look(current[0], current[1], tuple(items), current[2])
+
+    def get(self, kind: str, node_id: str):
+        conn = self._conn()
+        label = {"products": "Product", "looks": "Look", "shoppers": "Shopper", "categories": "Category"}[kind]
+        if kind == "products":
+            row = conn.execute("SELECT id, name, category_id, price FROM product WHERE id = ?", (node_id,)).fetchone()
+            if row is None:
+                raise UnknownNode(label, node_id)
+            attrs = conn.execute(
+                "SELECT a.kind, a.value FROM product_attribute pa JOIN attribute a ON a.key = pa.attribute_key"
+                " WHERE pa.product_id = ? ORDER BY a.kind, a.value",
+                (node_id,),
+            ).fetchall()
+            return Product(*row, attributes=tuple(Attribute(k, v) for k, v in attrs))
+        if kind == "looks":
+            row = conn.execute("SELECT id, name, session_id FROM look WHERE id = ?", (node_id,)).fetchone()
+            if row is None:
+                raise UnknownNode(label, node_id)
+            items = [r[0] for r in conn.execute(
+                "SELECT product_id FROM look_item WHERE look_id = ? ORDER BY position", (node_id,)
+            )]
+            return Look(row[0], row[1], tuple(items), row[2])
+        query = {
+            "shoppers": ("SELECT id, home_location FROM shopper WHERE id = ?", Shopper),
+            "categories": ("SELECT id, name, parent_id FROM category WHERE id = ?", Category),
+        }[kind]
+        row = conn.execute(query[0], (node_id,)).fetchone()
+        if row is None:
+            raise UnknownNode(label, node_id)
+        return query[1](*row)
+
+    def events(self, *, shopper_id=None, session_id=None, since=None, limit=None) -> list[Event]:
+        if (shopper_id is None) == (session_id is None):
+            raise ValueError("give exactly one of shopper_id, session_id")
+        column, value = ("s.shopper_id", shopper_id) if shopper_id is not None else ("e.session_id", session_id)
+        since = since if since is not None else float("-inf")
+        # Newest first so that `limit` keeps the latest events; returned oldest first.
+        query = f"{_EVENT_SELECT} WHERE {column} = ? AND e.ts >= ? ORDER BY e.ts DESC, e.id DESC LIMIT ?"
+        rows = self._conn().execute(query, (value, since, -1 if limit is None else limit)).fetchall()
+        return [_event(row) for row in reversed(rows)]
+
+    def neighbours(self, label, node_id, rel=None, limit=1000) -> list[Neighbour]:
+        found: list[Neighbour] = []
+        conn = self._conn()
+        for (node_label, rel_type), walks in _NEIGHBOURS.items():
+            if node_label != label or (rel is not None and rel_type != rel):
+                continue
+            for direction, far_label, sql in walks:
+                for far_id, props in conn.execute(f"{sql} LIMIT ?", (node_id, limit - len(found))):
+                    found.append(Neighbour(rel_type, direction, far_label, far_id, json.loads(props)))
+                if len(found) >= limit:
+                    return found
+        return found
+
+    def stats(self, top: int = 10) -> GraphStats:
+        conn = self._conn()
+        count = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+        nodes = {
+            "Shopper": count("SELECT count(*) FROM shopper"),
+            "Session": count("SELECT count(*) FROM session"),
+            "Product": count("SELECT count(*) FROM product"),
+            "Category": count("SELECT count(*) FROM category"),
+            "Attribute": count("SELECT count(*) FROM attribute"),
+            "Look": count("SELECT count(*) FROM look"),
+        }
+        relationships = {
+            "HAD_SESSION": count("SELECT count(*) FROM session WHERE shopper_id IS NOT NULL"),
+            "INTERACTED": count("SELECT count(*) FROM event"),
+            "IN_CATEGORY": count("SELECT count(*) FROM product WHERE category_id IS NOT NULL"),
+            "CHILD_OF": count("SELECT count(*) FROM category WHERE parent_id IS NOT NULL"),
+            "HAS_ATTRIBUTE": count("SELECT count(*) FROM product_attribute"),
+            "INCLUDES": count("SELECT count(*) FROM look_item"),
+            "FOUND_IN": count("SELECT count(*) FROM look WHERE session_id IS NOT NULL"),
+            "SAVED": count("SELECT count(*) FROM saved_look"),
+        }
+        # Products per category including every descendant category.
+        top_categories = conn.execute(
+            """
+            WITH RECURSIVE under(ancestor, id) AS (
+                SELECT id, id FROM category
+                UNION ALL
+                SELECT under.ancestor, c.id FROM category c JOIN under ON c.parent_id = under.id
+            )
+            SELECT c.id, c.name, count(p.id) AS n
+            FROM under JOIN category c ON c.id = under.ancestor
+            JOIN product p ON p.category_id = under.id
+            GROUP BY c.id ORDER BY n DESC, c.id LIMIT ?
+            """,
+            (top,),
+        ).fetchall()
+        return GraphStats(nodes, relationships, [tuple(r) for r in top_categories])
+
+
+class _SQLiteWriter(BulkWriter):
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def write(self, kind: str, records: Sequence) -> int:
+        return getattr(self, f"_write_{kind}")(records) or 0
+
+    def _write_categories(self, rows: Sequence[Category]):
+        self.conn.executemany(
+            "INSERT INTO category (id, name, parent_id) VALUES (?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET name = excluded.name, parent_id = excluded.parent_id",
+            [(c.id, c.name, c.parent_id) for c in rows],
+        )
+
+    def _write_products(self, rows: Sequence[Product]):
+        conn = self.conn
+        conn.executemany(
+            "INSERT INTO product (id, name, category_id, price) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET name = excluded.name,"
+            " category_id = excluded.category_id, price = excluded.price",
+            [(p.id, p.name, p.category_id, p.price) for p in rows],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO attribute (key, kind, value) VALUES (?, ?, ?)",
+            {(a.key, a.kind, a.value) for p in rows for a in p.attributes},
+        )
+        # A product's attributes are replaced, not accumulated: re-loading is idempotent.
+        conn.executemany("DELETE FROM product_attribute WHERE product_id = ?", [(p.id,) for p in rows])
+        conn.executemany(
+            "INSERT OR IGNORE INTO product_attribute (product_id, attribute_key) VALUES (?, ?)",
+            [(p.id, a.key) for p in rows for a in p.attributes],
+        )
+
+    def _write_shoppers(self, rows: Sequence[Shopper]):
+        self.conn.executemany(
+            "INSERT INTO shopper (id, home_location) VALUES (?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET home_location = coalesce(excluded.home_location, home_location)",
+            [(s.id, s.home_location) for s in rows],
+        )
+
+    def _write_looks(self, rows: Sequence[Look]):
+        conn = self.conn
+        conn.executemany(
+            "INSERT INTO look (id, name, session_id) VALUES (?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET name = excluded.name, session_id = excluded.session_id",
+            [(lk.id, lk.name, lk.session_id) for lk in rows],
+        )
+        conn.executemany("DELETE FROM look_item WHERE look_id = ?", [(lk.id,) for lk in rows])
+        conn.executemany(
+            "INSERT INTO look_item (look_id, product_id, position) VALUES (?, ?, ?)",
+            [(lk.id, pid, pos) for lk in rows for pos, pid in enumerate(lk.product_ids)],
+        )
+
+    def _write_events(self, rows: Sequence[Event]):
+        conn = self.conn
+        shoppers = {e.shopper_id for e in rows if e.shopper_id is not None}
+        conn.executemany("INSERT OR IGNORE INTO shopper (id) VALUES (?)", [(s,) for s in shoppers])
+        sessions: dict[str, list] = {}
+        for e in rows:
+            s = sessions.get(e.session_id)
+            if s is None:
+                sessions[e.session_id] = [e.session_id, e.shopper_id, e.ts, e.location, int(e.gift)]
+            else:
+                if e.ts < s[2]:
+                    s[2], s[3] = e.ts, e.location  # a session is where it started
+                s[4] |= int(e.gift)
+        conn.executemany(
+            "INSERT INTO session (id, shopper_id, started_at, location, gift) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET"
+            " location = CASE WHEN excluded.started_at < started_at THEN excluded.location ELSE location END,"
+            " started_at = min(started_at, excluded.started_at), gift = max(gift, excluded.gift)",
+            sessions.values(),
+        )
+        # total_changes, not rowcount: executemany's rowcount is unreliable for OR IGNORE.
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT OR IGNORE INTO event (id, session_id, product_id, type, ts, location, gift)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(e.id, e.session_id, e.product_id, e.type, e.ts, e.location, int(e.gift)) for e in rows],
+        )
+        return conn.total_changes - before
+
+    def _write_saved_looks(self, rows: Sequence[SavedLook]):
+        self.conn.executemany(
+            "INSERT INTO saved_look (shopper_id, look_id, ts) VALUES (?, ?, ?)"
+            " ON CONFLICT(shopper_id, look_id) DO UPDATE SET ts = max(ts, excluded.ts)",
+            [(s.shopper_id, s.look_id, s.ts) for s in rows],
+        )

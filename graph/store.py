@@ -1,0 +1,107 @@
+"""`GraphStore`: the one interface that loaders, training and the API use.
+
+Two implementations: `SQLiteGraphStore` (embedded, the default) and `Neo4jGraphStore`.
+Both pass the same contract tests in `tests/test_store_contract.py`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+
+from .model import Event, GraphStats, Neighbour
+
+
+class UnknownNode(LookupError):
+    """A request named a node that is not in the store."""
+
+    def __init__(self, label: str, node_id: str):
+        super().__init__(f"unknown {label} {node_id!r}")
+        self.label = label
+        self.node_id = node_id
+
+
+class BulkWriter(abc.ABC):
+    """Writes validated records of one load. Obtained from `GraphStore.bulk_load()`."""
+
+    @abc.abstractmethod
+    def write(self, kind: str, records: Sequence) -> int:
+        """Upsert one batch of records of `kind` (one of `model.RECORD_KINDS`).
+        Returns how many events were new (0 for other kinds)."""
+
+
+class GraphStore(abc.ABC):
+    name: str = "abstract"
+    atomic_loads: bool = True
+    """True when a whole load commits or rolls back as one; False when it commits in
+    batches and is resumable instead (re-running the same load completes it)."""
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def ensure_schema(self) -> None:
+        """Create constraints, indexes and tables if missing (idempotent)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- writes ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def bulk_load(self) -> AbstractContextManager[BulkWriter]:
+        """A writer for one load. Leaving the block with an exception undoes the load on an
+        atomic store; on a resumable store, batches already written stay (and are idempotent)."""
+
+    @abc.abstractmethod
+    def append_events(self, events: Sequence[Event]) -> int:
+        """Durably append events (idempotent by event id); returns how many were new.
+        Sessions and shoppers they name are created on first sight. When this returns,
+        the events survive a crash of the process."""
+
+    @abc.abstractmethod
+    def delete_shopper(self, shopper_id: str) -> dict[str, int]:
+        """Erase the shopper and every trace of their personal data (sessions, events,
+        saved looks, embeddings). Returns what was removed, by kind."""
+
+    # -- reads -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def known_ids(self, kind: str) -> set[str]:
+        """All ids of `kind` ("categories", "products", "shoppers", "looks", "sessions")."""
+
+    @abc.abstractmethod
+    def session_owners(self, session_ids: Iterable[str]) -> dict[str, str | None]:
+        """For each session id that exists, its shopper (None for anonymous sessions)."""
+
+    @abc.abstractmethod
+    def iter_records(self, kind: str, batch_size: int = 10_000) -> Iterator:
+        """Stream every record of `kind` as model dataclasses, in a stable order."""
+
+    @abc.abstractmethod
+    def get(self, kind: str, node_id: str):
+        """One record of `kind` by id, or raise `UnknownNode`."""
+
+    @abc.abstractmethod
+    def events(
+        self,
+        *,
+        shopper_id: str | None = None,
+        session_id: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Events of one shopper or one session, oldest first."""
+
+    @abc.abstractmethod
+    def neighbours(
+        self, label: str, node_id: str, rel: str | None = None, limit: int = 1000
+    ) -> list[Neighbour]:
+        """One hop from a node, over every relationship of the model (or only `rel`)."""
+
+    @abc.abstractmethod
+    def stats(self, top: int = 10) -> GraphStats:
+        """Counts per label and relationship type, and the largest categories."""

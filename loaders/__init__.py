@@ -1,0 +1,1 @@
+"""Input formats and dataset adapters: everything that turns files into model records."""

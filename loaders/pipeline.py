@@ -1,0 +1,178 @@
+"""Load a `Source` into a `GraphStore`: validate everything, then write everything.
+
+Every row is parsed and every reference checked (an event's product, a look's items, a
+category's parent...) against the store and the input itself; every problem is collected with
+its file, line and field, and if there is any, nothing is written.
+
+On the embedded store the whole load is one transaction (all or nothing, even on a crash),
+so checking and writing share one pass. Neo4j commits in batches of idempotent MERGEs, so
+its loads get a checking pass first, and an interrupted load is completed by running it again.
+
+Memory stays bounded by the number of ids (products, categories, looks, sessions), never
+by the number of events.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from ..graph.model import RECORD_KINDS
+from ..graph.store import GraphStore
+from .source import LoadError, LoadProblem, Source
+
+MAX_REPORTED = 50
+
+
+@dataclass
+class LoadReport:
+    source: str
+    rows: dict[str, int] = field(default_factory=dict)
+    new_events: int = 0
+    seconds: float = 0.0
+    atomic: bool = True
+
+
+class _Checker:
+    """Reference checks over the whole input, plus what the store already has."""
+
+    def __init__(self, store: GraphStore):
+        self.store = store
+        self.problems: list[LoadProblem] = []
+        self.total_problems = 0
+        self.ids: dict[str, set[str]] = {}
+        self.seen: dict[str, set[str]] = {k: set() for k in RECORD_KINDS}
+        self.session_owner: dict[str, tuple[str | None, str, int]] = {}
+        self.category_parents: dict[str, tuple[str | None, str, int]] = {}
+
+    def known(self, kind: str) -> set[str]:
+        if kind not in self.ids:
+            self.ids[kind] = self.store.known_ids(kind)
+        return self.ids[kind]
+
+    def report(self, problem: LoadProblem) -> None:
+        self.total_problems += 1
+        if len(self.problems) < MAX_REPORTED:
+            self.problems.append(problem)
+
+    def check(self, kind: str, file: str, line: int, record) -> None:
+        key = (record.shopper_id, record.look_id) if kind == "saved_looks" else record.id
+        seen = self.seen[kind]
+        if key in seen:
+            field_name = "event_id" if kind == "events" else "id"
+            return self.report(LoadProblem(file, line, field_name, f"duplicate id {key!r} in this input"))
+        seen.add(key)
+        getattr(self, f"_check_{kind}")(file, line, record)
+
+    def _check_categories(self, file, line, category) -> None:
+        self.category_parents[category.id] = (category.parent_id, file, line)
+        self.known("categories").add(category.id)
+
+    def _check_products(self, file, line, product) -> None:
+        if product.category_id is not None and product.category_id not in self.known("categories"):
+            self.report(LoadProblem(file, line, "category_id", f"unknown category {product.category_id!r}"))
+        self.known("products").add(product.id)
+
+    def _check_shoppers(self, file, line, shopper) -> None:
+        self.known("shoppers").add(shopper.id)
+
+    def _check_events(self, file, line, event) -> None:
+        if event.product_id not in self.known("products"):
+            self.report(LoadProblem(file, line, "product_id", f"unknown product {event.product_id!r}"))
+        owner = self.session_owner.get(event.session_id)
+        if owner is None:
+            self.session_owner[event.session_id] = (event.shopper_id, file, line)
+        elif owner[0] != event.shopper_id:
+            self.report(LoadProblem(file, line, "shopper_id",
+                                    f"session {event.session_id!r} belongs to {owner[0]!r} ({owner[1]}:{owner[2]})"))
+        if event.shopper_id is not None:
+            self.known("shoppers").add(event.shopper_id)
+
+    def _check_looks(self, file, line, look) -> None:
+        for pid in look.product_ids:
+            if pid not in self.known("products"):
+                self.report(LoadProblem(file, line, "product_ids", f"unknown product {pid!r}"))
+        if look.session_id is not None and look.session_id not in self.session_owner \
+                and look.session_id not in self.known("sessions"):
+            self.report(LoadProblem(file, line, "session_id", f"unknown session {look.session_id!r}"))
+        self.known("looks").add(look.id)
+
+    def _check_saved_looks(self, file, line, saved) -> None:
+        if saved.shopper_id not in self.known("shoppers"):
+            self.report(LoadProblem(file, line, "shopper_id", f"unknown shopper {saved.shopper_id!r}"))
+        if saved.look_id not in self.known("looks"):
+            self.report(LoadProblem(file, line, "look_id", f"unknown look {saved.look_id!r}"))
+
+    def finish(self) -> None:
+        """Checks that need the whole input: category parents, sessions' stored owners."""
+        categories = self.known("categories")
+        for cid, (parent, file, line) in self.category_parents.items():
+            if parent is not None and parent not in categories:
+                self.report(LoadProblem(file, line, "parent_id", f"unknown category {parent!r}"))
+        for cid, (parent, file, line) in self.category_parents.items():
+            visited, node = {cid}, parent
+            while node is not None and node in self.category_parents:
+                if node in visited:
+                    self.report(LoadProblem(file, line, "parent_id", f"category {cid!r} is its own ancestor"))
+                    break
+                visited.add(node)
+                node = self.category_parents[node][0]
+        stored = self.store.session_owners(self.session_owner)
+        for sid, owner in stored.items():
+            shopper, file, line = self.session_owner[sid]
+            if owner != shopper:
+                self.report(LoadProblem(file, line, "shopper_id", f"session {sid!r} already belongs to {owner!r} in the store"))
+
+
+def load(
+    source: Source,
+    store: GraphStore,
+    batch_size: int = 5_000,
+    progress: bool | None = None,
+) -> LoadReport:
+    """Load `source` into `store`, all or nothing. Raises `LoadError` listing the problems
+    (file, line, field, reason) if any row is bad; then nothing was written.
+
+    On an atomic store one pass checks and writes inside one transaction, rolled back on
+    any problem. A store that commits in batches gets a checking pass first that writes
+    nothing. `progress=None` shows progress bars only on a terminal."""
+    started = time.perf_counter()
+    show = sys.stderr.isatty() if progress is None else progress
+    if not store.atomic_loads:
+        _run(source, _Checker(store), None, batch_size, show, "check")
+    report = LoadReport(source.name, atomic=store.atomic_loads)
+    with store.bulk_load() as writer:
+        report.rows, report.new_events = _run(source, _Checker(store), writer, batch_size, show, "load")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run(source, checker: _Checker, writer, batch_size: int, show: bool, verb: str):
+    """One pass over every record kind: check each record, write batches if given a writer.
+    Raises `LoadError` at the end of the pass if anything was wrong."""
+    rows: dict[str, int] = {}
+    new_events = 0
+    for kind in RECORD_KINDS:
+        batch: list = []
+        n = 0
+        for item in tqdm(source.records(kind), desc=f"{verb} {kind}", unit=" rows", disable=not show, leave=False):
+            if isinstance(item, LoadProblem):
+                checker.report(item)
+                continue
+            checker.check(kind, *item)
+            n += 1
+            if writer is not None and not checker.total_problems:
+                batch.append(item[2])
+                if len(batch) >= batch_size:
+                    new_events += writer.write(kind, batch)
+                    batch = []
+        if batch and not checker.total_problems:
+            new_events += writer.write(kind, batch)
+        rows[kind] = n
+    checker.finish()
+    if checker.total_problems:
+        raise LoadError(checker.problems, checker.total_problems)
+    return rows, new_events
