@@ -10,7 +10,8 @@ import pytest
 from lookgraph.graph.sqlite_store import SQLiteGraphStore
 from lookgraph.loaders.demo import DemoSpec, write_demo_store
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The real datasets sit beside the checkout (../shared/data) unless LOOKGRAPH_DATA says otherwise.
+DATA = Path(os.environ.get("LOOKGRAPH_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 SMALL = DemoSpec(products=300, shoppers=40, events=2_000, seed=11)
 
 
