@@ -129,5 +129,83 @@ def stats(
         typer.echo(f"  {n:>8,}  {name}  [{cid}]")
 
 
+@app.command()
+def train(
+    store: StoreOption = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping may end sooner).")] = 30,
+    dim: Annotated[int, typer.Option(min=8, help="Embedding size (64 on Neo4j, its vector index's size).")] = 64,
+    batch_size: Annotated[int, typer.Option(min=16, help="Complement pairs per mini-batch.")] = 512,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed and data train the same model.")] = 7,
+    device: Annotated[str, typer.Option(help="auto (a GPU when present), cpu or cuda.")] = "auto",
+) -> None:
+    """Train LookGNN embeddings for every node, save a versioned artifact, write vectors back."""
+    from .embeddings.publish import train_and_publish
+    from .embeddings.train import TrainConfig
+
+    settings = Settings()
+    config = TrainConfig(dim=dim, epochs=epochs, batch_size=batch_size, seed=seed, device=device)
+    with _store(store) as graph:
+        try:
+            folder, result = train_and_publish(graph, settings.home, config, progress=sys.stderr.isatty())
+        except ValueError as err:
+            _fail(str(err))
+    metrics = result.vectors.meta["metrics"]
+    typer.echo(f"trained {metrics['epochs']} epochs in {metrics['train_seconds']:.1f}s "
+               f"({metrics['seconds_per_epoch']:.1f}s/epoch); validation NDCG@10 {metrics['val_ndcg@10']:.4f}; "
+               f"content weight {result.vectors.meta['content_weight']}")
+    typer.echo(f"artifact {folder}; embeddings written to the {graph.name} store")
+
+
+@app.command()
+def evaluate(
+    store: StoreOption = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated split seeds.")] = "0,1,2",
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] =
+        "popularity,co-occurrence,content-knn,bpr-mf,lightgcn,lookgnn",
+    epochs: Annotated[int, typer.Option(min=1, help="Most LookGNN epochs per seed.")] = 30,
+    out: Annotated[Path | None, typer.Option(help="Write OUT.md and OUT.json (default: print only).")] = None,
+) -> None:
+    """Every method on the same seeded splits: complete the look, shopper to product, session
+    next item, and beyond-accuracy figures; mean and standard deviation over the seeds."""
+    from .embeddings.evaluate import markdown_table, run, save
+    from .embeddings.export import export_graph
+    from .embeddings.train import TrainConfig
+
+    with _store(store) as graph:
+        exported = export_graph(graph)
+    try:
+        report = run(exported, tuple(int(s) for s in seeds.split(",")), TrainConfig(epochs=epochs),
+                     tuple(m.strip() for m in methods.split(",")), log=lambda line: typer.echo(line, err=True))
+    except (KeyError, ValueError) as err:
+        _fail(f"bad --seeds or --methods: {err}")
+    report["command"] = "lookgraph evaluate " + " ".join(sys.argv[2:])
+    if out is not None:
+        save(report, out)
+        typer.echo(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+    typer.echo(markdown_table(report))
+
+
+@app.command()
+def serve(
+    store: StoreOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the REST API (OpenAPI docs at /docs). Needs LOOKGRAPH_API_KEYS."""
+    import uvicorn
+
+    from .api.app import create_app
+    from .graph.stores import open_store
+
+    settings = Settings()
+    if store is not None:
+        settings = settings.model_copy(update={"store": store.value})
+    try:
+        api = create_app(settings, open_store(settings))
+    except (ValueError, OSError) as err:
+        _fail(str(err))
+    uvicorn.run(api, host=host, port=port, log_level="warning")
+
+
 if __name__ == "__main__":
     app()

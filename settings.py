@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     """FULL: an acknowledged write survives power loss, not only a killed process."""
     batch_size: int = Field(5_000, gt=0)
+    api_keys: str | None = None
+    """`key:scope,scope;key:scope` (see api/security.py); LOOKGRAPH_API_KEYS."""
+    max_body_bytes: int = Field(1_048_576, gt=0)
 
     neo4j_uri: str | None = Field(None, validation_alias=AliasChoices("NEO4J_URI", "neo4j_uri"))
     neo4j_user: str = Field("neo4j", validation_alias=AliasChoices("NEO4J_USER", "neo4j_user"))

@@ -28,3 +28,10 @@ CREATE INDEX interacted_event_id IF NOT EXISTS FOR ()-[r:INTERACTED]-() ON (r.ev
 
 // name: interacted_ts_index
 CREATE INDEX interacted_ts IF NOT EXISTS FOR ()-[r:INTERACTED]-() ON (r.ts);
+
+// Product embeddings written by `lookgraph train` (LookGNN, 64 dimensions by default) are
+// searchable by vector similarity; `db.index.vector.queryNodes('product_embedding', k, $v)`.
+// name: product_embedding_index
+CREATE VECTOR INDEX product_embedding IF NOT EXISTS
+FOR (p:Product) ON (p.embedding)
+OPTIONS {indexConfig: {`vector.dimensions`: 64, `vector.similarity_function`: 'cosine'}};

@@ -31,6 +31,11 @@ RELATIONSHIPS = (
     "SAVED",
 )
 
+OPERATIONAL_LABELS = ("Channel",)
+OPERATIONAL_RELATIONSHIPS = ("CONTACTED",)
+"""The outbound contact log, (:Shopper)-[:CONTACTED {ts}]->(:Channel): kept in the store and
+erased with the shopper, but not part of the graph that is counted, trained on or recommended."""
+
 EVENT_TYPES = ("view", "cart", "purchase", "dismiss")
 """Interaction types, weakest to strongest signal; `dismiss` is an explicit 'not for me'."""
 

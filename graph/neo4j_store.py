@@ -104,6 +104,26 @@ class Neo4jGraphStore(GraphStore):
             raise UnknownNode("Shopper", shopper_id)
         return dict(rows[0])
 
+    def write_embeddings(self, label, ids, vectors, model) -> None:
+        key = {"Product": "write_product_embeddings", "Shopper": "write_shopper_embeddings",
+               "Look": "write_look_embeddings"}[label]
+        ids = list(ids)
+        for start in range(0, len(ids), self.batch_size):
+            rows = [{"id": i, "vector": [float(x) for x in v]}
+                    for i, v in zip(ids[start : start + self.batch_size], vectors[start : start + self.batch_size])]
+            self._write(f"embeddings.{key}", rows=rows, model=model)
+
+    def read_embeddings(self, label, ids) -> dict[str, tuple[list[float], str]]:
+        rows = self._read("embeddings.read_embeddings", ids=list(ids), label=label)
+        return {r["id"]: (list(r["vector"]), r["model"]) for r in rows}
+
+    def record_contact(self, shopper_id, channel, ts) -> None:
+        if not self._write("contacts.record_contact", shopper_id=shopper_id, channel=channel, ts=ts):
+            raise UnknownNode("Shopper", shopper_id)
+
+    def contacts(self, shopper_id, since) -> list[tuple[str, float]]:
+        return [(r["channel"], r["ts"]) for r in self._read("contacts.contacts", shopper_id=shopper_id, since=since)]
+
     # -- reads -------------------------------------------------------------------------
     def known_ids(self, kind: str) -> set[str]:
         key = {"categories": "category_ids", "products": "product_ids", "shoppers": "shopper_ids",

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from .model import (
     EVENT_TYPES,
     Attribute,
@@ -96,6 +98,12 @@ CREATE TABLE IF NOT EXISTS saved_look (
     PRIMARY KEY (shopper_id, look_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS saved_look_look ON saved_look(look_id);
+CREATE TABLE IF NOT EXISTS contact (
+    shopper_id TEXT NOT NULL REFERENCES shopper(id) ON DELETE CASCADE,
+    channel TEXT NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS contact_shopper ON contact(shopper_id, ts);
 CREATE TABLE IF NOT EXISTS node_embedding (
     label TEXT NOT NULL,
     node_id TEXT NOT NULL,
@@ -287,11 +295,46 @@ class SQLiteGraphStore(GraphStore):
                 f" OR (label = 'Session' AND node_id IN ({sessions}))",
                 (shopper_id, shopper_id),
             ).rowcount
+            removed["contacts"] = conn.execute("DELETE FROM contact WHERE shopper_id = ?", (shopper_id,)).rowcount
             removed["sessions"] = conn.execute(
                 "DELETE FROM session WHERE shopper_id = ?", (shopper_id,)
             ).rowcount
             removed["shoppers"] = conn.execute("DELETE FROM shopper WHERE id = ?", (shopper_id,)).rowcount
             return removed
+
+    def write_embeddings(self, label, ids, vectors, model) -> None:
+        rows = ((label, node_id, model, np.asarray(v, dtype=np.float32).tobytes()) for node_id, v in zip(ids, vectors))
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO node_embedding (label, node_id, model, vector) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(label, node_id) DO UPDATE SET model = excluded.model, vector = excluded.vector",
+                rows,
+            )
+
+    def read_embeddings(self, label, ids) -> dict[str, tuple[list[float], str]]:
+        out = {}
+        conn = self._conn()
+        ids = list(ids)
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for node_id, model, blob in conn.execute(
+                f"SELECT node_id, model, vector FROM node_embedding WHERE label = ? AND node_id IN ({marks})",
+                [label, *chunk],
+            ):
+                out[node_id] = (np.frombuffer(blob, dtype=np.float32).tolist(), model)
+        return out
+
+    def record_contact(self, shopper_id, channel, ts) -> None:
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM shopper WHERE id = ?", (shopper_id,)).fetchone() is None:
+                raise UnknownNode("Shopper", shopper_id)
+            conn.execute("INSERT INTO contact (shopper_id, channel, ts) VALUES (?, ?, ?)", (shopper_id, channel, ts))
+
+    def contacts(self, shopper_id, since) -> list[tuple[str, float]]:
+        return self._conn().execute(
+            "SELECT channel, ts FROM contact WHERE shopper_id = ? AND ts >= ? ORDER BY ts", (shopper_id, since)
+        ).fetchall()
 
     # -- reads -------------------------------------------------------------------------
     def known_ids(self, kind: str) -> set[str]:

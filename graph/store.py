@@ -68,6 +68,23 @@ class GraphStore(abc.ABC):
         """Erase the shopper and every trace of their personal data (sessions, events,
         saved looks, embeddings). Returns what was removed, by kind."""
 
+    @abc.abstractmethod
+    def write_embeddings(self, label: str, ids: Sequence[str], vectors, model: str) -> None:
+        """Store one vector per node of `label` (Product, Shopper or Look), replacing any
+        earlier one, tagged with the artifact version `model`."""
+
+    @abc.abstractmethod
+    def read_embeddings(self, label: str, ids: Iterable[str]) -> dict[str, tuple[list[float], str]]:
+        """The stored (vector, model version) of each node of `ids` that has one."""
+
+    @abc.abstractmethod
+    def record_contact(self, shopper_id: str, channel: str, ts: float) -> None:
+        """Log an outbound contact (email, push...) of a shopper; erased with the shopper."""
+
+    @abc.abstractmethod
+    def contacts(self, shopper_id: str, since: float) -> list[tuple[str, float]]:
+        """(channel, time) of the shopper's contacts at or after `since`, oldest first."""
+
     # -- reads -------------------------------------------------------------------------
     @abc.abstractmethod
     def known_ids(self, kind: str) -> set[str]:

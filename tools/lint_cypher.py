@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from lookgraph.graph.cypher import Statement, cypher_folder, parse_file
-from lookgraph.graph.model import LABELS, RELATIONSHIPS
+from lookgraph.graph.model import LABELS, OPERATIONAL_LABELS, OPERATIONAL_RELATIONSHIPS, RELATIONSHIPS
 
 LINTER = Path(__file__).resolve().parent / "cypher-lint" / "lint.mjs"
 
@@ -29,7 +29,8 @@ def lint(statements: list[Statement]) -> list[dict]:
     payload = {
         "statements": [{"key": f"{s.file}:{s.name}", "text": s.text, "parameters": s.parameters, "line": s.line}
                        for s in statements],
-        "schema": {"labels": list(LABELS), "relationshipTypes": list(RELATIONSHIPS)},
+        "schema": {"labels": [*LABELS, *OPERATIONAL_LABELS],
+                   "relationshipTypes": [*RELATIONSHIPS, *OPERATIONAL_RELATIONSHIPS]},
     }
     done = subprocess.run(["node", str(LINTER)], input=json.dumps(payload), capture_output=True, text=True,
                           cwd=LINTER.parent)

@@ -1,0 +1,69 @@
+"""Training benchmark: `lookgraph train` on BundleRec clothing and on the demo store at scale.
+
+    python benchmarks/train.py [--events 1000000] [--data ../shared/data]
+
+Each training runs `lookgraph train` in a child process (a fresh store is loaded first when
+needed) and reports wall time, seconds per epoch and the child's peak resident memory.
+Results go to benchmarks/results/train.json. Goal: BundleRec clothing trains in under 5
+minutes on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+from measure import RESULTS, ROOT, lookgraph, peak_rss_mib
+
+
+def trained(home: Path, *train_args: str) -> dict:
+    (seconds, out), peak = peak_rss_mib(lambda: lookgraph("train", *train_args, home=home))
+    version = (home / "models" / "LATEST").read_text().strip()
+    meta = json.loads((home / "models" / version / "model.json").read_text())
+    return {"wall_seconds": round(seconds, 1), "peak_rss_mib": round(peak), "epochs": meta["metrics"]["epochs"],
+            "seconds_per_epoch": round(meta["metrics"]["seconds_per_epoch"], 2),
+            "val_ndcg@10": round(meta["metrics"]["val_ndcg@10"], 4), "content_weight": meta["content_weight"],
+            "nodes": meta["nodes"], "output": out.strip()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--shoppers", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--demo-epochs", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lookgraph-bench")
+    args = parser.parse_args()
+    results: dict = {"command": "python benchmarks/train.py " + " ".join(sys.argv[1:]),
+                     "machine": {"python": platform.python_version(), "platform": platform.platform()}}
+
+    clothing = args.data / "bundlerec" / "clothing"
+    if clothing.is_dir():
+        home = args.work / "train-clothing"
+        if not (home / "graph.db").exists():
+            lookgraph("load", str(clothing), "--format", "bundlerec", home=home)
+        results["bundlerec_clothing"] = trained(home) | {"goal": "under 300 s"}
+    else:
+        results["bundlerec_clothing"] = f"skipped: {clothing} not found"
+
+    demo = args.work / f"demo-{args.products}-{args.shoppers}-{args.events}"
+    home = args.work / f"train-demo-{args.events}"
+    if not (home / "graph.db").exists():
+        if not (demo / "events.csv").exists():
+            lookgraph("demo-data", str(demo), "--products", str(args.products), "--shoppers", str(args.shoppers),
+                      "--events", str(args.events), "--seed", "7", home=home)
+        lookgraph("load", str(demo), home=home)
+    results["demo"] = trained(home, "--epochs", str(args.demo_epochs)) | {"events": args.events}
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "train.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

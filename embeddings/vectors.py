@@ -1,0 +1,131 @@
+"""The embedding artifact and the complement scoring every consumer uses.
+
+An artifact is a folder `<home>/models/<version>/`:
+
+    vectors.npz    product, shopper, look, category embeddings; category type vectors; gate bias;
+                   each product's leaf-category row; products' TF-IDF content tokens (CSR)
+    ids.json       node ids per type, in row order
+    model.json     version, model config, data fingerprint, content weight, metrics, training history
+    checkpoint.pt  the trained LookGNN's state dict (to resume or fine-tune)
+
+`<home>/models/LATEST` names the newest version. The API and the evaluation harness score
+with `LookVectors.complete()`, so what is measured is what is served.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SAME_CATEGORY_CAP = 4
+"""At most this many of a top-20 list may share a leaf category with the context."""
+
+
+def across_categories(scores: np.ndarray, categories: np.ndarray, context: np.ndarray,
+                      cap: int | None = SAME_CATEGORY_CAP) -> np.ndarray:
+    """Scores re-ordered so that at most `cap` items share a leaf category with the context:
+    the rest of those items move below every other product (their order kept)."""
+    if cap is None or not len(context):
+        return scores
+    context_categories = categories[context]
+    same = np.isin(categories, context_categories[context_categories >= 0]) & (categories >= 0)
+    same[context] = False
+    candidates = np.flatnonzero(same)
+    if len(candidates) <= cap:
+        return scores
+    demoted = candidates[np.argsort(-scores[candidates], kind="stable")[cap:]]
+    out = scores.astype(np.float64, copy=True)
+    out[demoted] -= (np.ptp(scores) + 1.0) * 2  # below everything, in the same relative order
+    return out
+
+
+@dataclass
+class LookVectors:
+    ids: dict[str, list[str]]
+    arrays: dict[str, np.ndarray]
+    meta: dict
+
+    # -- scoring -------------------------------------------------------------------------
+    @property
+    def product_category(self) -> np.ndarray:
+        """Leaf category row per product; the last row of `category_type` means none."""
+        return self.arrays["product_category"]
+
+    def content_rows(self, products: np.ndarray) -> np.ndarray:
+        """Dense TF-IDF rows of some products (only the tokens they use)."""
+        indptr, tokens, weights = self.arrays["content_indptr"], self.arrays["content_tokens"], self.arrays["content_weights"]
+        out = np.zeros((len(products), int(self.arrays["content_vocabulary"])), dtype=np.float32)
+        for row, p in enumerate(products):
+            out[row, tokens[indptr[p] : indptr[p + 1]]] = weights[indptr[p] : indptr[p + 1]]
+        return out
+
+    def content_scores(self, context: np.ndarray) -> np.ndarray:
+        """Cosine similarity of every product's content to the context's, summed."""
+        query = self.content_rows(context).sum(0)
+        indptr, tokens, weights = self.arrays["content_indptr"], self.arrays["content_tokens"], self.arrays["content_weights"]
+        per_token = weights * query[tokens]
+        return np.add.reduceat(np.append(per_token, 0), indptr[:-1]) * (np.diff(indptr) > 0)
+
+    def gnn_scores(self, context: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+        """LookGNN's category-gated complement score of every product (or of the rows `among`),
+        summed over the context."""
+        items, types, bias = self.arrays["product"], self.arrays["category_type"], self.arrays["gate_bias"]
+        item_types = types[self.product_category]
+        if among is not None:
+            items, item_types = items[among], item_types[among]
+        scores = np.zeros(len(items), dtype=np.float32)
+        for i in context:
+            gate = 1.0 / (1.0 + np.exp(-(item_types * types[self.product_category[i]] + bias)))
+            scores += (items * gate) @ self.arrays["product"][i]
+        return scores
+
+    def complete(self, context: np.ndarray, cap: int | None = SAME_CATEGORY_CAP,
+                 content_weight: float | None = None) -> np.ndarray:
+        """Every product's score for completing a look around `context` (product rows):
+        the standardised GNN complement score plus `content_weight` times the standardised
+        content match, then the cross-category cap. Context items themselves are not excluded."""
+        weight = self.meta.get("content_weight", 0.5) if content_weight is None else content_weight
+        scores = _standardise(self.gnn_scores(context))
+        if weight:
+            scores = scores + weight * _standardise(self.content_scores(context))
+        categories = np.where(self.product_category < len(self.arrays["category_type"]) - 1, self.product_category, -1)
+        return across_categories(scores, categories, context, cap)
+
+    def for_shopper(self, shopper: int | None, history: np.ndarray) -> np.ndarray:
+        """Every product's score for a shopper: what completes their history, plus their
+        learnt engagement when the shopper was seen in training (`shopper` row or None)."""
+        scores = np.zeros(len(self.arrays["product"]))
+        if len(history):
+            scores += self.complete(history, cap=None)
+        if shopper is not None:
+            scores += _standardise(self.arrays["product"] @ self.arrays["shopper"][shopper])
+        return scores
+
+    # -- files ---------------------------------------------------------------------------
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / "vectors.npz", **self.arrays)
+        (folder / "ids.json").write_text(json.dumps(self.ids))
+        (folder / "model.json").write_text(json.dumps(self.meta, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> LookVectors:
+        with np.load(folder / "vectors.npz") as data:
+            arrays = {k: data[k] for k in data.files}
+        return cls(json.loads((folder / "ids.json").read_text()), arrays,
+                   json.loads((folder / "model.json").read_text()))
+
+
+def _standardise(scores: np.ndarray) -> np.ndarray:
+    return (scores - scores.mean()) / (scores.std() + 1e-9)
+
+
+def latest_artifact(home: Path) -> Path:
+    pointer = home / "models" / "LATEST"
+    if not pointer.exists():
+        raise FileNotFoundError(f"no trained model in {home / 'models'}; run `lookgraph train` first")
+    return home / "models" / pointer.read_text().strip()

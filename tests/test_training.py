@@ -1,0 +1,103 @@
+"""LookGNN trains reproducibly, embeds cold items from their attributes, prefers complements,
+and publishes a versioned artifact whose vectors land back in the store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lookgraph.cli import app
+from lookgraph.embeddings.evaluate import make_split
+from lookgraph.embeddings.export import export_graph
+from lookgraph.embeddings.publish import train_and_publish
+from lookgraph.embeddings.train import TrainConfig, train
+from lookgraph.embeddings.vectors import LookVectors, latest_artifact
+from lookgraph.graph.model import Product
+from lookgraph.graph.sqlite_store import SQLiteGraphStore
+from lookgraph.loaders.demo import DemoSpec, write_demo_store
+from lookgraph.loaders.native import NativeSource
+from lookgraph.loaders.pipeline import load
+
+FAST = TrainConfig(dim=32, epochs=4, batch_size=256, seed=3)
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train")
+    write_demo_store(folder / "demo", DemoSpec(products=400, shoppers=60, events=6_000, seed=5))
+    store = SQLiteGraphStore(folder / "graph.db")
+    load(NativeSource(folder / "demo"), store)
+    # A product nobody has seen: a twin of p000200 by attributes and category.
+    twin = store.get("products", "p000200")
+    store.append_events([])  # no-op: appending nothing is fine
+    with store.bulk_load() as writer:
+        writer.write("products", [Product("cold-twin", twin.name, twin.category_id, twin.price, twin.attributes)])
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def trained(demo_store):
+    graph = export_graph(demo_store)
+    split = make_split(graph, 0, test_share=0.0, validation_share=0.2, shopper_share=0.0)
+    return graph, train(split.train, FAST, split.validation)
+
+
+def test_training_is_reproducible(demo_store, trained):
+    graph, first = trained
+    split = make_split(graph, 0, test_share=0.0, validation_share=0.2, shopper_share=0.0)
+    second = train(split.train, FAST, split.validation)
+    # Equal up to float summation order (threaded CPU kernels).
+    assert np.allclose(first.vectors.arrays["product"], second.vectors.arrays["product"], atol=1e-4)
+    assert np.allclose([e["loss"] for e in first.history], [e["loss"] for e in second.history], atol=1e-5)
+    assert first.history[-1]["loss"] < first.history[0]["loss"]
+
+
+def test_a_cold_product_is_embedded_from_its_attributes(trained):
+    graph, result = trained
+    vectors = result.vectors.arrays["product"]
+    index = graph.index("product")
+    cold, twin = vectors[index["cold-twin"]], vectors[index["p000200"]]
+    cosine = vectors @ cold / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(cold) + 1e-9)
+    assert np.linalg.norm(cold) > 0
+    assert cosine[index["p000200"]] > np.percentile(cosine, 95)
+    del twin
+
+
+def test_the_complement_score_prefers_other_categories(trained):
+    graph, result = trained
+    vectors = result.vectors
+    groups = np.array([cid.rsplit("/", 1)[0] if cid else "" for cid in
+                       (graph.ids["category"][c] if c >= 0 else None for c in graph.product_category)])
+    jeans = [i for i, c in enumerate(graph.product_category) if c >= 0 and graph.ids["category"][c].endswith("/jeans")]
+    same_group = []
+    for item in jeans[:15]:
+        scores = vectors.gnn_scores(np.array([item]))  # the learnt score alone: no content, no cap
+        scores[item] = -np.inf
+        top = np.argsort(-scores)[:20]
+        same_group.append(np.mean(groups[top] == groups[item]))
+    # Jeans are completed by tops, shoes, bags... not by more bottoms.
+    assert np.mean(same_group) < 0.25
+
+
+def test_publish_saves_a_versioned_artifact_and_writes_vectors_back(demo_store, tmp_path):
+    folder, result = train_and_publish(demo_store, tmp_path, TrainConfig(dim=16, epochs=2, seed=1))
+    assert latest_artifact(tmp_path) == folder
+    loaded = LookVectors.load(folder)
+    assert np.array_equal(loaded.arrays["product"], result.vectors.arrays["product"])
+    assert loaded.meta["fingerprint"] == export_graph(demo_store).fingerprint
+    assert {"config", "metrics", "history", "content_weight", "version"} <= set(loaded.meta)
+    assert (folder / "checkpoint.pt").exists()
+    stored = demo_store.read_embeddings("Product", ["p000001", "cold-twin"])
+    assert set(stored) == {"p000001", "cold-twin"}
+    vector, version = stored["p000001"]
+    assert version == loaded.meta["version"] and len(vector) == 16
+    row = loaded.ids["product"].index("p000001")
+    assert np.allclose(vector, loaded.arrays["product"][row])
+
+
+def test_train_command_reports_and_refuses_an_empty_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOKGRAPH_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["train", "--epochs", "1"])
+    assert result.exit_code == 2 and "no products" in result.output
