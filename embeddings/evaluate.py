@@ -150,38 +150,31 @@ def intra_list_diversity(top: np.ndarray, content) -> float:
 
 def evaluate_method(method, split: Split, content, category: np.ndarray) -> dict[str, float]:
     out: dict[str, float] = {}
-    tops, cross, diversity = [], [], []
-    if split.looks:
+    lists: list[tuple[np.ndarray, np.ndarray]] = []  # (top 20, context) of every context query
+
+    def rank_contexts(queries: list[Query]) -> np.ndarray:
         ranks = []
-        for query in split.looks:
+        for query in queries:
             scores = method.complete(query.context)
             ranks.append(rank_of(scores, query.target, query.context))
-            top = top_k(scores, query.context)
-            tops.append(top)
-            cross.append(cross_category_rate(top, query.context, category))
-            diversity.append(intra_list_diversity(top, content))
-        ranks = np.array(ranks)
+            lists.append((top_k(scores, query.context), query.context))
+        return np.array(ranks)
+
+    if split.looks:
+        ranks = rank_contexts(split.looks)
         out |= {"look_hr@10": hit_rate_at(ranks, 10), "look_hr@20": hit_rate_at(ranks, 20),
                 "look_ndcg@10": ndcg_at(ranks, 10), "look_mrr": float((1 / ranks).mean())}
     if split.shoppers:
         ranks = np.array([rank_of(method.for_shopper(s, q.context), q.target, q.context) for s, q in split.shoppers])
         out |= {"shopper_recall@20": hit_rate_at(ranks, 20), "shopper_ndcg@20": ndcg_at(ranks, 20)}
     if split.sessions:
-        ranks = []
-        for query in split.sessions:
-            scores = method.complete(query.context)
-            ranks.append(rank_of(scores, query.target, query.context))
-            top = top_k(scores, query.context)
-            tops.append(top)
-            cross.append(cross_category_rate(top, query.context, category))
-            diversity.append(intra_list_diversity(top, content))
-        ranks = np.array(ranks)
+        ranks = rank_contexts(split.sessions)
         out |= {"session_hr@20": hit_rate_at(ranks, 20),
                 "session_mrr@20": float(np.where(ranks <= 20, 1 / ranks, 0).mean())}
-    if tops:
-        out |= {"cross_category@20": float(np.mean(cross)),
-                "coverage@20": len(np.unique(np.concatenate(tops))) / len(category),
-                "diversity@20": float(np.mean(diversity))}
+    if lists:
+        out |= {"cross_category@20": float(np.mean([cross_category_rate(top, ctx, category) for top, ctx in lists])),
+                "coverage@20": len(np.unique(np.concatenate([top for top, _ in lists]))) / len(category),
+                "diversity@20": float(np.mean([intra_list_diversity(top, content) for top, _ in lists]))}
     return out
 
 

@@ -174,7 +174,7 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
 
         # -- 5. early stopping -----------------------------------------------------------------
         if validation:
-            vectors = _vectors(model, sampler, graph, device, product_category, content)
+            vectors = _vectors(model, sampler, graph, device, product_category, content, types=("product",))
             record["val_ndcg@10"] = score = validation_ndcg(vectors, validation, content_weight=0.0)
             if score > best_score:
                 best_score, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
@@ -202,12 +202,13 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
     return result
 
 
-def _vectors(model, sampler, graph: GraphExport, device, product_category, content) -> LookVectors:
-    arrays = embed_all(model, sampler, graph, device)
+def _vectors(model, sampler, graph: GraphExport, device, product_category, content,
+             types: tuple[str, ...] = ("product", "shopper", "look", "category")) -> LookVectors:
+    arrays = embed_all(model, sampler, graph, device, types=types)
     indptr, tokens, weights, vocabulary = content
     arrays |= {"product_category": product_category, "content_indptr": indptr, "content_tokens": tokens,
                "content_weights": weights, "content_vocabulary": np.array(vocabulary)}
-    ids = {t: graph.ids[t] for t in ("product", "shopper", "look", "category")}
+    ids = {t: graph.ids[t] for t in types}
     return LookVectors(ids, arrays, {"fingerprint": graph.fingerprint})
 
 

@@ -73,9 +73,10 @@ class LookVectors:
         """LookGNN's category-gated complement score of every product (or of the rows `among`),
         summed over the context."""
         items, types, bias = self.arrays["product"], self.arrays["category_type"], self.arrays["gate_bias"]
-        item_types = types[self.product_category]
+        categories = self.product_category
         if among is not None:
-            items, item_types = items[among], item_types[among]
+            items, categories = items[among], categories[among]
+        item_types = types[categories]
         scores = np.zeros(len(items), dtype=np.float32)
         for i in context:
             gate = 1.0 / (1.0 + np.exp(-(item_types * types[self.product_category[i]] + bias)))

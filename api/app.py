@@ -1,0 +1,223 @@
+"""The lookgraph REST API. Routes are thin: validate at the edge (`schemas.py`), check the key's
+scope (`security.py`), call the engine (`engine.py`) or the store, shape the answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import Body, Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from .. import __version__
+from ..embeddings.vectors import LookVectors, latest_artifact
+from ..graph.model import Attribute, Event, Look, Product
+from ..graph.store import GraphStore, UnknownNode
+from ..graph.stores import open_store
+from ..graph.traversal import build_index
+from ..settings import Settings
+from . import schemas
+from .engine import Ask, Engine, Recommendation
+from .policies import PolicyConfig
+from .security import BodyLimit, parse_keys, require
+
+log = logging.getLogger("lookgraph.api")
+
+DESCRIPTION = """
+Complementary items across categories for every shopper and moment, each with the graph path
+that explains it. Send every event to `POST /events`; the next recommendation reflects it.
+
+Authenticate with `X-API-Key: <key>`. Scopes: `read` (recommendations, looks), `events`
+(events, outbound picks), `admin` (products, looks, erasure; implies the others).
+"""
+
+
+def create_app(settings: Settings | None = None, store: GraphStore | None = None,
+               vectors: LookVectors | None | bool = True, clock=time.time) -> FastAPI:
+    """Build the app over `store` (default: the configured one). `vectors=True` loads the
+    latest artifact if there is one; None serves from the graph alone."""
+    settings = settings or Settings()
+    keys = parse_keys(settings.api_keys)
+    if not keys:
+        raise ValueError("set LOOKGRAPH_API_KEYS (e.g. 'a-long-random-key:read,events;another-long-key:admin')")
+    store = store or open_store(settings)
+    if vectors is True:
+        try:
+            vectors = LookVectors.load(latest_artifact(settings.home))
+        except FileNotFoundError:
+            log.warning("no trained model under %s: serving from graph paths alone", settings.home)
+            vectors = None
+    engine = Engine(store, build_index(store), vectors or None, PolicyConfig(), clock)
+    model = vectors.meta.get("version") if vectors else None
+
+    app = FastAPI(title="lookgraph", version=__version__, description=DESCRIPTION)
+    app.state.api_keys = keys
+    app.state.engine = engine
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    registry = CollectorRegistry()
+    requests = Counter("lookgraph_requests_total", "HTTP requests", ["route", "status"], registry=registry)
+    latency = Histogram("lookgraph_request_seconds", "Request latency", ["route"], registry=registry,
+                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+    events_in = Counter("lookgraph_events_total", "Events received", ["new"], registry=registry)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = route.path if route is not None else "unmatched"
+        requests.labels(name, str(response.status_code)).inc()
+        latency.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(UnknownNode)
+    async def unknown(_: Request, err: UnknownNode):
+        return JSONResponse({"detail": str(err)}, status_code=404)
+
+    read, write_events, admin = Depends(require("read")), Depends(require("events")), Depends(require("admin"))
+    # Recommendation routes are `async def`: they are CPU-bound for a few milliseconds, and running
+    # them one at a time on the event loop beats threads contending for the GIL. Routes that wait
+    # on disk (event appends fsync) stay plain `def` and run in the threadpool.
+
+    def out(items: list[Recommendation]) -> schemas.Recommendations:
+        return schemas.Recommendations(items=[schemas.RecommendationOut(
+            product_id=r.product_id, name=r.name, category=r.category, score=r.score, exploration=r.exploration,
+            reason=r.paths[0].sentence if r.paths else "", paths=[schemas.PathOut(
+                nodes=[schemas.StepOut(**s.__dict__) for s in p.nodes], relationships=p.relationships,
+                sentence=p.sentence) for p in r.paths]) for r in items], model=model)
+
+    def invalid(location: list, message: str) -> RequestValidationError:
+        return RequestValidationError([{"type": "value_error", "loc": ["body", *location], "msg": message, "input": None}])
+
+    @app.post("/events", response_model=schemas.EventsAccepted, dependencies=[write_events], tags=["events"])
+    def post_events(body: Annotated[schemas.EventIn | schemas.EventBatch, Body()]) -> schemas.EventsAccepted:
+        """One event or a batch (`{"events": [...]}`, at most 1,000). Idempotent by `event_id`."""
+        batch, prefix = (body.events, ["events"]) if isinstance(body, schemas.EventBatch) else ([body], [])
+        now = clock()
+        owners = store.session_owners({e.session_id for e in batch})
+        events = []
+        for i, e in enumerate(batch):
+            where = [*prefix, i] if prefix else []
+            try:
+                engine.index.product(store, e.product_id)
+            except UnknownNode:
+                raise invalid([*where, "product_id"], f"unknown product {e.product_id!r}") from None
+            owner = owners.setdefault(e.session_id, e.shopper_id)
+            if owner != e.shopper_id:
+                raise invalid([*where, "shopper_id"], f"session {e.session_id!r} belongs to {owner!r}")
+            ts = (e.ts if e.ts.tzinfo else e.ts.replace(tzinfo=timezone.utc)).timestamp() if e.ts else now
+            events.append(Event(e.event_id, e.session_id, e.product_id, e.type, ts, e.shopper_id, e.location, e.gift))
+        new = store.append_events(events)
+        events_in.labels("true").inc(new)
+        events_in.labels("false").inc(len(events) - new)
+        return schemas.EventsAccepted(accepted=len(events), new=new)
+
+    @app.get("/shoppers/{shopper_id}/recommendations", response_model=schemas.Recommendations,
+             dependencies=[read], tags=["recommendations"])
+    async def shopper_recommendations(
+        shopper_id: str,
+        k: Annotated[int, Query(ge=1, le=100)] = 20,
+        product_id: Annotated[str | None, Query(max_length=200, description="The item in view.")] = None,
+        location: Annotated[str | None, Query(max_length=200)] = None,
+        gift: Annotated[bool | None, Query(description="This session is shopping for someone else.")] = None,
+        session_id: Annotated[str | None, Query(max_length=200)] = None,
+        category: Annotated[list[str], Query(max_length=20, description="Only these categories (or below).")] = [],  # noqa: B006
+        same_category: Annotated[bool, Query(description="Allow items of the item in view's own category.")] = False,
+    ) -> schemas.Recommendations:
+        """Complementary items for a shopper now: their session, their taste, the item in view."""
+        ask = Ask(k, product_id, location, gift, tuple(category), same_category, session_id)
+        return out(engine.for_shopper(shopper_id, ask))
+
+    @app.get("/products/{product_id}/complete-the-look", response_model=schemas.Recommendations,
+             dependencies=[read], tags=["recommendations"])
+    async def complete_the_look(product_id: str, k: Annotated[int, Query(ge=1, le=100)] = 20,
+                          same_category: bool = False,
+                          category: Annotated[list[str], Query(max_length=20)] = []) -> schemas.Recommendations:  # noqa: B006
+        """What completes the look around a product, for anyone (no shopper needed)."""
+        return out(engine.complete_the_look(product_id, Ask(k, categories=tuple(category), same_category=same_category)))
+
+    @app.post("/sessions/{session_id}/recommendations", response_model=schemas.Recommendations,
+              dependencies=[read], tags=["recommendations"])
+    async def session_recommendations(session_id: str, body: schemas.SessionAsk) -> schemas.Recommendations:
+        """For an anonymous visitor: the session's events so far plus the items given."""
+        for i, pid in enumerate(body.items):
+            if pid not in engine.index.position:
+                try:
+                    engine.index.product(store, pid)
+                except UnknownNode:
+                    raise invalid(["items", i], f"unknown product {pid!r}") from None
+        ask = Ask(body.k, None, body.location, body.gift, tuple(body.categories), body.same_category,
+                  session_id, tuple(body.items))
+        return out(engine.for_session(session_id, ask))
+
+    @app.get("/looks/{look_id}", response_model=schemas.LookOut, dependencies=[read], tags=["catalogue"])
+    def get_look(look_id: str) -> schemas.LookOut:
+        look = store.get("looks", look_id)
+        return schemas.LookOut(id=look.id, name=look.name, product_ids=list(look.product_ids), session_id=look.session_id)
+
+    @app.post("/looks", response_model=schemas.LookOut, status_code=201, dependencies=[admin], tags=["catalogue"])
+    def post_look(body: schemas.LookIn) -> schemas.LookOut:
+        """A merchandiser's look: recommendable at once."""
+        for i, pid in enumerate(body.product_ids):
+            try:
+                engine.index.product(store, pid)
+            except UnknownNode:
+                raise invalid(["product_ids", i], f"unknown product {pid!r}") from None
+        if body.session_id is not None and not store.session_owners([body.session_id]):
+            raise invalid(["session_id"], f"unknown session {body.session_id!r}")
+        look = Look(body.id, body.name, tuple(body.product_ids), body.session_id)
+        with store.bulk_load() as writer:
+            writer.write("looks", [look])
+        engine.index.add_look(look)
+        return schemas.LookOut(**body.model_dump())
+
+    @app.post("/products", status_code=201, dependencies=[admin], tags=["catalogue"])
+    def post_product(body: schemas.ProductIn) -> dict:
+        """A new product: recommendable at once through its attributes and looks, before retraining."""
+        if body.category_id is not None and body.category_id not in engine.index.category_names:
+            raise invalid(["category_id"], f"unknown category {body.category_id!r}")
+        attributes = tuple(sorted({Attribute(kind.strip().lower(), v.strip())
+                                   for kind, values in body.attributes.items()
+                                   for v in (values if isinstance(values, list) else [values])}, key=lambda a: a.key))
+        product = Product(body.id, body.name, body.category_id, body.price, attributes)
+        with store.bulk_load() as writer:
+            writer.write("products", [product])
+        engine.index.add_product(product)
+        return {"id": product.id}
+
+    @app.delete("/shoppers/{shopper_id}", response_model=schemas.Erased, dependencies=[admin], tags=["shoppers"])
+    def erase_shopper(shopper_id: str) -> schemas.Erased:
+        """Erase every trace of the shopper's personal data (events, sessions, saved looks,
+        contact log, embeddings, and what this server remembers of them)."""
+        removed = store.delete_shopper(shopper_id)
+        engine.forget(shopper_id)
+        return schemas.Erased(shopper_id=shopper_id, removed=removed)
+
+    @app.post("/shoppers/{shopper_id}/outbound", response_model=schemas.OutboundOut, dependencies=[write_events],
+              tags=["shoppers"])
+    def outbound(shopper_id: str, channel: Annotated[str, Query(pattern="^(email|push|sms)$")] = "email",
+                 k: Annotated[int, Query(ge=1, le=20)] = 4) -> schemas.OutboundOut:
+        """Picks for an email or push, or `contact: false` while the shopper is capped or in a
+        quiet period (then nothing is logged)."""
+        decision = engine.outbound(shopper_id, channel, k)
+        retry = decision["retry_after"]
+        return schemas.OutboundOut(
+            contact=decision["contact"], reason=decision["reason"],
+            retry_after=datetime.fromtimestamp(retry, timezone.utc) if retry else None,
+            items=out(decision["items"]).items)
+
+    @app.get("/health", response_model=schemas.Health, tags=["operations"])
+    def health() -> schemas.Health:
+        return schemas.Health(status="ok", store=store.name, products=len(engine.index.product_ids), model=model)
+
+    @app.get("/metrics", tags=["operations"])
+    def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,241 @@
+"""The policies that keep personalization from its classic failures. Each is on by default,
+configurable through `PolicyConfig` (environment: `LOOKGRAPH_POLICY_*`), and tested in
+`tests/test_policies.py`.
+
+1. One-time purchases: after a purchase in a leaf category that buyers rarely buy again
+   (learned: `GraphIndex.repurchase`), that category is not recommended to that shopper;
+   consumables come back near their learned cycle, as a restock of what they bought.
+2. Seen is not wanted: what a shopper already interacted with is not recommended again;
+   items shown many times without engagement fade; a dismissal removes the item and lowers
+   the looks that contain it; items viewed again and again without a cart count less as taste.
+3. Shopping for someone else: a gift session, or one far from the shopper's profile, shapes
+   that session's recommendations but never the long-term profile.
+4. Travel: a session's location is context for that session only, and suggestions bound to a
+   location expire; the home location never moves.
+5. Variety: a share of the slots explores category groups outside the shopper's usual taste,
+   by Thompson sampling, seeded per shopper and day, so no two shoppers get the same list.
+6. Contact: outbound picks respect a per-shopper frequency cap and a quiet period.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..graph.model import Event
+from ..graph.traversal import GraphIndex
+
+DAY = 86_400.0
+
+
+class PolicyConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOOKGRAPH_POLICY_")
+
+    one_time_purchases: bool = True
+    one_time_rate: float = 0.1
+    """A leaf category whose buyers buy again less often than this is a one-time purchase."""
+    min_buyers: int = 3
+    consumable_rate: float = 0.3
+    """A leaf category whose buyers buy again at least this often is a consumable."""
+    restock_after: float = 0.75
+    restock_until: float = 2.0
+    """A consumable comes back between these shares of its learned cycle since the last purchase
+    (later than that, the shopper has moved on)."""
+    seen_is_not_wanted: bool = True
+    impressions_to_fade: int = 5
+    repeated_views: int = 3
+    gift_and_profile_shift: bool = True
+    travel: bool = True
+    location_ttl_hours: float = 24.0
+    explore_share: float = 0.2
+    contact_cap: int = 2
+    contact_window_days: float = 7.0
+    contact_quiet_hours: float = 24.0
+    session_gap_minutes: float = 30.0
+
+
+@dataclass
+class SessionView:
+    id: str
+    events: list[Event]
+    gift: bool = False
+    off_profile: bool = False
+    location: str | None = None
+
+    @property
+    def started(self) -> float:
+        return self.events[0].ts
+
+    @property
+    def ended(self) -> float:
+        return self.events[-1].ts
+
+
+@dataclass
+class ShopperState:
+    """What the engine knows of one shopper at one moment, read from their events."""
+
+    shopper_id: str | None
+    home: str | None
+    sessions: list[SessionView]
+    current: SessionView | None
+    profile_events: list[Event]
+    """Events of sessions that count for the long-term profile (not gifts, not off-profile)."""
+    interacted: set[str] = field(default_factory=set)
+    dismissed: set[str] = field(default_factory=set)
+    views_without_cart: Counter = field(default_factory=Counter)
+    purchases: list[Event] = field(default_factory=list)
+    profile_groups: Counter = field(default_factory=Counter)
+
+
+def shopper_state(shopper_id: str | None, home: str | None, events: list[Event], index: GraphIndex,
+                  config: PolicyConfig, now: float, session_id: str | None = None,
+                  gift: bool | None = None) -> ShopperState:
+    by_session: dict[str, list[Event]] = defaultdict(list)
+    for e in events:
+        by_session[e.session_id].append(e)
+    sessions = [SessionView(sid, evs, gift=any(e.gift for e in evs), location=evs[0].location)
+                for sid, evs in sorted(by_session.items(), key=lambda kv: kv[1][0].ts)]
+
+    # The current session: the one named, else the latest if it is still going on.
+    current = next((s for s in sessions if s.id == session_id), None)
+    if current is None and sessions and session_id is None and now - sessions[-1].ended <= config.session_gap_minutes * 60:
+        current = sessions[-1]
+    if current is not None and gift is not None:
+        current.gift = gift
+
+    groups_of = lambda s: {index.group(index.category[index.position[e.product_id]])  # noqa: E731
+                           for e in s.events if e.product_id in index.position} - {None}
+    if config.gift_and_profile_shift:
+        counts = Counter(g for s in sessions if not s.gift for g in groups_of(s))
+        for s in sessions:
+            others = counts - Counter(groups_of(s))
+            # Far from the profile: none of its groups appears in the shopper's other sessions.
+            s.off_profile = not s.gift and len(sessions) >= 4 and bool(groups_of(s)) and not (groups_of(s) & set(+others))
+    counted = [s for s in sessions if not (config.gift_and_profile_shift and (s.gift or s.off_profile))]
+    state = ShopperState(shopper_id, home or _usual_location(counted), sessions, current,
+                         [e for s in counted for e in s.events])
+    carted = set()
+    for e in events:
+        state.interacted.add(e.product_id)
+        if e.type == "dismiss":
+            state.dismissed.add(e.product_id)
+        elif e.type in ("cart", "purchase"):
+            carted.add(e.product_id)
+    # A purchase is the shopper's own unless the session says it was a gift: one-time purchases
+    # and restocks read every non-gift session, even one far from their usual taste.
+    state.purchases = [e for s in sessions if not s.gift for e in s.events if e.type == "purchase"]
+    for e in state.profile_events:
+        if e.type == "view" and e.product_id not in carted:
+            state.views_without_cart[e.product_id] += 1
+        if e.product_id in index.position:
+            state.profile_groups[index.group(index.category[index.position[e.product_id]])] += 1
+    return state
+
+
+def _usual_location(sessions: list[SessionView]) -> str | None:
+    """Where most of the shopper's own sessions start (travel never outvotes home)."""
+    counts = Counter(s.location for s in sessions if s.location)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+# -- 1. one-time purchases and restocks ---------------------------------------------------
+def owned_categories(state: ShopperState, index: GraphIndex, config: PolicyConfig, now: float) -> set[str]:
+    """Leaf categories not to recommend: one-time purchases made, consumables just restocked."""
+    if not config.one_time_purchases:
+        return set()
+    blocked = set()
+    for e in state.purchases:
+        leaf = index.category[index.position[e.product_id]] if e.product_id in index.position else None
+        stats = index.repurchase.get(leaf) if leaf else None
+        if stats is None or stats.buyers < config.min_buyers:
+            continue
+        if stats.rate < config.one_time_rate:
+            blocked.add(leaf)
+        elif stats.rate >= config.consumable_rate and stats.cycle_days \
+                and now - e.ts < config.restock_after * stats.cycle_days * DAY:
+            blocked.add(leaf)  # just restocked: not yet
+    return blocked
+
+
+def restocks(state: ShopperState, index: GraphIndex, config: PolicyConfig, now: float) -> list[tuple[str, float, float]]:
+    """(product id, days since bought, cycle days) for consumables due again."""
+    if not config.one_time_purchases:
+        return []
+    last: dict[str, float] = {}
+    for e in state.purchases:
+        last[e.product_id] = max(last.get(e.product_id, 0.0), e.ts)
+    due = []
+    for pid, ts in last.items():
+        leaf = index.category[index.position[pid]] if pid in index.position else None
+        stats = index.repurchase.get(leaf) if leaf else None
+        if stats and stats.buyers >= config.min_buyers and stats.rate >= config.consumable_rate and stats.cycle_days:
+            days = (now - ts) / DAY
+            if config.restock_after * stats.cycle_days <= days <= config.restock_until * stats.cycle_days:
+                due.append((pid, days, stats.cycle_days))
+    return due
+
+
+# -- 2. seen is not wanted ---------------------------------------------------------------
+def fade(product_id: str, state: ShopperState, impressions: int, config: PolicyConfig) -> float:
+    """Multiplier for a candidate: 1 unless shown again and again without engagement."""
+    if not config.seen_is_not_wanted or impressions < config.impressions_to_fade:
+        return 1.0
+    return 0.5 ** (impressions - config.impressions_to_fade + 1)
+
+
+def anchor_weight(product_id: str, state: ShopperState, config: PolicyConfig) -> float:
+    """How much an item the shopper touched says about their taste: viewed over and over
+    without a cart, less and less."""
+    views = state.views_without_cart.get(product_id, 0)
+    if not config.seen_is_not_wanted or views < config.repeated_views:
+        return 1.0
+    return 0.5 ** (views - config.repeated_views + 1)
+
+
+# -- 4. travel ----------------------------------------------------------------------------
+def trip_location(state: ShopperState, config: PolicyConfig, now: float, asked: str | None) -> str | None:
+    """The location that bounds this moment's suggestions: the one asked for, or the current
+    session's while it lasts (and at most `location_ttl_hours`) when it is away from home."""
+    if not config.travel:
+        return None
+    if asked:
+        return asked if asked != state.home else None
+    current = state.current
+    if current and current.location and current.location != state.home \
+            and now - current.started <= config.location_ttl_hours * 3600:
+        return current.location
+    return None
+
+
+# -- 5. variety ---------------------------------------------------------------------------
+def explore_groups(state: ShopperState, index: GraphIndex, slots: int, day: int, shown: Counter) -> list[str]:
+    """Thompson sampling over category groups the shopper does not usually buy: each group's
+    Beta(1 + crowd demand, 1 + times shown to this shopper) is sampled with a seed of the
+    shopper and the day, and the best draws win."""
+    if slots <= 0:
+        return []
+    seed = int(hashlib.sha256(f"{state.shopper_id}|{day}".encode()).hexdigest()[:12], 16)
+    rng = np.random.default_rng(seed)
+    usual = {g for g, _ in state.profile_groups.most_common(3)}
+    groups = [g for g in index.trending_by_group if g and g not in usual]
+    if not groups:
+        return []
+    demand = np.array([len(index.trending_by_group[g]) for g in groups], dtype=float)
+    draws = rng.beta(1 + demand / max(demand.max(), 1) * 10, 1 + np.array([shown[g] for g in groups]))
+    return [groups[i] for i in np.argsort(-draws)[:slots]]
+
+
+# -- 6. contact ---------------------------------------------------------------------------
+def contact_decision(contacts: list[float], config: PolicyConfig, now: float) -> tuple[bool, str, float | None]:
+    """(may contact, reason, when it may next) given the times of earlier contacts."""
+    window = [t for t in contacts if now - t < config.contact_window_days * DAY]
+    if contacts and now - max(contacts) < config.contact_quiet_hours * 3600:
+        return False, "quiet period", max(contacts) + config.contact_quiet_hours * 3600
+    if len(window) >= config.contact_cap:
+        return False, "frequency cap", sorted(window)[-config.contact_cap] + config.contact_window_days * DAY
+    return True, "ok", None

@@ -1,0 +1,134 @@
+"""Request and response models: everything that crosses the API's edge is validated here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Id = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")
+MAX_BATCH = 1_000
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(_In):
+    event_id: str = Id
+    session_id: str = Id
+    product_id: str = Id
+    type: Literal["view", "cart", "purchase", "dismiss"]
+    ts: datetime | None = Field(None, description="When it happened (ISO 8601; no offset means UTC); "
+                                                  "default: when received.")
+    shopper_id: str | None = Field(None, min_length=1, max_length=200, description="Absent for anonymous visitors.")
+    location: str | None = Field(None, max_length=200)
+    gift: bool = False
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "event_id": "web-7781", "session_id": "s-1029", "product_id": "p000042", "type": "view",
+        "shopper_id": "u000001", "location": "London", "gift": False}]})
+
+
+class EventBatch(_In):
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class EventsAccepted(BaseModel):
+    accepted: int
+    new: int = Field(description="Events not seen before (event ids make posting idempotent).")
+
+
+class ProductIn(_In):
+    id: str = Id
+    name: str = Field(min_length=1, max_length=500)
+    category_id: str | None = Field(None, min_length=1, max_length=200)
+    price: float | None = Field(None, ge=0)
+    attributes: dict[str, str | list[str]] = Field(default_factory=dict, max_length=100,
+                                                   description='e.g. {"style": "casual", "colour": ["blue"]}')
+
+    @field_validator("attributes")
+    @classmethod
+    def _non_blank(cls, value: dict) -> dict:
+        for kind, values in value.items():
+            for v in values if isinstance(values, list) else [values]:
+                if not kind.strip() or not v.strip():
+                    raise ValueError("attribute kinds and values must be non-blank")
+        return value
+
+
+class LookIn(_In):
+    id: str = Id
+    name: str = Field(min_length=1, max_length=500)
+    product_ids: list[str] = Field(min_length=1, max_length=50)
+    session_id: str | None = None
+
+    @field_validator("product_ids")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a product appears twice in the look")
+        return value
+
+
+class LookOut(BaseModel):
+    id: str
+    name: str
+    product_ids: list[str]
+    session_id: str | None = None
+
+
+class SessionAsk(_In):
+    items: list[str] = Field(default_factory=list, max_length=50, description="Items in view or in the bag.")
+    k: int = Field(20, ge=1, le=100)
+    location: str | None = Field(None, max_length=200)
+    gift: bool | None = None
+    categories: list[str] = Field(default_factory=list, max_length=20)
+    same_category: bool = False
+
+
+class StepOut(BaseModel):
+    label: str
+    id: str
+    name: str
+
+
+class PathOut(BaseModel):
+    nodes: list[StepOut]
+    relationships: list[str]
+    sentence: str
+
+
+class RecommendationOut(BaseModel):
+    product_id: str
+    name: str
+    category: str | None
+    score: float
+    exploration: bool = Field(description="Picked to explore beyond the usual taste.")
+    reason: str
+    paths: list[PathOut]
+
+
+class Recommendations(BaseModel):
+    items: list[RecommendationOut]
+    model: str | None = Field(description="Version of the embedding artifact used, if any.")
+
+
+class OutboundOut(BaseModel):
+    contact: bool
+    reason: str
+    retry_after: datetime | None = None
+    items: list[RecommendationOut] = []
+
+
+class Erased(BaseModel):
+    shopper_id: str
+    removed: dict[str, int]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    store: str
+    products: int
+    model: str | None

@@ -1,0 +1,165 @@
+"""The REST API as a storefront uses it."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import pytest
+
+from lookgraph.api.app import create_app
+from lookgraph.settings import Settings
+
+from .scenario import NOW, Clock, build
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+READ, EVENTS, ADMIN = "read-key-0123456789abcdef", "events-key-0123456789abcdef", "admin-key-0123456789abcdef"
+KEYS = f"{READ}:read;{EVENTS}:events;{ADMIN}:admin"
+
+
+@pytest.fixture
+def api(tmp_path):
+    store = build(tmp_path)
+    settings = Settings(home=tmp_path / "home", api_keys=KEYS, max_body_bytes=200_000)
+    client = TestClient(create_app(settings, store, vectors=None, clock=Clock()))
+    yield client, store
+    store.close()
+
+
+def as_(key):
+    return {"X-API-Key": key}
+
+
+def test_keys_and_scopes(api):
+    client, _ = api
+    assert client.get("/shoppers/ann/recommendations").status_code == 401
+    assert client.get("/shoppers/ann/recommendations", headers=as_("nope-0123456789abcdef")).status_code == 401
+    assert client.get("/shoppers/ann/recommendations", headers={"Authorization": f"Bearer {READ}"}).status_code == 200
+    assert client.post("/events", json={}, headers=as_(READ)).status_code == 403
+    assert client.delete("/shoppers/ann", headers=as_(EVENTS)).status_code == 403
+    assert client.get("/shoppers/ann/recommendations", headers=as_(ADMIN)).status_code == 200  # admin implies read
+
+
+def test_the_app_refuses_to_start_without_keys(tmp_path):
+    with pytest.raises(ValueError, match="LOOKGRAPH_API_KEYS"):
+        create_app(Settings(home=tmp_path, api_keys=None), build(tmp_path), vectors=None)
+
+
+def test_an_event_is_in_the_next_recommendation_with_its_reason(api):
+    client, store = api
+    event = {"event_id": "w1", "session_id": "ann-web", "product_id": "jeans-1", "type": "view",
+             "shopper_id": "ann", "location": "London"}
+    assert client.post("/events", json=event, headers=as_(EVENTS)).json() == {"accepted": 1, "new": 1}
+    assert client.post("/events", json=event, headers=as_(EVENTS)).json() == {"accepted": 1, "new": 0}
+    naive = {**event, "event_id": "w0", "ts": "2026-05-01T10:00:00"}
+    client.post("/events", json=naive, headers=as_(EVENTS))
+    assert store.events(session_id="ann-web")[0].ts == 1777629600.0  # no offset: UTC
+    body = client.get("/shoppers/ann/recommendations?k=3", headers=as_(READ)).json()
+    first = body["items"][0]
+    assert first["product_id"] in {"boots-1", "tote-1"}
+    assert first["reason"] == "goes with the Slim jeans you viewed in the look 'weekend denim'"
+    assert first["paths"][0]["relationships"] == ["INCLUDES", "INCLUDES"]
+    assert [n["label"] for n in first["paths"][0]["nodes"]] == ["Product", "Look", "Product"]
+
+
+def test_bad_events_are_422_with_the_field_at_fault_and_nothing_is_written(api):
+    client, store = api
+    batch = {"events": [
+        {"event_id": "b1", "session_id": "s-b", "product_id": "jeans-1", "type": "view", "shopper_id": "bob"},
+        {"event_id": "b2", "session_id": "s-b", "product_id": "ghost", "type": "view", "shopper_id": "bob"},
+    ]}
+    response = client.post("/events", json=batch, headers=as_(EVENTS))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "events", 1, "product_id"]
+    assert store.events(shopper_id="bob") == []
+    wrong_type = client.post("/events", json={**batch["events"][0], "type": "stare"}, headers=as_(EVENTS))
+    assert wrong_type.status_code == 422 and "type" in str(wrong_type.json()["detail"])
+    other_owner = client.post("/events", json={**batch["events"][0], "session_id": "ann-0"}, headers=as_(EVENTS))
+    assert other_owner.status_code == 422 and other_owner.json()["detail"][0]["loc"] == ["body", "shopper_id"]
+    too_many = {"events": [batch["events"][0]] * 1001}
+    assert client.post("/events", json=too_many, headers=as_(EVENTS)).status_code == 422
+    assert client.get("/shoppers/ann/recommendations?k=0", headers=as_(READ)).status_code == 422
+
+
+def test_huge_bodies_are_refused(api):
+    client, _ = api
+    huge = {"events": [{"event_id": "x" * 190, "session_id": "s", "product_id": "jeans-1", "type": "view"}] * 990}
+    assert client.post("/events", json=huge, headers=as_(EVENTS)).status_code == 413
+
+
+def test_a_new_product_and_a_new_look_are_recommendable_at_once(api):
+    client, _ = api
+    product = {"id": "scarf-1", "name": "Wool scarf", "category_id": "women/accessories/belts",
+               "attributes": {"style": "casual"}}
+    assert client.post("/products", json=product, headers=as_(ADMIN)).status_code == 201
+    recs = client.get("/products/jeans-1/complete-the-look?k=10", headers=as_(READ)).json()["items"]
+    scarf = next(r for r in recs if r["product_id"] == "scarf-1")
+    assert scarf["reason"] == "matches the casual style of the Slim jeans you are looking at"
+    look = {"id": "autumn", "name": "autumn layers", "product_ids": ["jeans-2", "scarf-1"]}
+    assert client.post("/looks", json=look, headers=as_(ADMIN)).status_code == 201
+    assert client.get("/looks/autumn", headers=as_(READ)).json()["product_ids"] == ["jeans-2", "scarf-1"]
+    recs = client.get("/products/jeans-2/complete-the-look?k=10", headers=as_(READ)).json()["items"]
+    assert any(p["sentence"].endswith("in the look 'autumn layers'") for r in recs for p in r["paths"])
+    bad = client.post("/looks", json={**look, "product_ids": ["jeans-2", "nope"]}, headers=as_(ADMIN))
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "product_ids", 1]
+
+
+def test_anonymous_sessions_and_unknown_things(api):
+    client, _ = api
+    body = client.post("/sessions/visitor-1/recommendations", json={"items": ["jeans-1"], "k": 3},
+                       headers=as_(READ)).json()
+    assert body["items"][0]["product_id"] in {"boots-1", "tote-1"}
+    assert client.get("/shoppers/nobody/recommendations", headers=as_(READ)).status_code == 404
+    assert client.get("/products/nothing/complete-the-look", headers=as_(READ)).status_code == 404
+    assert client.post("/sessions/v/recommendations", json={"items": ["nope"]}, headers=as_(READ)).status_code == 422
+
+
+def test_erasing_a_shopper_leaves_no_trace(api):
+    client, store = api
+    client.post("/events", json={"event_id": "e-ann", "session_id": "ann-x", "product_id": "tote-1",
+                                 "type": "purchase", "shopper_id": "ann"}, headers=as_(EVENTS))
+    client.post("/shoppers/ann/outbound", headers=as_(EVENTS))
+    removed = client.delete("/shoppers/ann", headers=as_(ADMIN)).json()["removed"]
+    assert removed["events"] == 5 and removed["contacts"] == 1 and removed["shoppers"] == 1
+    assert store.events(shopper_id="ann") == [] and store.contacts("ann", 0) == []
+    assert client.get("/shoppers/ann/recommendations", headers=as_(READ)).status_code == 404
+    assert client.delete("/shoppers/ann", headers=as_(ADMIN)).status_code == 404
+
+
+def test_outbound_says_do_not_contact_when_capped(api):
+    client, _ = api
+    assert client.post("/shoppers/ann/outbound?channel=email", headers=as_(EVENTS)).json()["contact"] is True
+    second = client.post("/shoppers/ann/outbound?channel=push", headers=as_(EVENTS)).json()
+    assert second["contact"] is False and second["reason"] == "quiet period" and second["retry_after"]
+
+
+def test_concurrent_writers_lose_no_event(api):
+    client, store = api
+
+    def post(worker):
+        for i in range(25):
+            client.post("/events", json={"event_id": f"c{worker}/{i}", "session_id": f"cc-{worker}",
+                                         "product_id": "boots-1", "type": "view", "shopper_id": "bob",
+                                         "ts": NOW + i}, headers=as_(EVENTS))
+
+    threads = [threading.Thread(target=post, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.events(shopper_id="bob")) == 200
+
+
+def test_health_metrics_and_openapi(api):
+    client, _ = api
+    assert client.get("/health").json()["status"] == "ok"
+    client.get("/shoppers/ann/recommendations", headers=as_(READ))
+    metrics = client.get("/metrics").text
+    assert 'lookgraph_requests_total{route="/shoppers/{shopper_id}/recommendations",status="200"}' in metrics
+    spec = client.get("/openapi.json").json()
+    assert {"/events", "/shoppers/{shopper_id}/recommendations", "/products/{product_id}/complete-the-look",
+            "/sessions/{session_id}/recommendations", "/looks", "/looks/{look_id}", "/products",
+            "/shoppers/{shopper_id}", "/shoppers/{shopper_id}/outbound", "/health", "/metrics"} <= set(spec["paths"])
