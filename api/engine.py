@@ -311,9 +311,10 @@ class Engine:
                     ["HAS_ATTRIBUTE", "HAS_ATTRIBUTE"], f"matches the {value} {kind} of the {self.index.names[a]} you {verb}")
 
     def _crowd_path(self, a: int, q: int, count: int) -> Path:
-        return Path([self._product_step(a), Step("Crowd", f"sessions with {self.index.product_ids[a]}", f"{count} shopping sessions"),
+        return Path([self._product_step(a), Step("Crowd", f"sessions with {self.index.product_ids[a]}", f"{count} shopping session{'s' if count != 1 else ''}"),
                      self._product_step(q)], ["INTERACTED", "INTERACTED"],
-                    f"shoppers who looked at the {self.index.names[a]} also looked at this ({count} sessions)")
+                    f"shoppers who looked at the {self.index.names[a]} also looked at this "
+                    f"({count} session{'s' if count != 1 else ''})")
 
     def _embedding_path(self, a: int, q: int) -> Path:
         return Path([self._product_step(a), self._product_step(q)], ["COMPLEMENTS"],
