@@ -1,0 +1,24 @@
+// Neo4j Browser favourites about the catalogue. Set :param productId => 'p000500' first.
+
+// The looks around a product, with their other items and those items' categories.
+// name: looks_around_product
+MATCH path = (:Product {id: $productId})<-[:INCLUDES]-(:Look)-[:INCLUDES]->(:Product)-[:IN_CATEGORY]->(:Category)
+RETURN path
+LIMIT 100;
+
+// The complement map: which categories complete which, by how many looks combine them.
+// name: complement_map
+MATCH (l:Look)-[:INCLUDES]->(:Product)-[:IN_CATEGORY]->(a:Category),
+      (l)-[:INCLUDES]->(:Product)-[:IN_CATEGORY]->(b:Category)
+WHERE a.id < b.id
+RETURN a.name AS category, b.name AS completed_by, count(DISTINCT l) AS looks
+ORDER BY looks DESC
+LIMIT 50;
+
+// Products LookGNN places nearest to this one (needs `lookgraph train --store neo4j`).
+// name: embedding_neighbours
+MATCH (p:Product {id: $productId})
+CALL db.index.vector.queryNodes('product_embedding', 11, p.embedding) YIELD node, score
+WHERE node <> p
+RETURN node.id AS id, node.name AS name, score
+ORDER BY score DESC;
