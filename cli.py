@@ -129,6 +129,27 @@ def stats(
         typer.echo(f"  {n:>8,}  {name}  [{cid}]")
 
 
+class ExportFormat(str, Enum):
+    neo4j_admin = "neo4j-admin"
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="Folder to write the export into.")],
+    export_format: Annotated[ExportFormat, typer.Option("--format", help="neo4j-admin: CSV for the bulk importer.")] =
+        ExportFormat.neo4j_admin,
+    store: StoreOption = None,
+    database: Annotated[str, typer.Option(help="Database name in the generated import.sh.")] = "neo4j",
+) -> None:
+    """Export the whole graph for `neo4j-admin database import full` (with an import.sh)."""
+    from .graph.neo4j_admin import export_neo4j_admin
+
+    with _store(store) as graph:
+        counts = export_neo4j_admin(graph, out, database)
+    typer.echo(f"wrote {out}: " + ", ".join(f"{n:,} {name}" for name, n in counts.items()))
+    typer.echo(f"then: bash {out / 'import.sh'}")
+
+
 @app.command()
 def train(
     store: StoreOption = None,

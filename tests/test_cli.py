@@ -49,6 +49,32 @@ def test_neo4j_without_a_uri_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_every_command_has_help():
-    for command in ([], ["demo-data"], ["load"], ["stats"]):
+    for command in ([], ["demo-data"], ["load"], ["stats"], ["train"], ["evaluate"], ["serve"], ["export"]):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_neo4j_admin_export_has_importer_headers_and_consistent_ids(tmp_path, monkeypatch):
+    import csv
+
+    monkeypatch.setenv("LOOKGRAPH_HOME", str(tmp_path / "home"))
+    demo = tmp_path / "demo"
+    runner.invoke(app, ["demo-data", str(demo), "--products", "200", "--shoppers", "10", "--events", "300"])
+    runner.invoke(app, ["load", str(demo)])
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export", str(out), "--format", "neo4j-admin"])
+    assert result.exit_code == 0, result.output
+
+    def rows(name):
+        with open(out / f"{name}.csv", encoding="utf-8", newline="") as f:
+            return list(csv.reader(f))
+
+    products, interacted = rows("product"), rows("interacted")
+    assert products[0] == ["id:ID(Product)", "name", "price:float"] and len(products) == 201
+    assert interacted[0][:2] == [":START_ID(Session)", ":END_ID(Product)"] and len(interacted) == 301
+    ids = {label: {r[0] for r in rows(label.lower())[1:]} for label in ("Product", "Session", "Shopper", "Look", "Category")}
+    assert all(r[0] in ids["Session"] and r[1] in ids["Product"] for r in interacted[1:])
+    assert all(r[0] in ids["Look"] and r[1] in ids["Product"] for r in rows("includes")[1:])
+    assert all(r[0] in ids["Shopper"] and r[1] in ids["Session"] for r in rows("had_session")[1:])
+    script = (out / "import.sh").read_text()
+    assert "neo4j-admin database import full" in script and "--relationships=INTERACTED=interacted.csv" in script
