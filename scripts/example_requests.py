@@ -1,6 +1,6 @@
 """Example storefront calls against a running `lookgraph serve` (stdlib only).
 
-    python scripts/example_requests.py [--url http://127.0.0.1:8765] [--key KEY]
+    python scripts/example_requests.py [--url http://127.0.0.1:8765] [--key KEY] [--wait SECONDS]
 
 Shows a shopper's recommendations with their explanations, posts a view event, shows how the
 next answer changes, and completes the look around a product for an anonymous visitor.
@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import time
 import urllib.request
 
 
@@ -20,6 +22,19 @@ def call(url: str, key: str, method: str = "GET", body: dict | None = None) -> d
                                      headers={"X-API-Key": key, "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
+
+
+def wait_for(base: str, seconds: float) -> None:
+    """Wait until the server answers /health, or give up after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=1)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                sys.exit(f"the API at {base} did not come up within {seconds:.0f} s")
+            time.sleep(0.5)
 
 
 def show(title: str, answer: dict) -> None:
@@ -35,8 +50,11 @@ def main() -> None:
     parser.add_argument("--key", default=os.environ.get("LOOKGRAPH_EXAMPLE_KEY", ""))
     parser.add_argument("--shopper", default="u000007")
     parser.add_argument("--product", default="p000500")
+    parser.add_argument("--wait", type=float, default=0.0, help="Seconds to wait for the server to come up.")
     args = parser.parse_args()
     base = args.url.rstrip("/")
+    if args.wait:
+        wait_for(base, args.wait)
     show(f"GET /shoppers/{args.shopper}/recommendations?k=6",
          call(f"{base}/shoppers/{args.shopper}/recommendations?k=6", args.key))
     event = {"event_id": f"example-{args.shopper}-{args.product}", "session_id": f"example-{args.shopper}",

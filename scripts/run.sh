@@ -16,16 +16,5 @@ lookgraph train --epochs 10
 lookgraph serve --port "$port" &
 server=$!
 trap 'kill $server 2>/dev/null' EXIT
-python - "$port" <<'PY'
-import sys, time, urllib.request
-for _ in range(120):
-    try:
-        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=1)
-        break
-    except OSError:
-        time.sleep(0.5)
-else:
-    sys.exit("the API did not come up")
-PY
-echo "API on http://127.0.0.1:$port (OpenAPI docs at /docs)"
-python scripts/example_requests.py --url "http://127.0.0.1:$port"
+python scripts/example_requests.py --url "http://127.0.0.1:$port" --wait 60
+echo "API was on http://127.0.0.1:$port (OpenAPI docs at /docs)"
