@@ -18,7 +18,6 @@ from ..embeddings.vectors import LookVectors, latest_artifact
 from ..graph.model import Attribute, Event, Look, Product
 from ..graph.store import GraphStore, UnknownNode
 from ..graph.stores import open_store
-from ..graph.traversal import build_index
 from ..settings import Settings
 from . import schemas
 from .engine import Ask, Engine, Recommendation
@@ -51,7 +50,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         except FileNotFoundError:
             log.warning("no trained model under %s: serving from graph paths alone", settings.home)
             vectors = None
-    engine = Engine(store, build_index(store), vectors or None, PolicyConfig(), clock)
+    engine = Engine(store, store.traversal(vectors or None), vectors or None, PolicyConfig(), clock)
     model = vectors.meta.get("version") if vectors else None
 
     app = FastAPI(title="lookgraph", version=__version__, description=DESCRIPTION)
@@ -100,13 +99,12 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         batch, prefix = (body.events, ["events"]) if isinstance(body, schemas.EventBatch) else ([body], [])
         now = clock()
         owners = store.session_owners({e.session_id for e in batch})
+        known = engine.graph.cards({e.product_id for e in batch})
         events = []
         for i, e in enumerate(batch):
             where = [*prefix, i] if prefix else []
-            try:
-                engine.index.product(store, e.product_id)
-            except UnknownNode:
-                raise invalid([*where, "product_id"], f"unknown product {e.product_id!r}") from None
+            if e.product_id not in known:
+                raise invalid([*where, "product_id"], f"unknown product {e.product_id!r}")
             owner = owners.setdefault(e.session_id, e.shopper_id)
             if owner != e.shopper_id:
                 raise invalid([*where, "shopper_id"], f"session {e.session_id!r} belongs to {owner!r}")
@@ -145,12 +143,10 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
               dependencies=[read], tags=["recommendations"])
     async def session_recommendations(session_id: str, body: schemas.SessionAsk) -> schemas.Recommendations:
         """For an anonymous visitor: the session's events so far plus the items given."""
+        known = engine.graph.cards(body.items)
         for i, pid in enumerate(body.items):
-            if pid not in engine.index.position:
-                try:
-                    engine.index.product(store, pid)
-                except UnknownNode:
-                    raise invalid(["items", i], f"unknown product {pid!r}") from None
+            if pid not in known:
+                raise invalid(["items", i], f"unknown product {pid!r}")
         ask = Ask(body.k, None, body.location, body.gift, tuple(body.categories), body.same_category,
                   session_id, tuple(body.items))
         return out(engine.for_session(session_id, ask))
@@ -163,31 +159,33 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     @app.post("/looks", response_model=schemas.LookOut, status_code=201, dependencies=[admin], tags=["catalogue"])
     def post_look(body: schemas.LookIn) -> schemas.LookOut:
         """A merchandiser's look: recommendable at once."""
+        known = engine.graph.cards(body.product_ids)
         for i, pid in enumerate(body.product_ids):
-            try:
-                engine.index.product(store, pid)
-            except UnknownNode:
-                raise invalid(["product_ids", i], f"unknown product {pid!r}") from None
+            if pid not in known:
+                raise invalid(["product_ids", i], f"unknown product {pid!r}")
         if body.session_id is not None and not store.session_owners([body.session_id]):
             raise invalid(["session_id"], f"unknown session {body.session_id!r}")
         look = Look(body.id, body.name, tuple(body.product_ids), body.session_id)
         with store.bulk_load() as writer:
             writer.write("looks", [look])
-        engine.index.add_look(look)
+        engine.graph.look_added(look)
         return schemas.LookOut(**body.model_dump())
 
     @app.post("/products", status_code=201, dependencies=[admin], tags=["catalogue"])
     def post_product(body: schemas.ProductIn) -> dict:
         """A new product: recommendable at once through its attributes and looks, before retraining."""
-        if body.category_id is not None and body.category_id not in engine.index.category_names:
-            raise invalid(["category_id"], f"unknown category {body.category_id!r}")
+        if body.category_id is not None:
+            try:
+                store.get("categories", body.category_id)
+            except UnknownNode:
+                raise invalid(["category_id"], f"unknown category {body.category_id!r}") from None
         attributes = tuple(sorted({Attribute(kind.strip().lower(), v.strip())
                                    for kind, values in body.attributes.items()
                                    for v in (values if isinstance(values, list) else [values])}, key=lambda a: a.key))
         product = Product(body.id, body.name, body.category_id, body.price, attributes)
         with store.bulk_load() as writer:
             writer.write("products", [product])
-        engine.index.add_product(product)
+        engine.graph.product_added(product)
         return {"id": product.id}
 
     @app.delete("/shoppers/{shopper_id}", response_model=schemas.Erased, dependencies=[admin], tags=["shoppers"])
@@ -213,7 +211,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
 
     @app.get("/health", response_model=schemas.Health, tags=["operations"])
     def health() -> schemas.Health:
-        return schemas.Health(status="ok", store=store.name, products=len(engine.index.product_ids), model=model)
+        return schemas.Health(status="ok", store=store.name, products=engine.graph.product_count(), model=model)
 
     @app.get("/metrics", tags=["operations"])
     def metrics() -> Response:

@@ -3,8 +3,9 @@
 For a moment of a shopper (or an anonymous session, or a product page) it
 1. reads the shopper's events from the store (so the last event counts: read-your-writes) and
    applies the policies (`api/policies.py`) to decide what is context and what is profile;
-2. walks the graph from the anchors (the item in view, the current session's items, then the
-   profile's) to candidates, keeping every path: anchor -> Look -> other items of the look;
+2. walks the graph (`graph/traversal.py`: in memory for the embedded store, in Cypher inside
+   Neo4j) from the anchors (the item in view, the current session's items, then the profile's)
+   to candidates, keeping every path: anchor -> Look -> other items of the look;
    anchor -> style/occasion Attribute -> items in other categories; anchor -> the crowd's
    sessions -> items seen with it; anchor -> nearest items by LookGNN embedding; a trip's
    location -> what sells there; consumables due -> restock; and, for cold starts, trending;
@@ -26,8 +27,8 @@ import numpy as np
 
 from ..embeddings.vectors import LookVectors
 from ..graph.model import Event
-from ..graph.store import GraphStore
-from ..graph.traversal import GraphIndex
+from ..graph.store import GraphStore, UnknownNode
+from ..graph.traversal import ProductCard, Traversal
 from . import policies
 from .policies import PolicyConfig, ShopperState
 
@@ -86,9 +87,9 @@ class _Candidate:
 
 
 class Engine:
-    def __init__(self, store: GraphStore, index: GraphIndex, vectors: LookVectors | None = None,
+    def __init__(self, store: GraphStore, graph: Traversal, vectors: LookVectors | None = None,
                  config: PolicyConfig | None = None, clock=time.time):
-        self.store, self.index, self.vectors = store, index, vectors
+        self.store, self.graph, self.vectors = store, graph, vectors
         self.config = config or PolicyConfig()
         self.clock = clock
         self._impressions: OrderedDict[tuple[str, str], int] = OrderedDict()
@@ -101,26 +102,27 @@ class Engine:
         shopper = self.store.get("shoppers", shopper_id)  # raises UnknownNode
         now = self.clock()
         events = self.store.events(shopper_id=shopper_id, limit=HISTORY)
-        state = policies.shopper_state(shopper_id, shopper.home_location, events, self.index, self.config, now,
-                                       ask.session_id, ask.gift)
-        return self._recommend(state, self._anchors(state, ask), ask, now)
+        cards = self._known(events, [ask.product_id] if ask.product_id else [])
+        state = policies.shopper_state(shopper_id, shopper.home_location, events, cards, self.graph.categories,
+                                       self.config, now, ask.session_id, ask.gift)
+        return self._recommend(state, self._anchors(state, ask), ask, now, cards)
 
     def for_session(self, session_id: str, ask: Ask) -> list[Recommendation]:
         now = self.clock()
         events = self.store.events(session_id=session_id, limit=HISTORY)
+        cards = self._known(events, ask.items)
         extra = [Event(f"ask/{i}", session_id, pid, "view", now, None, ask.location, bool(ask.gift))
                  for i, pid in enumerate(ask.items)]
-        for pid in ask.items:
-            self.index.product(self.store, pid)  # raises UnknownNode for an unknown item
-        state = policies.shopper_state(None, None, events + extra, self.index, self.config, now, session_id, ask.gift)
-        return self._recommend(state, self._anchors(state, ask), ask, now)
+        state = policies.shopper_state(None, None, events + extra, cards, self.graph.categories, self.config, now,
+                                       session_id, ask.gift)
+        return self._recommend(state, self._anchors(state, ask), ask, now, cards)
 
     def complete_the_look(self, product_id: str, ask: Ask) -> list[Recommendation]:
         now = self.clock()
-        state = policies.shopper_state(None, None, [], self.index, self.config, now)
-        anchor = self.index.product(self.store, product_id)
+        cards = self._known([], [product_id])
+        state = policies.shopper_state(None, None, [], cards, self.graph.categories, self.config, now)
         ask = Ask(**{**ask.__dict__, "explore": False})
-        return self._recommend(state, [(anchor, 1.0, "context")], ask, now)
+        return self._recommend(state, {product_id: (1.0, VERBS["context"])}, ask, now, cards)
 
     def outbound(self, shopper_id: str, channel: str, k: int) -> dict:
         now = self.clock()
@@ -141,18 +143,26 @@ class Engine:
             for key in [key for key in self._impressions if key[0] == shopper_id]:
                 del self._impressions[key]
 
+    def _known(self, events: list[Event], asked) -> dict[str, ProductCard]:
+        """Cards of the products the events name and of those asked about; an asked product
+        that does not exist raises `UnknownNode`."""
+        cards = self.graph.cards([*asked, *(e.product_id for e in events)])
+        for pid in asked:
+            if pid not in cards:
+                raise UnknownNode("Product", pid)
+        return cards
+
     # -- anchors: where the walk starts ------------------------------------------------------
-    def _anchors(self, state: ShopperState, ask: Ask) -> list[tuple[int, float, str]]:
-        anchors: dict[int, tuple[float, str]] = {}
+    def _anchors(self, state: ShopperState, ask: Ask) -> dict[str, tuple[float, str]]:
+        """Up to 12 products the walk starts from: {product id: (weight, verb)}."""
+        anchors: dict[str, tuple[float, str]] = {}
 
         def add(pid: str, weight: float, verb: str) -> None:
-            if pid in self.index.position and pid not in state.dismissed:
-                p = self.index.position[pid]
-                if weight > anchors.get(p, (0.0, ""))[0]:
-                    anchors[p] = (weight, verb)
+            if pid not in state.dismissed and weight > anchors.get(pid, (0.0, ""))[0]:
+                anchors[pid] = (weight, VERBS.get(verb, verb))
 
         if ask.product_id:
-            add(self.index.product_ids[self.index.product(self.store, ask.product_id)], ANCHOR_WEIGHT["context"], "context")
+            add(ask.product_id, ANCHOR_WEIGHT["context"], "context")
         if state.current is not None:
             for e in state.current.events[-10:]:
                 add(e.product_id, ANCHOR_WEIGHT["session"] * policies.anchor_weight(e.product_id, state, self.config), e.type)
@@ -161,127 +171,121 @@ class Engine:
             for e in reversed(state.profile_events[-30:]):
                 if e.type in strength:
                     add(e.product_id, strength[e.type] * policies.anchor_weight(e.product_id, state, self.config), e.type)
-        ranked = sorted(anchors.items(), key=lambda kv: -kv[1][0])[:12]
-        return [(p, w, verb) for p, (w, verb) in ranked]
+        return dict(sorted(anchors.items(), key=lambda kv: -kv[1][0])[:12])
 
     # -- the walk, the ranking, the policies -------------------------------------------------
-    def _recommend(self, state: ShopperState, anchors, ask: Ask, now: float) -> list[Recommendation]:
-        ix = self.index
-        candidates: dict[int, _Candidate] = {}
+    def _recommend(self, state: ShopperState, anchors: dict[str, tuple[float, str]], ask: Ask, now: float,
+                   cards: dict[str, ProductCard]) -> list[Recommendation]:
+        anchors = {a: wv for a, wv in anchors.items() if a in cards}  # products since deleted are no anchors
+        tree, trending = self.graph.categories, self.graph.trending()
+        candidates: dict[str, _Candidate] = {}
 
-        def offer(p: int, kind: str, weight: float, build, *args) -> None:
-            c = candidates.setdefault(p, _Candidate())
+        def offer(pid: str, kind: str, weight: float, build, *args) -> None:
+            c = candidates.setdefault(pid, _Candidate())
             evidence = EVIDENCE[kind] * weight
             c.evidence += evidence
             c.paths.append((evidence, build, args))
 
-        for a, weight, verb in anchors:
-            self._walk_from(a, weight, VERBS.get(verb, verb), state, offer, ask.same_category)
-        self._embedding_neighbours(anchors, offer)
-        due = policies.restocks(state, ix, self.config, now)
+        self._walk(anchors, state, offer, ask.same_category, cards)
+        repurchase = self.graph.repurchase()
+        due = policies.restocks(state, cards, repurchase, self.config, now)
         for pid, days, cycle in due:
-            if pid in ix.position:
-                offer(ix.position[pid], "restock", 1.0, self._restock_path, state.shopper_id, ix.position[pid], days, cycle)
+            offer(pid, "restock", 1.0, self._restock_path, state.shopper_id, pid, days, cycle)
         trip = policies.trip_location(state, self.config, now, ask.location)
-        for p in ix.trending_by_location.get(trip, [])[:20] if trip else []:
-            offer(p, "trip", 1.0, self._trip_path, trip, p)
+        for card in trending.by_location.get(trip, [])[:20] if trip else []:
+            cards.setdefault(card.id, card)
+            offer(card.id, "trip", 1.0, self._trip_path, trip, card.id)
+        shown = self._shown_groups.get(state.shopper_id or "", Counter())
         if not candidates:  # a cold start: what is trending, groups ordered by this shopper's draw
-            shown = self._shown_groups.get(state.shopper_id or "", Counter())
-            ordered = policies.explore_groups(state, ix, len(ix.trending_by_group), int(now // policies.DAY), shown)
+            ordered = policies.explore_groups(state, trending, len(trending.by_group), int(now // policies.DAY), shown)
             for rank, group in enumerate(ordered):
-                for p in ix.trending_by_group[group][:5]:
-                    offer(p, "trending", 1.0 / (1 + rank), self._trending_path, group, p)
+                for card in trending.by_group[group][:5]:
+                    cards.setdefault(card.id, card)
+                    offer(card.id, "trending", 1.0 / (1 + rank), self._trending_path, group, card.id)
+        cards.update(self.graph.cards(pid for pid in candidates if pid not in cards))
 
-        restocked = {ix.position[pid] for pid, _, _ in due if pid in ix.position}
-        blocked = policies.owned_categories(state, ix, self.config, now)
-        anchor_leaves = {ix.category[a] for a, _, _ in anchors} - {None}
+        restocked = {pid for pid, _, _ in due}
+        blocked = policies.owned_categories(state, cards, repurchase, self.config, now)
+        anchor_leaves = {cards[a].category for a in anchors} - {None}
         keep = []
-        for p, c in candidates.items():
-            pid, leaf = ix.product_ids[p], ix.category[p]
-            if p not in restocked and (pid in state.interacted or (leaf in blocked)):
+        for pid in candidates:
+            card = cards.get(pid)
+            if card is None or pid in state.dismissed:
                 continue
-            if pid in state.dismissed or (not ask.same_category and leaf in anchor_leaves and p not in restocked):
+            if pid not in restocked and (pid in state.interacted or card.category in blocked
+                                         or (not ask.same_category and card.category in anchor_leaves)):
                 continue
-            if ask.categories and not self._in_categories(leaf, ask.categories):
+            if ask.categories and not tree.within(card.category, ask.categories):
                 continue
-            keep.append(p)
+            keep.append(pid)
         if not keep:
             return []
-        scores = np.array([math.log1p(candidates[p].evidence) for p in keep])
+        scores = np.array([math.log1p(candidates[pid].evidence) for pid in keep])
         gnn = self._gnn(anchors, keep)
         if gnn is not None:
             scores = scores + gnn
         if state.shopper_id:
-            scores = scores * np.array([policies.fade(ix.product_ids[p], state, self._impressions.get(
-                (state.shopper_id, ix.product_ids[p]), 0), self.config) for p in keep])
+            scores = scores * np.array([policies.fade(pid, state, self._impressions.get((state.shopper_id, pid), 0),
+                                                      self.config) for pid in keep])
         ranked = [keep[i] for i in np.argsort(-scores, kind="stable")]
         score_of = dict(zip(keep, scores.tolist()))
 
         explore = round(ask.k * self.config.explore_share) if ask.explore else 0
-        chosen = _fill_categories(ranked, ix, ask.k - explore)
-        picks = [(p, False) for p in chosen]
+        chosen = _fill_categories(ranked, cards, ask.k - explore)
+        picks = [(pid, False) for pid in chosen]
         if explore:
             taken = set(chosen)
-            shown = self._shown_groups.get(state.shopper_id or "", Counter())
-            for group in policies.explore_groups(state, ix, explore, int(now // policies.DAY), shown):
-                for p in ix.trending_by_group.get(group, []):
-                    pid = ix.product_ids[p]
-                    if p not in taken and pid not in state.interacted and ix.category[p] not in blocked:
-                        candidates.setdefault(p, _Candidate()).paths.append((0.0, self._trending_path, (group, p, True)))
-                        score_of.setdefault(p, 0.0)
-                        picks.append((p, True))
-                        taken.add(p)
+            for group in policies.explore_groups(state, trending, explore, int(now // policies.DAY), shown):
+                for card in trending.by_group.get(group, []):
+                    if card.id not in taken and card.id not in state.interacted and card.category not in blocked:
+                        cards.setdefault(card.id, card)
+                        candidates.setdefault(card.id, _Candidate()).paths.append((0.0, self._trending_path, (group, card.id, True)))
+                        score_of.setdefault(card.id, 0.0)
+                        picks.append((card.id, True))
+                        taken.add(card.id)
                         break
-            picks += [(p, False) for p in ranked if p not in taken][: ask.k - len(picks)]
-        self._remember(state, [p for p, _ in picks])
-        return [self._recommendation(p, score_of[p], candidates[p], exploring) for p, exploring in picks[: ask.k]]
+            picks += [(pid, False) for pid in ranked if pid not in taken][: ask.k - len(picks)]
+        picks = picks[: ask.k]
+        self._remember(state, [pid for pid, _ in picks], cards)
+        return [self._recommendation(cards, pid, score_of[pid], candidates[pid], exploring) for pid, exploring in picks]
 
-    def _walk_from(self, a: int, weight: float, verb: str, state: ShopperState, offer, same_category: bool) -> None:
-        ix = self.index
-        for look_id in ix.product_looks.get(a, [])[:10]:
-            look = ix.looks[look_id]
-            dismissed = any(pid in state.dismissed for pid in look.product_ids)
+    def _walk(self, anchors: dict[str, tuple[float, str]], state: ShopperState, offer, same_category: bool,
+              cards: dict[str, ProductCard]) -> None:
+        """The graph walks from every anchor at once: looks, shared attributes, the crowd, and
+        the LookGNN neighbours of the strongest anchors."""
+        ids = list(anchors)
+        if not ids:
+            return
+        for hit in self.graph.looks_with(ids, 10):
+            weight, verb = anchors[hit.anchor]
+            dismissed = any(pid in state.dismissed for pid in hit.product_ids)
             factor = 0.3 if dismissed else 1.0  # a dismissal lowers the looks that hold the item
-            for pid in look.product_ids:
-                q = ix.position.get(pid)
-                if q is not None and q != a:
-                    offer(q, "look", weight * factor, self._look_path, a, look, q, verb)
-        group = ix.group(ix.category[a])
-        for key in ix.product_attributes.get(a, []):
-            found = 0
-            for q in ix.attribute_products.get(key, [])[:80]:
-                if q != a and (same_category or ix.group(ix.category[q]) != group):
-                    offer(q, "attribute", weight, self._attribute_path, a, key, q, verb)
-                    found += 1
-                    if found == 8:
-                        break
-        for q, count in ix.crowd.get(a, [])[:20]:
-            offer(q, "crowd", weight * math.log1p(count), self._crowd_path, a, q, count)
+            for pid in hit.product_ids:
+                if pid != hit.anchor:
+                    offer(pid, "look", weight * factor, self._look_path, hit.anchor, hit.look_id, hit.look_name, pid, verb)
+        for hit in self.graph.shared_attributes(ids, 8, across_groups=not same_category):
+            weight, verb = anchors[hit.anchor]
+            cards.setdefault(hit.product.id, hit.product)
+            offer(hit.product.id, "attribute", weight, self._attribute_path, hit.anchor, hit.attribute, hit.product.id, verb)
+        for hit in self.graph.co_sessions(ids, 20):
+            weight, _ = anchors[hit.anchor]
+            offer(hit.product_id, "crowd", weight * math.log1p(hit.sessions), self._crowd_path, hit.anchor, hit.product_id, hit.sessions)
+        rows = [(r, a) for a in ids[:3] if (r := self._vector_row.get(a)) is not None]
+        if rows:
+            query = self.vectors.arrays["product"][[r for r, _ in rows]].sum(0)
+            first = rows[0][1]
+            for pid in self.graph.nearest(query, 50):
+                if pid != first:
+                    offer(pid, "embedding", 1.0, self._embedding_path, first, pid)
 
-    def _embedding_neighbours(self, anchors, offer) -> None:
-        if self.vectors is None or not anchors:
-            return
-        rows = [(self._vector_row.get(self.index.product_ids[a]), a) for a, _, _ in anchors[:3]]
-        rows = [(r, a) for r, a in rows if r is not None]
-        if not rows:
-            return
-        items = self.vectors.arrays["product"]
-        scores = items @ items[[r for r, _ in rows]].sum(0)
-        top = np.argpartition(-scores, min(50, len(scores) - 1))[:50]
-        a = rows[0][1]
-        for row in top:
-            q = self.index.position.get(self.vectors.ids["product"][row])
-            if q is not None and q != a:
-                offer(q, "embedding", 1.0, self._embedding_path, a, q)
-
-    def _gnn(self, anchors, keep: list[int]) -> np.ndarray | None:
+    def _gnn(self, anchors: dict[str, tuple[float, str]], keep: list[str]) -> np.ndarray | None:
         """Standardised LookGNN complement score of each candidate against the anchors."""
         if self.vectors is None:
             return None
-        context = np.array([r for a, _, _ in anchors if (r := self._vector_row.get(self.index.product_ids[a])) is not None])
-        rows = np.array([self._vector_row.get(self.index.product_ids[p], -1) for p in keep])
+        context = np.array([r for a in anchors if (r := self._vector_row.get(a)) is not None])
         if not len(context):
             return None
+        rows = np.array([self._vector_row.get(pid, -1) for pid in keep])
         known = rows >= 0
         raw = np.zeros(len(keep))
         raw[known] = self.vectors.gnn_scores(context, among=rows[known])
@@ -289,79 +293,73 @@ class Engine:
             raw[known] = (raw[known] - raw[known].mean()) / (raw[known].std() + 1e-9)
         return raw
 
-    # -- helpers ------------------------------------------------------------------------------
-    def _in_categories(self, leaf: str | None, wanted: tuple[str, ...]) -> bool:
-        while leaf is not None:
-            if leaf in wanted:
-                return True
-            leaf = self.index.parent.get(leaf)
-        return False
-
-    def _product_step(self, p: int) -> Step:
-        return Step("Product", self.index.product_ids[p], self.index.names[p])
-
     # -- paths, built only for the items returned --------------------------------------------
-    def _look_path(self, a: int, look, q: int, verb: str) -> Path:
-        return Path([self._product_step(a), Step("Look", look.id, look.name), self._product_step(q)],
-                    ["INCLUDES", "INCLUDES"], f"goes with the {self.index.names[a]} you {verb} in the look '{look.name}'")
+    @staticmethod
+    def _step(cards: dict[str, ProductCard], pid: str) -> Step:
+        return Step("Product", pid, cards[pid].name if pid in cards else pid)
 
-    def _attribute_path(self, a: int, key: str, q: int, verb: str) -> Path:
+    def _look_path(self, cards, a: str, look_id: str, look_name: str, q: str, verb: str) -> Path:
+        return Path([self._step(cards, a), Step("Look", look_id, look_name), self._step(cards, q)],
+                    ["INCLUDES", "INCLUDES"], f"goes with the {cards[a].name} you {verb} in the look '{look_name}'")
+
+    def _attribute_path(self, cards, a: str, key: str, q: str, verb: str) -> Path:
         kind, _, value = key.partition(":")
-        return Path([self._product_step(a), Step("Attribute", key, value), self._product_step(q)],
-                    ["HAS_ATTRIBUTE", "HAS_ATTRIBUTE"], f"matches the {value} {kind} of the {self.index.names[a]} you {verb}")
+        return Path([self._step(cards, a), Step("Attribute", key, value), self._step(cards, q)],
+                    ["HAS_ATTRIBUTE", "HAS_ATTRIBUTE"], f"matches the {value} {kind} of the {cards[a].name} you {verb}")
 
-    def _crowd_path(self, a: int, q: int, count: int) -> Path:
-        return Path([self._product_step(a), Step("Crowd", f"sessions with {self.index.product_ids[a]}", f"{count} shopping session{'s' if count != 1 else ''}"),
-                     self._product_step(q)], ["INTERACTED", "INTERACTED"],
-                    f"shoppers who looked at the {self.index.names[a]} also looked at this "
+    def _crowd_path(self, cards, a: str, q: str, count: int) -> Path:
+        sessions = f"{count} shopping session{'s' if count != 1 else ''}"
+        return Path([self._step(cards, a), Step("Crowd", f"sessions with {a}", sessions), self._step(cards, q)],
+                    ["INTERACTED", "INTERACTED"],
+                    f"shoppers who looked at the {cards[a].name} also looked at this "
                     f"({count} session{'s' if count != 1 else ''})")
 
-    def _embedding_path(self, a: int, q: int) -> Path:
-        return Path([self._product_step(a), self._product_step(q)], ["COMPLEMENTS"],
-                    f"LookGNN finds it completes looks with the {self.index.names[a]}")
+    def _embedding_path(self, cards, a: str, q: str) -> Path:
+        return Path([self._step(cards, a), self._step(cards, q)], ["COMPLEMENTS"],
+                    f"LookGNN finds it completes looks with the {cards[a].name}")
 
-    def _restock_path(self, shopper_id: str | None, p: int, days: float, cycle: float) -> Path:
-        return Path([Step("Shopper", shopper_id or "", shopper_id or ""), self._product_step(p)], ["INTERACTED"],
+    def _restock_path(self, cards, shopper_id: str | None, pid: str, days: float, cycle: float) -> Path:
+        return Path([Step("Shopper", shopper_id or "", shopper_id or ""), self._step(cards, pid)], ["INTERACTED"],
                     f"time to restock: you buy this about every {cycle:.0f} days, last {days:.0f} days ago")
 
-    def _trip_path(self, trip: str, p: int) -> Path:
-        return Path([Step("Crowd", f"sessions in {trip}", f"shoppers in {trip}"), self._product_step(p)],
+    def _trip_path(self, cards, trip: str, pid: str) -> Path:
+        return Path([Step("Crowd", f"sessions in {trip}", f"shoppers in {trip}"), self._step(cards, pid)],
                     ["INTERACTED"], f"popular with shoppers in {trip} right now")
 
-    def _trending_path(self, group: str, p: int, explore: bool = False) -> Path:
-        name = self.index.category_names.get(group, group)
+    def _trending_path(self, cards, group: str, pid: str, explore: bool = False) -> Path:
+        name = self.graph.categories.names.get(group, group)
         sentence = f"something different: trending in {name}" if explore else f"trending in {name}"
-        return Path([Step("Category", group, name), self._product_step(p)], ["IN_CATEGORY"], sentence)
+        return Path([Step("Category", group, name), self._step(cards, pid)], ["IN_CATEGORY"], sentence)
 
-    def _remember(self, state: ShopperState, shown: list[int]) -> None:
+    # -- helpers ------------------------------------------------------------------------------
+    def _remember(self, state: ShopperState, shown: list[str], cards: dict[str, ProductCard]) -> None:
         """Impressions per shopper and product (bounded), reset by any engagement."""
         if not state.shopper_id:
             return
         with self._lock:
             groups = self._shown_groups.setdefault(state.shopper_id, Counter())
-            for p in shown:
-                key = (state.shopper_id, self.index.product_ids[p])
-                self._impressions[key] = 0 if key[1] in state.interacted else self._impressions.get(key, 0) + 1
+            for pid in shown:
+                key = (state.shopper_id, pid)
+                self._impressions[key] = 0 if pid in state.interacted else self._impressions.get(key, 0) + 1
                 self._impressions.move_to_end(key)
-                groups[self.index.group(self.index.category[p])] += 1
+                groups[self.graph.categories.group(cards[pid].category)] += 1
             while len(self._impressions) > 1_000_000:
                 self._impressions.popitem(last=False)
 
-    def _recommendation(self, p: int, score: float, candidate: _Candidate, exploring: bool) -> Recommendation:
-        paths = [build(*args) for _, build, args in sorted(candidate.paths, key=lambda ep: -ep[0])[:2]]
-        return Recommendation(self.index.product_ids[p], self.index.names[p], self.index.category[p],
-                              round(float(score), 4), paths, exploring)
+    def _recommendation(self, cards, pid: str, score: float, candidate: _Candidate, exploring: bool) -> Recommendation:
+        paths = [build(cards, *args) for _, build, args in sorted(candidate.paths, key=lambda ep: -ep[0])[:2]]
+        card = cards[pid]
+        return Recommendation(pid, card.name, card.category, round(float(score), 4), paths, exploring)
 
 
-def _fill_categories(ranked: list[int], index: GraphIndex, k: int) -> list[int]:
+def _fill_categories(ranked: list[str], cards: dict[str, ProductCard], k: int) -> list[str]:
     """Best item of each leaf category first, in rank order; then the rest."""
     first, seen = [], set()
-    for p in ranked:
-        if index.category[p] not in seen:
-            seen.add(index.category[p])
-            first.append(p)
+    for pid in ranked:
+        if cards[pid].category not in seen:
+            seen.add(cards[pid].category)
+            first.append(pid)
             if len(first) == k:
                 return first
     chosen = set(first)
-    return first + [p for p in ranked if p not in chosen][: k - len(first)]
-
+    return first + [pid for pid in ranked if pid not in chosen][: k - len(first)]

@@ -3,7 +3,7 @@ configurable through `PolicyConfig` (environment: `LOOKGRAPH_POLICY_*`), and tes
 `tests/test_policies.py`.
 
 1. One-time purchases: after a purchase in a leaf category that buyers rarely buy again
-   (learned: `GraphIndex.repurchase`), that category is not recommended to that shopper;
+   (learned: `Traversal.repurchase()`), that category is not recommended to that shopper;
    consumables come back near their learned cycle, as a restock of what they bought.
 2. Seen is not wanted: what a shopper already interacted with is not recommended again;
    items shown many times without engagement fade; a dismissal removes the item and lowers
@@ -27,7 +27,7 @@ import numpy as np
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..graph.model import Event
-from ..graph.traversal import GraphIndex
+from ..graph.traversal import CategoryTree, ProductCard, Repurchase, Trending
 
 DAY = 86_400.0
 
@@ -92,9 +92,10 @@ class ShopperState:
     profile_groups: Counter = field(default_factory=Counter)
 
 
-def shopper_state(shopper_id: str | None, home: str | None, events: list[Event], index: GraphIndex,
-                  config: PolicyConfig, now: float, session_id: str | None = None,
+def shopper_state(shopper_id: str | None, home: str | None, events: list[Event], cards: dict[str, ProductCard],
+                  tree: CategoryTree, config: PolicyConfig, now: float, session_id: str | None = None,
                   gift: bool | None = None) -> ShopperState:
+    """`cards`: the card of every product the events name (products since deleted are left out)."""
     by_session: dict[str, list[Event]] = defaultdict(list)
     for e in events:
         by_session[e.session_id].append(e)
@@ -108,8 +109,8 @@ def shopper_state(shopper_id: str | None, home: str | None, events: list[Event],
     if current is not None and gift is not None:
         current.gift = gift
 
-    groups_of = lambda s: {index.group(index.category[index.position[e.product_id]])  # noqa: E731
-                           for e in s.events if e.product_id in index.position} - {None}
+    group_of = lambda pid: tree.group(cards[pid].category) if pid in cards else None  # noqa: E731
+    groups_of = lambda s: {group_of(e.product_id) for e in s.events} - {None}  # noqa: E731
     if config.gift_and_profile_shift:
         counts = Counter(g for s in sessions if not s.gift for g in groups_of(s))
         for s in sessions:
@@ -132,8 +133,8 @@ def shopper_state(shopper_id: str | None, home: str | None, events: list[Event],
     for e in state.profile_events:
         if e.type == "view" and e.product_id not in carted:
             state.views_without_cart[e.product_id] += 1
-        if e.product_id in index.position:
-            state.profile_groups[index.group(index.category[index.position[e.product_id]])] += 1
+        if e.product_id in cards:
+            state.profile_groups[group_of(e.product_id)] += 1
     return state
 
 
@@ -144,14 +145,15 @@ def _usual_location(sessions: list[SessionView]) -> str | None:
 
 
 # -- 1. one-time purchases and restocks ---------------------------------------------------
-def owned_categories(state: ShopperState, index: GraphIndex, config: PolicyConfig, now: float) -> set[str]:
+def owned_categories(state: ShopperState, cards: dict[str, ProductCard], repurchase: dict[str, Repurchase],
+                     config: PolicyConfig, now: float) -> set[str]:
     """Leaf categories not to recommend: one-time purchases made, consumables just restocked."""
     if not config.one_time_purchases:
         return set()
     blocked = set()
     for e in state.purchases:
-        leaf = index.category[index.position[e.product_id]] if e.product_id in index.position else None
-        stats = index.repurchase.get(leaf) if leaf else None
+        leaf = cards[e.product_id].category if e.product_id in cards else None
+        stats = repurchase.get(leaf) if leaf else None
         if stats is None or stats.buyers < config.min_buyers:
             continue
         if stats.rate < config.one_time_rate:
@@ -162,7 +164,8 @@ def owned_categories(state: ShopperState, index: GraphIndex, config: PolicyConfi
     return blocked
 
 
-def restocks(state: ShopperState, index: GraphIndex, config: PolicyConfig, now: float) -> list[tuple[str, float, float]]:
+def restocks(state: ShopperState, cards: dict[str, ProductCard], repurchase: dict[str, Repurchase],
+             config: PolicyConfig, now: float) -> list[tuple[str, float, float]]:
     """(product id, days since bought, cycle days) for consumables due again."""
     if not config.one_time_purchases:
         return []
@@ -171,8 +174,8 @@ def restocks(state: ShopperState, index: GraphIndex, config: PolicyConfig, now: 
         last[e.product_id] = max(last.get(e.product_id, 0.0), e.ts)
     due = []
     for pid, ts in last.items():
-        leaf = index.category[index.position[pid]] if pid in index.position else None
-        stats = index.repurchase.get(leaf) if leaf else None
+        leaf = cards[pid].category if pid in cards else None
+        stats = repurchase.get(leaf) if leaf else None
         if stats and stats.buyers >= config.min_buyers and stats.rate >= config.consumable_rate and stats.cycle_days:
             days = (now - ts) / DAY
             if config.restock_after * stats.cycle_days <= days <= config.restock_until * stats.cycle_days:
@@ -213,7 +216,7 @@ def trip_location(state: ShopperState, config: PolicyConfig, now: float, asked: 
 
 
 # -- 5. variety ---------------------------------------------------------------------------
-def explore_groups(state: ShopperState, index: GraphIndex, slots: int, day: int, shown: Counter) -> list[str]:
+def explore_groups(state: ShopperState, trending: Trending, slots: int, day: int, shown: Counter) -> list[str]:
     """Thompson sampling over category groups the shopper does not usually buy: each group's
     Beta(1 + crowd demand, 1 + times shown to this shopper) is sampled with a seed of the
     shopper and the day, and the best draws win."""
@@ -222,10 +225,10 @@ def explore_groups(state: ShopperState, index: GraphIndex, slots: int, day: int,
     seed = int(hashlib.sha256(f"{state.shopper_id}|{day}".encode()).hexdigest()[:12], 16)
     rng = np.random.default_rng(seed)
     usual = {g for g, _ in state.profile_groups.most_common(3)}
-    groups = [g for g in index.trending_by_group if g and g not in usual]
+    groups = sorted(g for g in trending.by_group if g and g not in usual)
     if not groups:
         return []
-    demand = np.array([len(index.trending_by_group[g]) for g in groups], dtype=float)
+    demand = np.array([len(trending.by_group[g]) for g in groups], dtype=float)
     draws = rng.beta(1 + demand / max(demand.max(), 1) * 10, 1 + np.array([shown[g] for g in groups]))
     return [groups[i] for i in np.argsort(-draws)[:slots]]
 

@@ -82,11 +82,10 @@ def engine_ratio(home: Path, shoppers: list[str]) -> dict:
     from lookgraph.api.engine import Ask, Engine
     from lookgraph.embeddings.vectors import LookVectors, latest_artifact
     from lookgraph.graph.sqlite_store import SQLiteGraphStore
-    from lookgraph.graph.traversal import build_index
 
     store = SQLiteGraphStore(home / "graph.db")
     vectors = LookVectors.load(latest_artifact(home))
-    engine = Engine(store, build_index(store), vectors)
+    engine = Engine(store, store.traversal(vectors), vectors)
     rows = {sid: i for i, sid in enumerate(vectors.ids["shopper"])}
     items = vectors.arrays["product"]
     engine_ms, bare_ms = [], []

@@ -125,6 +125,13 @@ class Neo4jGraphStore(GraphStore):
         return [(r["channel"], r["ts"]) for r in self._read("contacts.contacts", shopper_id=shopper_id, since=since)]
 
     # -- reads -------------------------------------------------------------------------
+    def traversal(self, vectors=None):
+        """Walks run in the database; nearest neighbours through the `product_embedding` vector
+        index over the embeddings `lookgraph train` wrote back (so `vectors` is not needed)."""
+        from .neo4j_traversal import CypherTraversal
+
+        return CypherTraversal(self)
+
     def known_ids(self, kind: str) -> set[str]:
         key = {"categories": "category_ids", "products": "product_ids", "shoppers": "shopper_ids",
                "looks": "look_ids", "sessions": "session_ids"}[kind]

@@ -86,6 +86,14 @@ class GraphStore(abc.ABC):
         """(channel, time) of the shopper's contacts at or after `since`, oldest first."""
 
     # -- reads -------------------------------------------------------------------------
+    def traversal(self, vectors=None):
+        """What the recommendation engine walks (`graph/traversal.py`). By default an index in
+        memory, streamed from this store; `vectors` (a `LookVectors`) answers nearest-neighbour
+        walks. A store that can walk in place (Neo4j) overrides this."""
+        from .memory_traversal import MemoryTraversal
+
+        return MemoryTraversal.build(self, vectors)
+
     @abc.abstractmethod
     def known_ids(self, kind: str) -> set[str]:
         """All ids of `kind` ("categories", "products", "shoppers", "looks", "sessions")."""

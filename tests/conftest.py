@@ -17,7 +17,7 @@ SMALL = DemoSpec(products=300, shoppers=40, events=2_000, seed=11)
 
 def _neo4j_store():
     if not os.environ.get("NEO4J_URI"):
-        pytest.skip("NEO4J_URI is not set: no Neo4j server to run the Neo4j store's contract tests against")
+        pytest.skip("NEO4J_URI is not set: no Neo4j server to run this test against the Neo4j store")
     from lookgraph.graph.neo4j_store import Neo4jGraphStore
     from lookgraph.settings import Settings
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from lookgraph.graph.model import Attribute, Category, Event, Look, Product, Shopper
 from lookgraph.graph.sqlite_store import SQLiteGraphStore
+from lookgraph.graph.store import GraphStore
 from lookgraph.loaders.native import NativeSource, NativeWriter
 from lookgraph.loaders.pipeline import load
 
@@ -77,7 +78,8 @@ def crowd_events() -> list[Event]:
     return events
 
 
-def build(tmp_path) -> SQLiteGraphStore:
+def build(tmp_path, store: GraphStore | None = None) -> GraphStore:
+    """The shop, loaded into `store` (an empty one) or into a new embedded store."""
     out = NativeWriter(tmp_path / "shop")
     out.write("categories", _categories())
     out.write("products", PRODUCTS)
@@ -85,6 +87,6 @@ def build(tmp_path) -> SQLiteGraphStore:
               + [Shopper(f"crowd-{i}", "London") for i in range(4)])
     out.write("events", crowd_events())
     out.write("looks", LOOKS)
-    store = SQLiteGraphStore(tmp_path / "graph.db")
+    store = store or SQLiteGraphStore(tmp_path / "graph.db")
     load(NativeSource(tmp_path / "shop"), store)
     return store

@@ -21,12 +21,12 @@ KEYS = f"{READ}:read;{EVENTS}:events;{ADMIN}:admin"
 
 
 @pytest.fixture
-def api(tmp_path):
-    store = build(tmp_path)
+def api(tmp_path, store):
+    """The API over the scenario shop in each store (Neo4j when NEO4J_URI is set)."""
+    build(tmp_path, store)
     settings = Settings(home=tmp_path / "home", api_keys=KEYS, max_body_bytes=200_000)
     client = TestClient(create_app(settings, store, vectors=None, clock=Clock()))
     yield client, store
-    store.close()
 
 
 def as_(key):

@@ -8,18 +8,17 @@ import pytest
 from lookgraph.api.engine import Ask, Engine
 from lookgraph.api.policies import PolicyConfig
 from lookgraph.graph.model import Event
-from lookgraph.graph.traversal import build_index
 
 from .scenario import DAY, NOW, Clock, build
 
 
 @pytest.fixture
-def shop(tmp_path):
-    store = build(tmp_path)
+def shop(tmp_path, store):
+    """The scenario shop in each store (Neo4j when NEO4J_URI is set): same engine, same answers."""
+    build(tmp_path, store)
     clock = Clock()
-    engine = Engine(store, build_index(store), None, PolicyConfig(explore_share=0.0), clock)
+    engine = Engine(store, store.traversal(), None, PolicyConfig(explore_share=0.0), clock)
     yield store, engine, clock
-    store.close()
 
 
 def ids(recommendations) -> list[str]:
@@ -124,7 +123,7 @@ def test_a_session_far_from_the_profile_counts_as_for_someone_else(shop):
 def test_travel_is_context_for_the_trip_only(shop):
     store, engine, clock = shop
     store.append_events([Event("p/1", "bob-paris", "tote-1", "purchase", NOW - 100, "bob", "Paris")])
-    engine.index = build_index(store)  # the crowd now knows what sells in Paris
+    engine.graph = store.traversal()  # the crowd now knows what sells in Paris
     store.append_events([event(1, "jeans-2", session="ann-paris", location="Paris")])
     trip = engine.for_shopper("ann", Ask(k=10))
     assert any("popular with shoppers in Paris" in p.sentence for r in trip for p in r.paths)
@@ -136,7 +135,7 @@ def test_travel_is_context_for_the_trip_only(shop):
 
 def test_exploration_gives_different_shoppers_different_picks(shop):
     store, _, clock = shop
-    engine = Engine(store, build_index(store), None, PolicyConfig(explore_share=0.3), clock)
+    engine = Engine(store, store.traversal(), None, PolicyConfig(explore_share=0.3), clock)
     explored = [r for r in engine.for_shopper("ann", Ask(k=10)) if r.exploration]
     assert explored and all("something different" in r.paths[0].sentence for r in explored)
     lists = {tuple(ids(engine.for_shopper(s, Ask(k=3)))) for s in ("bob", "cat", "crowd-0", "crowd-1", "crowd-2")}

@@ -1,0 +1,120 @@
+// The recommendation engine's walks, run inside Neo4j (graph/neo4j_traversal.py). Each takes a
+// batch of anchor products ($anchors) so that a request costs a few round trips, whatever its
+// number of anchors. Their in-memory twins are in graph/memory_traversal.py; both answer alike.
+
+// Name and leaf category of the products about to be ranked.
+// name: product_cards
+UNWIND $ids AS productId
+MATCH (p:Product {id: productId})
+OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
+RETURN p.id AS id, p.name AS name, c.id AS category_id;
+
+// anchor <-INCLUDES- Look -INCLUDES-> the look's items, in order (the anchor among them).
+// name: looks_with
+UNWIND $anchors AS anchorId
+MATCH (a:Product {id: anchorId})
+CALL (a) {
+  MATCH (a)<-[:INCLUDES]-(l:Look)
+  RETURN DISTINCT l
+  ORDER BY l.id
+  LIMIT $per_anchor
+}
+MATCH (l)-[i:INCLUDES]->(p:Product)
+WITH anchorId, l, p, i.position AS position
+ORDER BY anchorId, l.id, position
+RETURN anchorId AS anchor, l.id AS look_id, l.name AS look_name, collect(p.id) AS product_ids;
+
+// anchor -HAS_ATTRIBUTE-> style/occasion <-HAS_ATTRIBUTE- other products, most popular first
+// (popularity: the product's interactions other than dismissals).
+// name: shared_attributes
+UNWIND $anchors AS anchorId
+MATCH (a:Product {id: anchorId})-[:HAS_ATTRIBUTE]->(t:Attribute)
+WHERE t.kind IN $kinds
+CALL (a, t) {
+  MATCH (t)<-[:HAS_ATTRIBUTE]-(q:Product)
+  WHERE q <> a
+  WITH q, COUNT { (q)<-[r:INTERACTED]-(:Session) WHERE r.type <> 'dismiss' } AS popularity
+  ORDER BY popularity DESC, q.id
+  LIMIT $per_attribute
+  OPTIONAL MATCH (q)-[:IN_CATEGORY]->(c:Category)
+  RETURN q.id AS id, q.name AS name, c.id AS category_id, popularity
+}
+RETURN anchorId AS anchor, t.key AS attribute, id, name, category_id
+ORDER BY anchor, attribute, popularity DESC, id;
+
+// anchor <-INTERACTED- the crowd's sessions -INTERACTED-> other products, most sessions first.
+// Only the anchor's newest $scanned sessions are read, and sessions of more than
+// $max_session_items distinct products are skipped (they say little about what goes together).
+// name: co_sessions
+UNWIND $anchors AS anchorId
+MATCH (a:Product {id: anchorId})
+CALL (a) {
+  MATCH (a)<-[r:INTERACTED]-(s:Session)
+  WHERE r.type <> 'dismiss'
+  WITH DISTINCT s
+  ORDER BY s.started_at DESC, s.id
+  LIMIT $scanned
+  MATCH (s)-[r:INTERACTED]->(q:Product)
+  WHERE r.type <> 'dismiss'
+  WITH s, collect(DISTINCT q) AS items
+  WHERE size(items) <= $max_session_items
+  UNWIND items AS q
+  WITH q
+  WHERE q <> a
+  RETURN q.id AS productId, count(*) AS sessions
+  ORDER BY sessions DESC, productId
+  LIMIT $per_anchor
+}
+RETURN anchorId AS anchor, productId AS product_id, sessions;
+
+// Products nearest a LookGNN query vector, through the vector index of schema.cypher.
+// name: nearest_products
+CALL db.index.vector.queryNodes('product_embedding', $k, $vector) YIELD node, score
+RETURN node.id AS id, score
+ORDER BY score DESC, id;
+
+// The time of the newest event: trending is measured back from it.
+// name: latest_event_time
+MATCH (:Session)-[r:INTERACTED]->(:Product)
+WHERE r.ts IS NOT NULL
+RETURN r.ts AS ts
+ORDER BY ts DESC
+LIMIT 1;
+
+// Carts (2) and purchases (3) since $since, per product, best first.
+// name: trending_products
+MATCH (:Session)-[r:INTERACTED]->(p:Product)
+WHERE r.ts >= $since AND r.type IN ['cart', 'purchase']
+WITH p, sum(CASE r.type WHEN 'purchase' THEN 3 ELSE 2 END) AS weight
+ORDER BY weight DESC, p.id
+LIMIT $limit
+OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
+RETURN p.id AS id, p.name AS name, c.id AS category_id, weight;
+
+// The same per location of the event, the best $per_location of each.
+// name: trending_by_location
+MATCH (:Session)-[r:INTERACTED]->(p:Product)
+WHERE r.ts >= $since AND r.type IN ['cart', 'purchase'] AND r.location IS NOT NULL
+WITH r.location AS location, p, sum(CASE r.type WHEN 'purchase' THEN 3 ELSE 2 END) AS weight
+ORDER BY location, weight DESC, p.id
+WITH location, collect(p)[..$per_location] AS top
+UNWIND range(0, size(top) - 1) AS rank
+WITH location, rank, top[rank] AS p
+OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
+RETURN location, rank, p.id AS id, p.name AS name, c.id AS category_id;
+
+// Per leaf category: how many shoppers bought in it, how many bought again more than a day
+// after their previous purchase there, and every such gap in seconds (the cycle is its median).
+// name: repurchase
+MATCH (u:Shopper)-[:HAD_SESSION]->(:Session)-[r:INTERACTED]->(:Product)-[:IN_CATEGORY]->(c:Category)
+WHERE r.type = 'purchase'
+WITH c.id AS leaf, u, r.ts AS ts
+ORDER BY ts
+WITH leaf, u, collect(ts) AS times
+WITH leaf, [i IN range(1, size(times) - 1) WHERE times[i] - times[i - 1] > 86400 | times[i] - times[i - 1]] AS gaps
+WITH leaf, count(*) AS buyers, sum(CASE WHEN size(gaps) > 0 THEN 1 ELSE 0 END) AS repeatBuyers, collect(gaps) AS allGaps
+RETURN leaf, buyers, repeatBuyers AS repeat_buyers, reduce(acc = [], g IN allGaps | acc + g) AS gaps;
+
+// name: product_count
+MATCH (p:Product)
+RETURN count(p) AS products;

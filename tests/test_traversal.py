@@ -1,0 +1,110 @@
+"""The engine's walks (`Traversal`) answer alike in memory and in Neo4j (when NEO4J_URI is set),
+and the Cypher walks are given exactly the parameters their statements use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookgraph.graph.cypher import library
+from lookgraph.graph.model import Attribute, Look, Product
+from lookgraph.graph.neo4j_store import Neo4jGraphStore
+from lookgraph.graph.neo4j_traversal import CypherTraversal
+
+from .scenario import build
+
+
+@pytest.fixture
+def graph(tmp_path, store):
+    build(tmp_path, store)
+    return store, store.traversal()
+
+
+def test_looks_with_gives_each_look_of_an_anchor_with_its_items_in_order(graph):
+    _, walk = graph
+    hits = walk.looks_with(["jeans-1", "shirt-1", "seat-1"])
+    assert [(h.anchor, h.look_id, h.look_name, h.product_ids) for h in hits] == [
+        ("jeans-1", "weekend-denim", "weekend denim", ("jeans-1", "boots-1", "tote-1")),
+        ("shirt-1", "office-men", "office men", ("shirt-1", "loafers-1")),
+    ]
+
+
+def test_shared_attributes_go_most_popular_first_and_across_groups(graph):
+    _, walk = graph
+    hits = walk.shared_attributes(["jeans-1"])
+    assert {h.attribute for h in hits} == {"style:casual"}
+    # tote-1 has one cart in the scenario, boots-1 nothing; jeans-2 is more bottoms.
+    assert [h.product.id for h in hits] == ["tote-1", "boots-1"]
+    assert hits[1].product.category == "women/shoes/boots" and hits[1].product.name == "Chelsea boots"
+    # Within the group too when asked: jeans-2 has four views.
+    assert [h.product.id for h in walk.shared_attributes(["jeans-1"], across_groups=False)] == ["jeans-2", "tote-1", "boots-1"]
+    assert [h.product.id for h in walk.shared_attributes(["jeans-1"], 1, across_groups=False)] == ["jeans-2"]
+
+
+def test_co_sessions_count_the_crowds_sessions(graph):
+    _, walk = graph
+    hits = walk.co_sessions(["jeans-1", "belt-1", "tote-1"])
+    assert [(h.anchor, h.product_id, h.sessions) for h in hits] == [("jeans-1", "belt-1", 4), ("belt-1", "jeans-1", 4)]
+
+
+def test_the_crowds_statistics(graph):
+    _, walk = graph
+    repurchase = walk.repurchase()
+    seats, coffee = repurchase["home/durables/toilet-seats"], repurchase["home/consumables/coffee"]
+    assert (seats.buyers, seats.repeat_buyers, seats.cycle_days) == (4, 0, None)
+    assert (coffee.buyers, coffee.repeat_buyers, coffee.cycle_days) == (4, 4, 20.0)
+    trending = walk.trending()
+    assert [c.id for c in trending.by_location["Leeds"]] == ["belt-1", "boots-2", "loafers-1", "shirt-2", "tote-1"]
+    # The last 30 days before the newest event: the five recent carts, not the old coffee.
+    assert {g: [c.id for c in cards] for g, cards in trending.by_group.items()} == {
+        "women/accessories": ["belt-1"], "women/shoes": ["boots-2"], "women/bags": ["tote-1"],
+        "men/shoes": ["loafers-1"], "men/tops": ["shirt-2"]}
+    assert walk.categories.group("women/shoes/boots") == "women/shoes"
+    assert walk.categories.within("women/shoes/boots", ["fashion"]) and not walk.categories.within("men/tops", ["women"])
+
+
+def test_cards_leave_out_unknown_products_and_new_products_walk_at_once(graph):
+    store, walk = graph
+    assert set(walk.cards(["jeans-1", "ghost"])) == {"jeans-1"}
+    assert walk.product_count() == 12
+    scarf = Product("scarf-1", "Wool scarf", "women/accessories/belts", 20, (Attribute("style", "casual"),))
+    with store.bulk_load() as writer:
+        writer.write("products", [scarf])
+    walk.product_added(scarf)
+    assert "scarf-1" in {h.product.id for h in walk.shared_attributes(["jeans-1"])}
+    look = Look("autumn", "autumn layers", ("jeans-2", "scarf-1"))
+    with store.bulk_load() as writer:
+        writer.write("looks", [look])
+    walk.look_added(look)
+    assert [h.look_id for h in walk.looks_with(["scarf-1"])] == ["autumn"]
+
+
+class _Recording(Neo4jGraphStore):
+    """A Neo4j store without a server: records each statement's parameters, answers nothing."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, set[str]]] = []
+
+    def _read(self, key, **params):
+        self.calls.append((key, set(params)))
+        return [{"ts": 1.0}] if key == "traversal.latest_event_time" else [{"products": 0}] if key.endswith("count") else []
+
+    _write = _read
+
+
+def test_every_cypher_walk_gets_exactly_the_parameters_its_statement_uses():
+    store = _Recording()
+    walk = CypherTraversal(store)
+    walk.cards(["a"])
+    walk.looks_with(["a"])
+    walk.shared_attributes(["a"])
+    walk.co_sessions(["a"])
+    walk.nearest(np.ones(4))
+    walk.trending()
+    walk.repurchase()
+    walk.product_count()
+    statements = library()
+    called = {key for key, _ in store.calls}
+    assert {k for k in statements if k.startswith("traversal.")} <= called
+    for key, params in store.calls:
+        assert params == set(statements[key].parameters), key
