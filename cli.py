@@ -214,9 +214,14 @@ def serve(
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs). Needs LOOKGRAPH_API_KEYS."""
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
     from .api.app import create_app
     from .graph.stores import open_store
+
+    # Requests run one at a time on the event loop, each with small matrix-vector products: extra
+    # BLAS threads only spin, and measured, they doubled the CPU time per request.
+    threadpool_limits(1)
 
     settings = Settings()
     if store is not None:

@@ -35,6 +35,33 @@ Authenticate with `X-API-Key: <key>`. Scopes: `read` (recommendations, looks), `
 """
 
 
+class Measure:
+    """ASGI middleware: count and time every request by route template and status (a plain ASGI
+    wrapper: Starlette's `BaseHTTPMiddleware` costs a task group per request)."""
+
+    def __init__(self, app, requests: Counter, latency: Histogram):
+        self.app, self.requests, self.latency = app, requests, latency
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def sending(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            name = route.path if route is not None else "unmatched"
+            self.requests.labels(name, str(status)).inc()
+            self.latency.labels(name).observe(time.perf_counter() - started)
+
+
 def create_app(settings: Settings | None = None, store: GraphStore | None = None,
                vectors: LookVectors | None | bool = True, clock=time.time) -> FastAPI:
     """Build the app over `store` (default: the configured one). `vectors=True` loads the
@@ -64,15 +91,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
     events_in = Counter("lookgraph_events_total", "Events received", ["new"], registry=registry)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = route.path if route is not None else "unmatched"
-        requests.labels(name, str(response.status_code)).inc()
-        latency.labels(name).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(Measure, requests=requests, latency=latency)
 
     @app.exception_handler(UnknownNode)
     async def unknown(_: Request, err: UnknownNode):

@@ -282,13 +282,15 @@ class Engine:
         """Standardised LookGNN complement score of each candidate against the anchors."""
         if self.vectors is None:
             return None
-        context = np.array([r for a in anchors if (r := self._vector_row.get(a)) is not None])
-        if not len(context):
+        # Weighted like the anchors, so the item in view and the session lead the profile.
+        known_anchors = [(r, weight) for a, (weight, _) in anchors.items() if (r := self._vector_row.get(a)) is not None]
+        if not known_anchors:
             return None
+        context, weights = np.array([r for r, _ in known_anchors]), np.array([w for _, w in known_anchors])
         rows = np.array([self._vector_row.get(pid, -1) for pid in keep])
         known = rows >= 0
         raw = np.zeros(len(keep))
-        raw[known] = self.vectors.gnn_scores(context, among=rows[known])
+        raw[known] = self.vectors.gnn_scores(context, among=rows[known], weights=weights)
         if known.sum() > 1:
             raw[known] = (raw[known] - raw[known].mean()) / (raw[known].std() + 1e-9)
         return raw

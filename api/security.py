@@ -43,7 +43,8 @@ def parse_keys(text: str | None) -> dict[str, frozenset[str]]:
 def require(scope: str):
     """A FastAPI dependency: the request's key must carry `scope` (or admin)."""
 
-    def check(request: Request) -> str:
+    # async: a check this small is cheaper on the event loop than a hop to the threadpool.
+    async def check(request: Request) -> str:
         keys: dict[str, frozenset[str]] = request.app.state.api_keys
         presented = request.headers.get("x-api-key")
         if presented is None:

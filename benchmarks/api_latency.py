@@ -83,6 +83,9 @@ def engine_ratio(home: Path, shoppers: list[str]) -> dict:
     from lookgraph.embeddings.vectors import LookVectors, latest_artifact
     from lookgraph.graph.sqlite_store import SQLiteGraphStore
 
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # as `lookgraph serve` runs
     store = SQLiteGraphStore(home / "graph.db")
     vectors = LookVectors.load(latest_artifact(home))
     engine = Engine(store, store.traversal(vectors), vectors)

@@ -69,18 +69,19 @@ class LookVectors:
         per_token = weights * query[tokens]
         return np.add.reduceat(np.append(per_token, 0), indptr[:-1]) * (np.diff(indptr) > 0)
 
-    def gnn_scores(self, context: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+    def gnn_scores(self, context: np.ndarray, among: np.ndarray | None = None,
+                   weights: np.ndarray | None = None) -> np.ndarray:
         """LookGNN's category-gated complement score of every product (or of the rows `among`),
-        summed over the context."""
+        summed over the context (weighted by `weights` when given)."""
         items, types, bias = self.arrays["product"], self.arrays["category_type"], self.arrays["gate_bias"]
         categories = self.product_category
         if among is not None:
             items, categories = items[among], categories[among]
         item_types = types[categories]
         scores = np.zeros(len(items), dtype=np.float32)
-        for i in context:
+        for n, i in enumerate(context):
             gate = 1.0 / (1.0 + np.exp(-(item_types * types[self.product_category[i]] + bias)))
-            scores += (items * gate) @ self.arrays["product"][i]
+            scores += ((items * gate) @ self.arrays["product"][i]) * (1.0 if weights is None else weights[n])
         return scores
 
     def complete(self, context: np.ndarray, cap: int | None = SAME_CATEGORY_CAP,

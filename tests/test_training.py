@@ -105,3 +105,15 @@ def test_train_command_reports_and_refuses_an_empty_store(tmp_path, monkeypatch)
     monkeypatch.setenv("LOOKGRAPH_HOME", str(tmp_path))
     result = CliRunner().invoke(app, ["train", "--epochs", "1"])
     assert result.exit_code == 2 and "no products" in result.output
+
+
+
+def test_the_complement_score_weighs_its_context(trained):
+    """The engine weights the GNN's context like its anchors (the item in view above the profile)."""
+    _, result = trained
+    vectors, context = result.vectors, np.array([3, 40, 77])
+    alone = vectors.gnn_scores(np.array([3]))
+    assert np.allclose(vectors.gnn_scores(context, weights=np.array([1.0, 0.0, 0.0])), alone, atol=1e-5)
+    mixed = vectors.gnn_scores(context, weights=np.array([4.0, 0.5, 0.5]))
+    assert np.allclose(mixed, 4 * alone + 0.5 * (vectors.gnn_scores(np.array([40])) + vectors.gnn_scores(np.array([77]))),
+                       atol=1e-4)
