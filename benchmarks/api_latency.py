@@ -73,7 +73,7 @@ def event_visibility(base: str, shopper: str, product: str) -> dict:
     answer = call(f"/shoppers/{shopper}/recommendations?k=20")
     seconds = time.perf_counter() - started
     anchored = any(step["id"] == product for item in answer["items"] for path in item["paths"] for step in path["nodes"])
-    return {"post_then_get_ms": round(seconds * 1000, 2), "reflected": anchored and
+    return {"shopper": shopper, "product": product, "post_then_get_ms": round(seconds * 1000, 2), "reflected": anchored and
             all(item["product_id"] != product for item in answer["items"])}
 
 
