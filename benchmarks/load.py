@@ -10,25 +10,18 @@ memory under 2 GB on a 2-core machine.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from measure import RESULTS, ROOT, lookgraph, peak_rss_mib
+from measure import RESULTS, demo_parser, lookgraph, peak_rss_mib
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--products", type=int, default=100_000)
-    parser.add_argument("--shoppers", type=int, default=20_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lookgraph-bench")
+    parser = demo_parser(__doc__)
     args = parser.parse_args()
 
     demo = args.work / f"demo-{args.products}-{args.shoppers}-{args.events}"

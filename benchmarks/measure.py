@@ -1,17 +1,32 @@
-"""What the benchmark scripts share: run the CLI in a child, measure a child's peak memory."""
+"""What the benchmark scripts share: their common arguments, running the CLI in a child,
+measuring a child's peak memory."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+
+
+def demo_parser(description: str | None) -> argparse.ArgumentParser:
+    """Arguments every benchmark over the demo store and the real datasets takes, with the
+    sizes the issues' goals are stated for."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--shoppers", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lookgraph-bench")
+    return parser
 
 
 def lookgraph(*args: str, home: Path) -> tuple[float, str]:

@@ -10,14 +10,12 @@ minutes on a 2-core CPU.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
-import tempfile
 from pathlib import Path
 
-from measure import RESULTS, ROOT, lookgraph, peak_rss_mib
+from measure import RESULTS, demo_parser, lookgraph, peak_rss_mib
 
 
 def trained(home: Path, *train_args: str) -> dict:
@@ -31,13 +29,8 @@ def trained(home: Path, *train_args: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--products", type=int, default=100_000)
-    parser.add_argument("--shoppers", type=int, default=20_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser = demo_parser(__doc__)
     parser.add_argument("--demo-epochs", type=int, default=3)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lookgraph-bench")
     args = parser.parse_args()
     results: dict = {"command": "python benchmarks/train.py " + " ".join(sys.argv[1:]),
                      "machine": {"python": platform.python_version(), "platform": platform.platform()}}
