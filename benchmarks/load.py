@@ -15,7 +15,6 @@ import os
 import platform
 import shutil
 import sys
-from pathlib import Path
 
 from measure import RESULTS, demo_parser, lookgraph, peak_rss_mib
 
