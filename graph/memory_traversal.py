@@ -3,7 +3,8 @@
 The embedded store is a file on the same machine, so the walks are fastest as lookups in a
 few dictionaries built once at start-up (streaming the store): product -> looks, product ->
 style/occasion attributes -> products (most popular first), product -> the products most often
-in its sessions, and the crowd's statistics. Products and looks added through the API are added
+in its sessions, the crowd's statistics, and a vector index of the LookGNN product embeddings
+(`vector_index.py`). Products and looks added through the API are added
 to the index at once; the shopper's own events are read from the store on every request.
 """
 
@@ -22,6 +23,7 @@ from .traversal import (
     ATTRIBUTE_KINDS, CO_SESSIONS_SCANNED, TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit, CategoryTree,
     CrowdHit, LookHit, ProductCard, Repurchase, Trending, Traversal, cycle_days,
 )
+from .vector_index import VectorIndex
 
 CROWD_NEIGHBOURS = 50
 MAX_SESSION_ITEMS = 30
@@ -41,12 +43,7 @@ class MemoryTraversal(Traversal):
         self._trending = Trending()
         self._repurchase: dict[str, Repurchase] = {}
         self._lock = threading.Lock()
-        self._vector_ids: list[str] = []
-        self._unit_vectors = np.zeros((0, 0), dtype=np.float32)
-        if vectors is not None:
-            items = vectors.arrays["product"].astype(np.float32)
-            self._unit_vectors = items / (np.linalg.norm(items, axis=1, keepdims=True) + 1e-9)
-            self._vector_ids = list(vectors.ids["product"])
+        self._vectors = VectorIndex(vectors.ids["product"], vectors.arrays["product"]) if vectors is not None else None
 
     # -- the walks -----------------------------------------------------------------------------
     def cards(self, product_ids: Iterable[str]) -> dict[str, ProductCard]:
@@ -75,12 +72,7 @@ class MemoryTraversal(Traversal):
         return [CrowdHit(a, q, n) for a in anchors for q, n in self._crowd.get(a, [])[:per_anchor]]
 
     def nearest(self, vector: np.ndarray, k: int = 50) -> list[str]:
-        if not len(self._vector_ids):
-            return []
-        scores = self._unit_vectors @ (vector / (np.linalg.norm(vector) + 1e-9))
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        return [self._vector_ids[i] for i in top[np.argsort(-scores[top], kind="stable")]]
+        return self._vectors.nearest(vector, k) if self._vectors is not None else []
 
     def trending(self) -> Trending:
         return self._trending

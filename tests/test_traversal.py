@@ -108,3 +108,27 @@ def test_every_cypher_walk_gets_exactly_the_parameters_its_statement_uses():
     assert {k for k in statements if k.startswith("traversal.")} <= called
     for key, params in store.calls:
         assert params == set(statements[key].parameters), key
+
+
+def test_vector_index_is_exact_on_small_catalogues_and_finds_most_of_the_exact_top_k_on_large_ones():
+    from lookgraph.graph.vector_index import EXACT_BELOW, VectorIndex
+
+    rng = np.random.default_rng(7)
+    small = rng.normal(size=(500, 16)).astype(np.float32)
+    ids = [f"p{i}" for i in range(len(small))]
+    query = small[3] + small[9]
+    exact = np.argsort(-(small / np.linalg.norm(small, axis=1, keepdims=True)) @ query)[:10]
+    assert VectorIndex(ids, small).nearest(query, 10) == [ids[i] for i in exact]
+
+    # Clustered like learnt embeddings: 60 directions, products scattered around them.
+    centres = rng.normal(size=(60, 16))
+    large = (centres[rng.integers(0, 60, EXACT_BELOW + 5_000)] + rng.normal(scale=0.4, size=(EXACT_BELOW + 5_000, 16)))
+    ids = [f"p{i}" for i in range(len(large))]
+    index = VectorIndex(ids, large)
+    units = large / np.linalg.norm(large, axis=1, keepdims=True)
+    found = []
+    for row in rng.integers(0, len(large), 50):
+        exact = {ids[i] for i in np.argsort(-(units @ large[row]))[:50]}
+        found.append(len(exact & set(index.nearest(large[row], 50))) / 50)
+    assert np.mean(found) > 0.9
+    assert VectorIndex([], np.zeros((0, 16))).nearest(query, 5) == []
