@@ -102,12 +102,11 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     # them one at a time on the event loop beats threads contending for the GIL. Routes that wait
     # on disk (event appends fsync) stay plain `def` and run in the threadpool.
 
-    def out(items: list[Recommendation]) -> schemas.Recommendations:
-        return schemas.Recommendations(items=[schemas.RecommendationOut(
-            product_id=r.product_id, name=r.name, category=r.category, score=r.score, exploration=r.exploration,
-            reason=r.paths[0].sentence if r.paths else "", paths=[schemas.PathOut(
-                nodes=[schemas.StepOut(**s.__dict__) for s in p.nodes], relationships=p.relationships,
-                sentence=p.sentence) for p in r.paths]) for r in items], model=model)
+    def out(items: list[Recommendation]) -> Response:
+        """The answer as `schemas.Recommendations` (the routes' documented `response_model`),
+        written straight from the engine's dataclasses."""
+        return Response(schemas.RECOMMENDATIONS_JSON.dump_json({"items": items, "model": model}),
+                        media_type="application/json")
 
     def invalid(location: list, message: str) -> RequestValidationError:
         return RequestValidationError([{"type": "value_error", "loc": ["body", *location], "msg": message, "input": None}])
@@ -145,7 +144,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         session_id: Annotated[str | None, Query(max_length=200)] = None,
         category: Annotated[list[str], Query(max_length=20, description="Only these categories (or below).")] = [],  # noqa: B006
         same_category: Annotated[bool, Query(description="Allow items of the item in view's own category.")] = False,
-    ) -> schemas.Recommendations:
+    ) -> Response:
         """Complementary items for a shopper now: their session, their taste, the item in view."""
         ask = Ask(k, product_id, location, gift, tuple(category), same_category, session_id)
         return out(engine.for_shopper(shopper_id, ask))
@@ -154,13 +153,13 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
              dependencies=[read], tags=["recommendations"])
     async def complete_the_look(product_id: str, k: Annotated[int, Query(ge=1, le=100)] = 20,
                           same_category: bool = False,
-                          category: Annotated[list[str], Query(max_length=20)] = []) -> schemas.Recommendations:  # noqa: B006
+                          category: Annotated[list[str], Query(max_length=20)] = []) -> Response:  # noqa: B006
         """What completes the look around a product, for anyone (no shopper needed)."""
         return out(engine.complete_the_look(product_id, Ask(k, categories=tuple(category), same_category=same_category)))
 
     @app.post("/sessions/{session_id}/recommendations", response_model=schemas.Recommendations,
               dependencies=[read], tags=["recommendations"])
-    async def session_recommendations(session_id: str, body: schemas.SessionAsk) -> schemas.Recommendations:
+    async def session_recommendations(session_id: str, body: schemas.SessionAsk) -> Response:
         """For an anonymous visitor: the session's events so far plus the items given."""
         known = engine.graph.cards(body.items)
         for i, pid in enumerate(body.items):
@@ -226,7 +225,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         return schemas.OutboundOut(
             contact=decision["contact"], reason=decision["reason"],
             retry_after=datetime.fromtimestamp(retry, timezone.utc) if retry else None,
-            items=out(decision["items"]).items)
+            items=schemas.RECOMMENDATION_LIST.dump_python(decision["items"]))
 
     @app.get("/health", response_model=schemas.Health, tags=["operations"])
     def health() -> schemas.Health:

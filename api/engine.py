@@ -21,6 +21,7 @@ import math
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,9 @@ ANCHOR_WEIGHT = {"context": 6.0, "session": 4.0}
 EVIDENCE = {"look": 1.0, "restock": 2.0, "attribute": 0.4, "crowd": 0.3, "embedding": 0.5, "trip": 0.3, "trending": 0.2}
 VERBS = {"view": "viewed", "cart": "put in your bag", "purchase": "bought", "context": "are looking at"}
 HISTORY = 500
+MAX_IMPRESSIONS = 1_000
+MAX_SHOPPERS_REMEMBERED = 200_000
+"""Impressions are remembered for at most this many products per shopper, and this many shoppers."""
 
 
 @dataclass
@@ -62,6 +66,8 @@ class Recommendation:
     score: float
     paths: list[Path]
     exploration: bool = False
+    reason: str = ""
+    """The first path's sentence."""
 
 
 @dataclass
@@ -79,11 +85,17 @@ class Ask:
     explore: bool = True
 
 
+Offer = tuple[str, float, Callable[..., Path], tuple]
+"""(candidate, evidence, path builder, its arguments): one walk's reason for a candidate.
+Paths are built only for the items returned."""
+
+
 @dataclass
-class _Candidate:
-    evidence: float = 0.0
-    paths: list[tuple] = field(default_factory=list)
-    """(evidence, path builder, its arguments): paths are built only for the items returned."""
+class _Shown:
+    """What this process has shown one shopper: impressions per product, and per category group."""
+
+    impressions: dict[str, int] = field(default_factory=dict)
+    groups: Counter = field(default_factory=Counter)
 
 
 class Engine:
@@ -92,8 +104,7 @@ class Engine:
         self.store, self.graph, self.vectors = store, graph, vectors
         self.config = config or PolicyConfig()
         self.clock = clock
-        self._impressions: OrderedDict[tuple[str, str], int] = OrderedDict()
-        self._shown_groups: dict[str, Counter] = {}
+        self._shown: OrderedDict[str, _Shown] = OrderedDict()  # by shopper, least recently served first
         self._lock = threading.Lock()
         self._vector_row: dict[str, int] = {pid: i for i, pid in enumerate(vectors.ids["product"])} if vectors else {}
 
@@ -139,9 +150,7 @@ class Engine:
     def forget(self, shopper_id: str) -> None:
         """Drop what this process remembers of a shopper (impressions), e.g. on erasure."""
         with self._lock:
-            self._shown_groups.pop(shopper_id, None)
-            for key in [key for key in self._impressions if key[0] == shopper_id]:
-                del self._impressions[key]
+            self._shown.pop(shopper_id, None)
 
     def _known(self, events: list[Event], asked) -> dict[str, ProductCard]:
         """Cards of the products the events name and of those asked about; an asked product
@@ -178,37 +187,32 @@ class Engine:
                    cards: dict[str, ProductCard]) -> list[Recommendation]:
         anchors = {a: wv for a, wv in anchors.items() if a in cards}  # products since deleted are no anchors
         tree, trending = self.graph.categories, self.graph.trending()
-        candidates: dict[str, _Candidate] = {}
-
-        def offer(pid: str, kind: str, weight: float, build, *args) -> None:
-            c = candidates.setdefault(pid, _Candidate())
-            evidence = EVIDENCE[kind] * weight
-            c.evidence += evidence
-            c.paths.append((evidence, build, args))
-
-        self._walk(anchors, state, offer, ask.same_category, cards)
+        offers: list[Offer] = self._walk(anchors, state, ask.same_category, cards)
         repurchase = self.graph.repurchase()
         due = policies.restocks(state, cards, repurchase, self.config, now)
-        for pid, days, cycle in due:
-            offer(pid, "restock", 1.0, self._restock_path, state.shopper_id, pid, days, cycle)
+        offers += [(pid, EVIDENCE["restock"], self._restock_path, (state.shopper_id, pid, days, cycle))
+                   for pid, days, cycle in due]
         trip = policies.trip_location(state, self.config, now, ask.location)
         for card in trending.by_location.get(trip, [])[:20] if trip else []:
             cards.setdefault(card.id, card)
-            offer(card.id, "trip", 1.0, self._trip_path, trip, card.id)
-        shown = self._shown_groups.get(state.shopper_id or "", Counter())
-        if not candidates:  # a cold start: what is trending, groups ordered by this shopper's draw
-            ordered = policies.explore_groups(state, trending, len(trending.by_group), int(now // policies.DAY), shown)
+            offers.append((card.id, EVIDENCE["trip"], self._trip_path, (trip, card.id)))
+        shown = self._shown.get(state.shopper_id or "") or _Shown()
+        if not offers:  # a cold start: what is trending, groups ordered by this shopper's draw
+            ordered = policies.explore_groups(state, trending, len(trending.by_group), int(now // policies.DAY), shown.groups)
             for rank, group in enumerate(ordered):
                 for card in trending.by_group[group][:5]:
                     cards.setdefault(card.id, card)
-                    offer(card.id, "trending", 1.0 / (1 + rank), self._trending_path, group, card.id)
-        cards.update(self.graph.cards(pid for pid in candidates if pid not in cards))
+                    offers.append((card.id, EVIDENCE["trending"] / (1 + rank), self._trending_path, (group, card.id)))
+        evidence: dict[str, float] = {}
+        for pid, e, _, _ in offers:
+            evidence[pid] = evidence.get(pid, 0.0) + e
+        cards.update(self.graph.cards(pid for pid in evidence if pid not in cards))
 
         restocked = {pid for pid, _, _ in due}
         blocked = policies.owned_categories(state, cards, repurchase, self.config, now)
         anchor_leaves = {cards[a].category for a in anchors} - {None}
         keep = []
-        for pid in candidates:
+        for pid in evidence:
             card = cards.get(pid)
             if card is None or pid in state.dismissed:
                 continue
@@ -220,13 +224,12 @@ class Engine:
             keep.append(pid)
         if not keep:
             return []
-        scores = np.array([math.log1p(candidates[pid].evidence) for pid in keep])
+        scores = np.log1p([evidence[pid] for pid in keep])
         gnn = self._gnn(anchors, keep)
         if gnn is not None:
             scores = scores + gnn
-        if state.shopper_id:
-            scores = scores * np.array([policies.fade(pid, state, self._impressions.get((state.shopper_id, pid), 0),
-                                                      self.config) for pid in keep])
+        if shown.impressions:
+            scores = scores * np.array([policies.fade(pid, state, shown.impressions.get(pid, 0), self.config) for pid in keep])
         ranked = [keep[i] for i in np.argsort(-scores, kind="stable")]
         score_of = dict(zip(keep, scores.tolist()))
 
@@ -235,11 +238,11 @@ class Engine:
         picks = [(pid, False) for pid in chosen]
         if explore:
             taken = set(chosen)
-            for group in policies.explore_groups(state, trending, explore, int(now // policies.DAY), shown):
+            for group in policies.explore_groups(state, trending, explore, int(now // policies.DAY), shown.groups):
                 for card in trending.by_group.get(group, []):
                     if card.id not in taken and card.id not in state.interacted and card.category not in blocked:
                         cards.setdefault(card.id, card)
-                        candidates.setdefault(card.id, _Candidate()).paths.append((0.0, self._trending_path, (group, card.id, True)))
+                        offers.append((card.id, 0.0, self._trending_path, (group, card.id, True)))
                         score_of.setdefault(card.id, 0.0)
                         picks.append((card.id, True))
                         taken.add(card.id)
@@ -247,36 +250,39 @@ class Engine:
             picks += [(pid, False) for pid in ranked if pid not in taken][: ask.k - len(picks)]
         picks = picks[: ask.k]
         self._remember(state, [pid for pid, _ in picks], cards)
-        return [self._recommendation(cards, pid, score_of[pid], candidates[pid], exploring) for pid, exploring in picks]
+        reasons: dict[str, list[tuple[float, Callable[..., Path], tuple]]] = {pid: [] for pid, _ in picks}
+        for pid, e, build, args in offers:
+            if pid in reasons:
+                reasons[pid].append((e, build, args))
+        return [self._recommendation(cards, pid, score_of[pid], reasons[pid], exploring) for pid, exploring in picks]
 
-    def _walk(self, anchors: dict[str, tuple[float, str]], state: ShopperState, offer, same_category: bool,
-              cards: dict[str, ProductCard]) -> None:
+    def _walk(self, anchors: dict[str, tuple[float, str]], state: ShopperState, same_category: bool,
+              cards: dict[str, ProductCard]) -> list[Offer]:
         """The graph walks from every anchor at once: looks, shared attributes, the crowd, and
         the LookGNN neighbours of the strongest anchors."""
-        ids = list(anchors)
+        ids, offers = list(anchors), []
         if not ids:
-            return
+            return offers
         for hit in self.graph.looks_with(ids, 10):
             weight, verb = anchors[hit.anchor]
             dismissed = any(pid in state.dismissed for pid in hit.product_ids)
-            factor = 0.3 if dismissed else 1.0  # a dismissal lowers the looks that hold the item
-            for pid in hit.product_ids:
-                if pid != hit.anchor:
-                    offer(pid, "look", weight * factor, self._look_path, hit.anchor, hit.look_id, hit.look_name, pid, verb)
+            e = EVIDENCE["look"] * weight * (0.3 if dismissed else 1.0)  # a dismissal lowers the looks that hold the item
+            offers += [(pid, e, self._look_path, (hit.anchor, hit.look_id, hit.look_name, pid, verb))
+                       for pid in hit.product_ids if pid != hit.anchor]
         for hit in self.graph.shared_attributes(ids, 8, across_groups=not same_category):
             weight, verb = anchors[hit.anchor]
             cards.setdefault(hit.product.id, hit.product)
-            offer(hit.product.id, "attribute", weight, self._attribute_path, hit.anchor, hit.attribute, hit.product.id, verb)
-        for hit in self.graph.co_sessions(ids, 20):
-            weight, _ = anchors[hit.anchor]
-            offer(hit.product_id, "crowd", weight * math.log1p(hit.sessions), self._crowd_path, hit.anchor, hit.product_id, hit.sessions)
+            offers.append((hit.product.id, EVIDENCE["attribute"] * weight, self._attribute_path,
+                           (hit.anchor, hit.attribute, hit.product.id, verb)))
+        offers += [(hit.product_id, EVIDENCE["crowd"] * anchors[hit.anchor][0] * math.log1p(hit.sessions), self._crowd_path,
+                    (hit.anchor, hit.product_id, hit.sessions)) for hit in self.graph.co_sessions(ids, 20)]
         rows = [(r, a) for a in ids[:3] if (r := self._vector_row.get(a)) is not None]
         if rows:
             query = self.vectors.arrays["product"][[r for r, _ in rows]].sum(0)
             first = rows[0][1]
-            for pid in self.graph.nearest(query, 50):
-                if pid != first:
-                    offer(pid, "embedding", 1.0, self._embedding_path, first, pid)
+            offers += [(pid, EVIDENCE["embedding"], self._embedding_path, (first, pid))
+                       for pid in self.graph.nearest(query, 50) if pid != first]
+        return offers
 
     def _gnn(self, anchors: dict[str, tuple[float, str]], keep: list[str]) -> np.ndarray | None:
         """Standardised LookGNN complement score of each candidate against the anchors."""
@@ -339,19 +345,22 @@ class Engine:
         if not state.shopper_id:
             return
         with self._lock:
-            groups = self._shown_groups.setdefault(state.shopper_id, Counter())
+            record = self._shown.pop(state.shopper_id, None) or _Shown()
+            self._shown[state.shopper_id] = record  # now the most recently served
             for pid in shown:
-                key = (state.shopper_id, pid)
-                self._impressions[key] = 0 if pid in state.interacted else self._impressions.get(key, 0) + 1
-                self._impressions.move_to_end(key)
-                groups[self.graph.categories.group(cards[pid].category)] += 1
-            while len(self._impressions) > 1_000_000:
-                self._impressions.popitem(last=False)
+                count = record.impressions.pop(pid, 0)  # re-inserted: the most recently shown last
+                record.impressions[pid] = 0 if pid in state.interacted else count + 1
+                record.groups[self.graph.categories.group(cards[pid].category)] += 1
+            while len(record.impressions) > MAX_IMPRESSIONS:  # the longest unshown go first
+                del record.impressions[next(iter(record.impressions))]
+            while len(self._shown) > MAX_SHOPPERS_REMEMBERED:
+                self._shown.popitem(last=False)
 
-    def _recommendation(self, cards, pid: str, score: float, candidate: _Candidate, exploring: bool) -> Recommendation:
-        paths = [build(cards, *args) for _, build, args in sorted(candidate.paths, key=lambda ep: -ep[0])[:2]]
+    def _recommendation(self, cards, pid: str, score: float, reasons: list, exploring: bool) -> Recommendation:
+        paths = [build(cards, *args) for _, build, args in sorted(reasons, key=lambda r: -r[0])[:2]]
         card = cards[pid]
-        return Recommendation(pid, card.name, card.category, round(float(score), 4), paths, exploring)
+        return Recommendation(pid, card.name, card.category, round(float(score), 4), paths, exploring,
+                              paths[0].sentence if paths else "")
 
 
 def _fill_categories(ranked: list[str], cards: dict[str, ProductCard], k: int) -> list[str]:

@@ -20,10 +20,10 @@ configurable through `PolicyConfig` (environment: `LOOKGRAPH_POLICY_*`), and tes
 from __future__ import annotations
 
 import hashlib
+import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-import numpy as np
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..graph.model import Event
@@ -109,14 +109,14 @@ def shopper_state(shopper_id: str | None, home: str | None, events: list[Event],
     if current is not None and gift is not None:
         current.gift = gift
 
-    group_of = lambda pid: tree.group(cards[pid].category) if pid in cards else None  # noqa: E731
-    groups_of = lambda s: {group_of(e.product_id) for e in s.events} - {None}  # noqa: E731
     if config.gift_and_profile_shift:
-        counts = Counter(g for s in sessions if not s.gift for g in groups_of(s))
+        groups = {s.id: {tree.group(cards[e.product_id].category) for e in s.events if e.product_id in cards} - {None}
+                  for s in sessions}
+        counts = Counter(g for s in sessions if not s.gift for g in groups[s.id])
         for s in sessions:
-            others = counts - Counter(groups_of(s))
             # Far from the profile: none of its groups appears in the shopper's other sessions.
-            s.off_profile = not s.gift and len(sessions) >= 4 and bool(groups_of(s)) and not (groups_of(s) & set(+others))
+            others = {g for g, n in counts.items() if n > (g in groups[s.id] and not s.gift)}
+            s.off_profile = not s.gift and len(sessions) >= 4 and bool(groups[s.id]) and not (groups[s.id] & others)
     counted = [s for s in sessions if not (config.gift_and_profile_shift and (s.gift or s.off_profile))]
     state = ShopperState(shopper_id, home or _usual_location(counted), sessions, current,
                          [e for s in counted for e in s.events])
@@ -134,7 +134,7 @@ def shopper_state(shopper_id: str | None, home: str | None, events: list[Event],
         if e.type == "view" and e.product_id not in carted:
             state.views_without_cart[e.product_id] += 1
         if e.product_id in cards:
-            state.profile_groups[group_of(e.product_id)] += 1
+            state.profile_groups[tree.group(cards[e.product_id].category)] += 1
     return state
 
 
@@ -223,14 +223,14 @@ def explore_groups(state: ShopperState, trending: Trending, slots: int, day: int
     if slots <= 0:
         return []
     seed = int(hashlib.sha256(f"{state.shopper_id}|{day}".encode()).hexdigest()[:12], 16)
-    rng = np.random.default_rng(seed)
+    rng = random.Random(seed)  # not numpy's: building a numpy generator costs more than these few draws
     usual = {g for g, _ in state.profile_groups.most_common(3)}
     groups = sorted(g for g in trending.by_group if g and g not in usual)
     if not groups:
         return []
-    demand = np.array([len(trending.by_group[g]) for g in groups], dtype=float)
-    draws = rng.beta(1 + demand / max(demand.max(), 1) * 10, 1 + np.array([shown[g] for g in groups]))
-    return [groups[i] for i in np.argsort(-draws)[:slots]]
+    most = max(max(len(trending.by_group[g]) for g in groups), 1)
+    draws = {g: rng.betavariate(1 + len(trending.by_group[g]) / most * 10, 1 + shown[g]) for g in groups}
+    return sorted(groups, key=lambda g: -draws[g])[:slots]
 
 
 # -- 6. contact ---------------------------------------------------------------------------

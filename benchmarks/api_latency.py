@@ -85,10 +85,10 @@ def engine_ratio(home: Path, shoppers: list[str]) -> dict:
 
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1)  # as `lookgraph serve` runs
     store = SQLiteGraphStore(home / "graph.db")
     vectors = LookVectors.load(latest_artifact(home))
     engine = Engine(store, store.traversal(vectors), vectors)
+    threadpool_limits(1)  # as `lookgraph serve` runs
     rows = {sid: i for i, sid in enumerate(vectors.ids["shopper"])}
     items = vectors.arrays["product"]
     engine_ms, bare_ms = [], []

@@ -72,17 +72,26 @@ class LookVectors:
     def gnn_scores(self, context: np.ndarray, among: np.ndarray | None = None,
                    weights: np.ndarray | None = None) -> np.ndarray:
         """LookGNN's category-gated complement score of every product (or of the rows `among`),
-        summed over the context (weighted by `weights` when given)."""
+        summed over the context (weighted by `weights` when given):
+
+            score(x) = sum_i w_i (x * sigmoid(t_cat(x) * t_cat(i) + b)) . c_i
+
+        The gate depends on the two categories only, so it is computed once per pair of
+        categories present: score(x) = x . H[cat(x)] with H[u] = sum_k sigmoid(t_u * t_k + b) * S_k
+        and S_k = sum over the context items i of category k of w_i c_i."""
         items, types, bias = self.arrays["product"], self.arrays["category_type"], self.arrays["gate_bias"]
         categories = self.product_category
         if among is not None:
             items, categories = items[among], categories[among]
-        item_types = types[categories]
-        scores = np.zeros(len(items), dtype=np.float32)
-        for n, i in enumerate(context):
-            gate = 1.0 / (1.0 + np.exp(-(item_types * types[self.product_category[i]] + bias)))
-            scores += ((items * gate) @ self.arrays["product"][i]) * (1.0 if weights is None else weights[n])
-        return scores
+        context = np.asarray(context, dtype=np.int64)
+        weights = np.ones(len(context), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
+        context_categories, slot = np.unique(self.product_category[context], return_inverse=True)
+        summed = np.zeros((len(context_categories), items.shape[1]), dtype=np.float32)
+        np.add.at(summed, slot, weights[:, None] * self.arrays["product"][context])
+        item_categories, row = np.unique(categories, return_inverse=True)
+        gate = 1.0 / (1.0 + np.exp(-(types[item_categories][:, None, :] * types[context_categories][None, :, :] + bias)))
+        per_category = np.einsum("ukd,kd->ud", gate, summed)
+        return np.einsum("nd,nd->n", items, per_category[row])
 
     def complete(self, context: np.ndarray, cap: int | None = SAME_CATEGORY_CAP,
                  content_weight: float | None = None) -> np.ndarray:

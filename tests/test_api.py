@@ -7,6 +7,9 @@ import warnings
 
 import pytest
 
+from pydantic import BaseModel
+
+from lookgraph.api import schemas
 from lookgraph.api.app import create_app
 from lookgraph.settings import Settings
 
@@ -63,6 +66,36 @@ def test_an_event_is_in_the_next_recommendation_with_its_reason(api):
     assert first["reason"] == "goes with the Slim jeans you viewed in the look 'weekend denim'"
     assert first["paths"][0]["relationships"] == ["INCLUDES", "INCLUDES"]
     assert [n["label"] for n in first["paths"][0]["nodes"]] == ["Product", "Look", "Product"]
+
+
+def documented_fields(model) -> dict:
+    """Field names of a response model and of the models nested in it."""
+    nested = {}
+    for name, field in model.model_fields.items():
+        inner = getattr(field.annotation, "__args__", (field.annotation,))[0]
+        nested[name] = documented_fields(inner) if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+    return nested
+
+
+def served_fields(value):
+    if isinstance(value, list):
+        return served_fields(value[0]) if value and isinstance(value[0], dict) else None
+    return {k: served_fields(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+
+@pytest.mark.parametrize("call", ["GET /shoppers/ann/recommendations", "GET /products/jeans-1/complete-the-look",
+                                  "POST /sessions/anon-1/recommendations", "POST /shoppers/ann/outbound"])
+def test_answers_are_exactly_the_documented_schema(api, call):
+    """Recommendations are written straight from the engine's dataclasses: the JSON must still be
+    the documented model, field for field."""
+    client, _ = api
+    method, path = call.split()
+    key = EVENTS if "outbound" in path else READ
+    response = client.request(method, path, headers=as_(key), json={"items": ["jeans-1"]} if "sessions" in path else None)
+    body = response.json()
+    model = schemas.OutboundOut if "outbound" in path else schemas.Recommendations
+    model.model_validate(body)
+    assert body["items"] and served_fields(body) == documented_fields(model)
 
 
 def test_bad_events_are_422_with_the_field_at_fault_and_nothing_is_written(api):
