@@ -129,6 +129,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
             ts = (e.ts if e.ts.tzinfo else e.ts.replace(tzinfo=timezone.utc)).timestamp() if e.ts else now
             events.append(Event(e.event_id, e.session_id, e.product_id, e.type, ts, e.shopper_id, e.location, e.gift))
         new = store.append_events(events)
+        if new == len(events):  # a batch that repeats stored events cannot say which are new: not counted
+            engine.graph.events_added(events)
         events_in.labels("true").inc(new)
         events_in.labels("false").inc(len(events) - new)
         return schemas.EventsAccepted(accepted=len(events), new=new)

@@ -148,9 +148,11 @@ class Engine:
         return {"contact": True, "reason": reason, "retry_after": None, "items": items}
 
     def forget(self, shopper_id: str) -> None:
-        """Drop what this process remembers of a shopper (impressions), e.g. on erasure."""
+        """Drop what this process remembers of a shopper (impressions, purchases counted for
+        the crowd's statistics), e.g. on erasure."""
         with self._lock:
             self._shown.pop(shopper_id, None)
+        self.graph.shopper_erased(shopper_id)
 
     def _known(self, events: list[Event], asked) -> dict[str, ProductCard]:
         """Cards of the products the events name and of those asked about; an asked product

@@ -4,24 +4,28 @@ The embedded store is a file on the same machine, so the walks are fastest as lo
 few dictionaries built once at start-up (streaming the store): product -> looks, product ->
 style/occasion attributes -> products (most popular first), product -> the products most often
 in its sessions, the crowd's statistics, and a vector index of the LookGNN product embeddings
-(`vector_index.py`). Products and looks added through the API are added
-to the index at once; the shopper's own events are read from the store on every request.
+(`vector_index.py`). Products and looks added through the API are added to the index at once;
+events posted through the API reach the crowd's statistics (trending, repurchase) when they
+are next recomputed, at most `STATISTICS_TTL` seconds later, as in Neo4j. The shopper's own
+events are read from the store on every request. Sessions and popularity (the crowd's walks)
+stay as they were at start-up.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .model import Look, Product
+from .model import Event, Look, Product
 from .store import GraphStore
 from .traversal import (
-    ATTRIBUTE_KINDS, CO_SESSIONS_SCANNED, TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit, CategoryTree,
-    CrowdHit, LookHit, ProductCard, Repurchase, Trending, Traversal, cycle_days,
+    ATTRIBUTE_KINDS, CO_SESSIONS_SCANNED, STATISTICS_TTL, TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit,
+    CategoryTree, CrowdHit, LookHit, ProductCard, Repurchase, Trending, Traversal, cycle_days,
 )
 from .vector_index import VectorIndex
 
@@ -30,8 +34,17 @@ MAX_SESSION_ITEMS = 30
 """Sessions with more distinct items than this say little about what goes together."""
 
 
+def in_background(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="crowd-statistics", daemon=True).start()
+
+
 class MemoryTraversal(Traversal):
-    def __init__(self, categories: CategoryTree, vectors=None):
+    """`stats_ttl`, `clock`: the crowd's statistics are recomputed, when events came in through
+    `events_added`, once they are `stats_ttl` seconds old; `spawn` runs the recomputation (in a
+    background thread, so that no request waits the 0.7 s it takes at 1M events)."""
+
+    def __init__(self, categories: CategoryTree, vectors=None, stats_ttl: float = STATISTICS_TTL,
+                 clock: Callable[[], float] = time.monotonic, spawn: Callable[[Callable[[], None]], None] = in_background):
         self.categories = categories
         self._cards: dict[str, ProductCard] = {}
         self._looks: dict[str, Look] = {}
@@ -42,6 +55,12 @@ class MemoryTraversal(Traversal):
         self._crowd: dict[str, list[tuple[str, int]]] = {}
         self._trending = Trending()
         self._repurchase: dict[str, Repurchase] = {}
+        # What the statistics are computed from: carts and purchases (product, weight, ts,
+        # location), and each shopper's purchase times per product (dropped on erasure).
+        self._bought: list[tuple[str, int, float, str | None]] = []
+        self._purchases: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        self.stats_ttl, self.clock, self._spawn = stats_ttl, clock, spawn
+        self._stats_at, self._stats_stale, self._refreshing = clock(), False, False
         self._lock = threading.Lock()
         self._vectors = VectorIndex(vectors.ids["product"], vectors.arrays["product"]) if vectors is not None else None
 
@@ -75,9 +94,11 @@ class MemoryTraversal(Traversal):
         return self._vectors.nearest(vector, k) if self._vectors is not None else []
 
     def trending(self) -> Trending:
+        self._refresh_when_due()
         return self._trending
 
     def repurchase(self) -> dict[str, Repurchase]:
+        self._refresh_when_due()
         return self._repurchase
 
     def product_count(self) -> int:
@@ -103,28 +124,66 @@ class MemoryTraversal(Traversal):
             for pid in dict.fromkeys(look.product_ids):
                 bisect.insort(self._product_looks[pid], look.id)
 
+    def events_added(self, events: Sequence[Event]) -> None:
+        with self._lock:
+            for event in events:
+                self._count(event)
+
+    def shopper_erased(self, shopper_id: str) -> None:
+        with self._lock:
+            if self._purchases.pop(shopper_id, None):
+                self._stats_stale = True
+
+    def _count(self, event: Event) -> None:
+        if event.type in ("cart", "purchase"):
+            self._bought.append((event.product_id, 3 if event.type == "purchase" else 2, event.ts, event.location))
+            self._stats_stale = True
+        if event.type == "purchase" and event.shopper_id:
+            self._purchases[event.shopper_id][event.product_id].append(event.ts)
+
+    # -- the crowd's statistics ----------------------------------------------------------------
+    def _refresh_when_due(self) -> None:
+        with self._lock:
+            if not self._stats_stale or self._refreshing or self.clock() - self._stats_at < self.stats_ttl:
+                return
+            self._refreshing = True
+        self._spawn(self.refresh_statistics)
+
+    def refresh_statistics(self) -> None:
+        """Recompute trending and repurchase from what was counted so far."""
+        with self._lock:  # a snapshot: requests keep adding events meanwhile
+            bought, cards = list(self._bought), dict(self._cards)
+            purchases = {(shopper, pid): list(times) for shopper, products in self._purchases.items()
+                         for pid, times in products.items()}
+            self._stats_stale, self._refreshing = False, True
+        done = False
+        try:
+            trending, repurchase = _trending(bought, cards, self.categories), _repurchase(purchases, cards)
+            done = True
+        finally:
+            with self._lock:
+                if done:
+                    self._trending, self._repurchase = trending, repurchase
+                self._stats_stale |= not done  # tried again after the interval
+                self._stats_at, self._refreshing = self.clock(), False
+
     def _insert_by_popularity(self, products: list[str], pid: str) -> None:
         bisect.insort(products, pid, key=lambda q: (-self._popularity[q], q))
 
     # -- building ------------------------------------------------------------------------------
     @classmethod
-    def build(cls, store: GraphStore, vectors=None) -> MemoryTraversal:
-        """Stream every record of the store into the index."""
-        index = cls(CategoryTree.of(store.iter_records("categories")), vectors)
+    def build(cls, store: GraphStore, vectors=None, **options) -> MemoryTraversal:
+        """Stream every record of the store into the index (`options`: see the class)."""
+        index = cls(CategoryTree.of(store.iter_records("categories")), vectors, **options)
         session_items: dict[str, set[str]] = defaultdict(set)
         session_start: dict[str, float] = {}
-        purchases: dict[tuple[str, str], list[float]] = defaultdict(list)  # (shopper, leaf) -> times
-        bought: list[tuple[str, int, float, str | None]] = []  # carts and purchases: (product, weight, ts, location)
         for event in store.iter_records("events"):
             if event.type == "dismiss":
                 continue
             index._popularity[event.product_id] += 1
             session_items[event.session_id].add(event.product_id)
             session_start[event.session_id] = min(session_start.get(event.session_id, event.ts), event.ts)
-            if event.type in ("cart", "purchase"):
-                bought.append((event.product_id, 3 if event.type == "purchase" else 2, event.ts, event.location))
-            if event.type == "purchase" and event.shopper_id:
-                purchases[(event.shopper_id, event.product_id)].append(event.ts)
+            index._count(event)
 
         products = list(store.iter_records("products"))
         for product in products:
@@ -136,10 +195,9 @@ class MemoryTraversal(Traversal):
         for members in index._attribute_products.values():
             members.sort(key=lambda q: (-index._popularity[q], q))
         index._crowd = _co_sessions(session_items, session_start)
-        index._trending = _trending(bought, index._cards, index.categories)
-        index._repurchase = _repurchase(purchases, index._cards)
         for look in store.iter_records("looks"):
             index.look_added(look)
+        index.refresh_statistics()
         return index
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .traversal import (
     ATTRIBUTE_KINDS, CO_SESSIONS_SCANNED, TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit, CategoryTree,
-    CrowdHit, LookHit, ProductCard, Repurchase, Trending, Traversal, cycle_days, keep_across_groups,
+    CrowdHit, LookHit, ProductCard, Repurchase, STATISTICS_TTL, Trending, Traversal, cycle_days, keep_across_groups,
 )
 
 MAX_SESSION_ITEMS = 30
@@ -26,7 +26,7 @@ TRENDING_PRODUCTS = 20_000
 
 
 class CypherTraversal(Traversal):
-    def __init__(self, store, stats_ttl: float = 300.0, clock=time.monotonic):
+    def __init__(self, store, stats_ttl: float = STATISTICS_TTL, clock=time.monotonic):
         self.store = store  # a Neo4jGraphStore: its `_read` runs a named statement in a read transaction
         self.stats_ttl, self.clock = stats_ttl, clock
         self._lock = threading.Lock()

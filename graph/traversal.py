@@ -30,12 +30,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .model import Category, Look, Product
+from .model import Category, Event, Look, Product
 
 ATTRIBUTE_KINDS = ("style", "occasion")
 """Attributes that link items across categories (a shared brand or colour says less)."""
 TRENDING_DAYS = 30
 TRENDING_PER_GROUP = 100
+STATISTICS_TTL = 300.0
+"""Seconds the crowd's statistics (trending, repurchase) are served before they are recomputed."""
 CO_SESSIONS_SCANNED = 500
 """A walk through the crowd's sessions reads at most this many of an anchor's latest sessions,
 so that a bestseller costs what any product costs."""
@@ -174,6 +176,13 @@ class Traversal(abc.ABC):
 
     def look_added(self, look: Look) -> None:
         """A look was written to the store (through the API): make it walkable at once."""
+
+    def events_added(self, events: Sequence[Event]) -> None:
+        """Events were written to the store (through the API): count them in the crowd's
+        statistics at their next refresh."""
+
+    def shopper_erased(self, shopper_id: str) -> None:
+        """A shopper was erased from the store: forget what the walks hold of them."""
 
 
 def keep_across_groups(hits: Iterable[AttributeHit], anchor_categories: dict[str, str | None], tree: CategoryTree,

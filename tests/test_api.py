@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from lookgraph.api import schemas
 from lookgraph.api.app import create_app
+from lookgraph.graph.memory_traversal import MemoryTraversal
 from lookgraph.settings import Settings
 
 from .scenario import NOW, Clock, build
@@ -160,6 +161,22 @@ def test_erasing_a_shopper_leaves_no_trace(api):
     assert store.events(shopper_id="ann") == [] and store.contacts("ann", 0) == []
     assert client.get("/shoppers/ann/recommendations", headers=as_(READ)).status_code == 404
     assert client.delete("/shoppers/ann", headers=as_(ADMIN)).status_code == 404
+
+
+def test_posted_events_reach_the_crowds_statistics_and_erased_shoppers_leave_them(api):
+    client, store = api
+    walk = client.app.state.engine.graph
+    if not isinstance(walk, MemoryTraversal):
+        pytest.skip("Neo4j's statistics are computed in the database from what is stored")
+    event = {"event_id": "oslo-1", "session_id": "bob-oslo", "product_id": "seat-2", "type": "purchase",
+             "shopper_id": "bob", "location": "Oslo"}
+    client.post("/events", json=event, headers=as_(EVENTS))
+    walk.refresh_statistics()
+    assert walk.trending().by_location["Oslo"][0].id == "seat-2"
+    assert walk.repurchase()["home/durables/toilet-seats"].buyers == 5  # the crowd's four and bob
+    assert client.delete("/shoppers/bob", headers=as_(ADMIN)).status_code == 200
+    walk.refresh_statistics()
+    assert walk.repurchase()["home/durables/toilet-seats"].buyers == 4
 
 
 def test_outbound_says_do_not_contact_when_capped(api):

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from lookgraph.graph.cypher import library
-from lookgraph.graph.model import Attribute, Look, Product
+from lookgraph.graph.memory_traversal import MemoryTraversal
+from lookgraph.graph.model import Attribute, Event, Look, Product
 from lookgraph.graph.neo4j_store import Neo4jGraphStore
 from lookgraph.graph.neo4j_traversal import CypherTraversal
+from lookgraph.graph.traversal import STATISTICS_TTL, Repurchase
 
-from .scenario import build
+from .scenario import DAY, NOW, build
 
 
 @pytest.fixture
@@ -132,3 +134,26 @@ def test_vector_index_is_exact_on_small_catalogues_and_finds_most_of_the_exact_t
         found.append(len(exact & set(index.nearest(large[row], 50))) / 50)
     assert np.mean(found) > 0.9
     assert VectorIndex([], np.zeros((0, 16))).nearest(query, 5) == []
+
+
+def test_the_embedded_crowd_statistics_follow_new_events_after_the_interval_and_forget_erased_shoppers(tmp_path):
+    store = build(tmp_path)
+    clock = [0.0]
+    walk = MemoryTraversal.build(store, clock=lambda: clock[0], spawn=lambda work: work())
+    assert "women/bottoms" not in walk.trending().by_group
+    events = [Event(f"paris/{i}", f"paris-{i}", "jeans-2", "purchase", NOW + i, f"crowd-{i}", "Paris") for i in range(3)]
+    events.append(Event("seat/again", "crowd-0-seat-2", "seat-1", "purchase", NOW - 100 * DAY, "crowd-0", "London"))
+    store.append_events(events)
+    walk.events_added(events)
+
+    clock[0] = STATISTICS_TTL - 1  # served as computed until the interval is over
+    assert "women/bottoms" not in walk.trending().by_group
+    clock[0] = STATISTICS_TTL + 1
+    trending = walk.trending()
+    assert trending.by_group["women/bottoms"][0].id == "jeans-2"
+    assert trending.by_location["Paris"][0].id == "jeans-2"
+    assert walk.repurchase()["home/durables/toilet-seats"].repeat_buyers == 1  # crowd-0 bought a seat again
+
+    walk.shopper_erased("crowd-0")
+    clock[0] = 2 * STATISTICS_TTL + 2
+    assert walk.repurchase()["home/durables/toilet-seats"] == Repurchase(buyers=3, repeat_buyers=0, cycle_days=None)
