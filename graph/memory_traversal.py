@@ -143,8 +143,11 @@ class MemoryTraversal(Traversal):
 
     # -- the crowd's statistics ----------------------------------------------------------------
     def _refresh_when_due(self) -> None:
+        due = lambda: self._stats_stale and not self._refreshing and self.clock() - self._stats_at >= self.stats_ttl  # noqa: E731
+        if not due():  # read without the lock first: requests never wait on a snapshot being taken
+            return
         with self._lock:
-            if not self._stats_stale or self._refreshing or self.clock() - self._stats_at < self.stats_ttl:
+            if not due():
                 return
             self._refreshing = True
         self._spawn(self.refresh_statistics)
