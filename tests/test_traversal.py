@@ -3,6 +3,8 @@ and the Cypher walks are given exactly the parameters their statements use."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -157,3 +159,16 @@ def test_the_embedded_crowd_statistics_follow_new_events_after_the_interval_and_
     walk.shopper_erased("crowd-0")
     clock[0] = 2 * STATISTICS_TTL + 2
     assert walk.repurchase()["home/durables/toilet-seats"] == Repurchase(buyers=3, repeat_buyers=0, cycle_days=None)
+
+
+def test_the_embedded_crowd_statistics_are_recomputed_in_a_background_thread(tmp_path):
+    store = build(tmp_path)
+    walk = MemoryTraversal.build(store, stats_ttl=0.0)
+    event = Event("oslo/1", "oslo-1", "seat-2", "purchase", NOW, "crowd-1", "Oslo")
+    store.append_events([event])
+    walk.events_added([event])
+    walk.trending()  # due: starts the refresh and answers with what it has meanwhile
+    deadline = time.monotonic() + 10
+    while "Oslo" not in walk.trending().by_location and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert walk.trending().by_location["Oslo"][0].id == "seat-2"
