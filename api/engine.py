@@ -17,7 +17,6 @@ For a moment of a shopper (or an anonymous session, or a product page) it
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -29,7 +28,7 @@ import numpy as np
 from ..embeddings.vectors import LookVectors
 from ..graph.model import Event
 from ..graph.store import GraphStore, UnknownNode
-from ..graph.traversal import ProductCard, Traversal
+from ..graph.traversal import ATTRIBUTE, CROWD, LOOK, ProductCard, Traversal, Walks
 from . import policies
 from .policies import PolicyConfig, ShopperState
 
@@ -85,9 +84,38 @@ class Ask:
     explore: bool = True
 
 
-Offer = tuple[str, float, Callable[..., Path], tuple]
-"""(candidate, evidence, path builder, its arguments): one walk's reason for a candidate.
-Paths are built only for the items returned."""
+WAY_EVIDENCE = np.array([EVIDENCE["look"], EVIDENCE["attribute"], EVIDENCE["crowd"]])  # by LOOK, ATTRIBUTE, CROWD
+NO_WALKS = Walks(*(np.zeros(0, dtype=np.int64),) * 4, [], [], [])
+
+
+class Offers:
+    """The candidates of one request and why each was offered: the graph walks' rows (columns,
+    with their evidence) and a few other reasons (LookGNN neighbours, restocks, trips, trending)
+    as (candidate, evidence, path builder, its arguments). Paths are built only for the items
+    returned."""
+
+    def __init__(self, walks: Walks, evidence: np.ndarray):
+        self.walks, self.walk_evidence = walks, evidence
+        self.cards: list[ProductCard] = list(walks.cards)
+        self.position = {card.id: i for i, card in enumerate(self.cards)}
+        self.others: list[tuple[int, float, Callable[..., Path], tuple]] = []
+
+    def card(self, product_id: str) -> ProductCard | None:
+        i = self.position.get(product_id)
+        return None if i is None else self.cards[i]
+
+    def add(self, card: ProductCard, evidence: float, build: Callable[..., Path], args: tuple) -> None:
+        i = self.position.setdefault(card.id, len(self.cards))
+        if i == len(self.cards):
+            self.cards.append(card)
+        self.others.append((i, evidence, build, args))
+
+    def evidence(self) -> np.ndarray:
+        """Each candidate's evidence, summed over its reasons."""
+        total = np.bincount(self.walks.candidate, self.walk_evidence, minlength=len(self.cards)).astype(np.float64)
+        for i, e, _, _ in self.others:
+            total[i] += e
+        return total
 
 
 @dataclass
@@ -189,102 +217,113 @@ class Engine:
                    cards: dict[str, ProductCard]) -> list[Recommendation]:
         anchors = {a: wv for a, wv in anchors.items() if a in cards}  # products since deleted are no anchors
         tree, trending = self.graph.categories, self.graph.trending()
-        offers: list[Offer] = self._walk(anchors, state, ask.same_category, cards)
+        offers = self._walk(anchors, state, ask.same_category)
         repurchase = self.graph.repurchase()
         due = policies.restocks(state, cards, repurchase, self.config, now)
-        offers += [(pid, EVIDENCE["restock"], self._restock_path, (state.shopper_id, pid, days, cycle))
-                   for pid, days, cycle in due]
+        for pid, days, cycle in due:
+            offers.add(cards[pid], EVIDENCE["restock"], self._restock_path, (state.shopper_id, pid, days, cycle))
         trip = policies.trip_location(state, self.config, now, ask.location)
         for card in trending.by_location.get(trip, [])[:20] if trip else []:
-            cards.setdefault(card.id, card)
-            offers.append((card.id, EVIDENCE["trip"], self._trip_path, (trip, card.id)))
+            offers.add(card, EVIDENCE["trip"], self._trip_path, (trip, card.id))
         shown = self._shown.get(state.shopper_id or "") or _Shown()
-        if not offers:  # a cold start: what is trending, groups ordered by this shopper's draw
+        if not offers.cards:  # a cold start: what is trending, groups ordered by this shopper's draw
             ordered = policies.explore_groups(state, trending, len(trending.by_group), int(now // policies.DAY), shown.groups)
             for rank, group in enumerate(ordered):
                 for card in trending.by_group[group][:5]:
-                    cards.setdefault(card.id, card)
-                    offers.append((card.id, EVIDENCE["trending"] / (1 + rank), self._trending_path, (group, card.id)))
-        evidence: dict[str, float] = {}
-        for pid, e, _, _ in offers:
-            evidence[pid] = evidence.get(pid, 0.0) + e
-        cards.update(self.graph.cards(pid for pid in evidence if pid not in cards))
+                    offers.add(card, EVIDENCE["trending"] / (1 + rank), self._trending_path, (group, card.id))
+        evidence = offers.evidence()
 
         restocked = {pid for pid, _, _ in due}
         blocked = policies.owned_categories(state, cards, repurchase, self.config, now)
         anchor_leaves = {cards[a].category for a in anchors} - {None}
         keep = []
-        for pid in evidence:
-            card = cards.get(pid)
-            if card is None or pid in state.dismissed:
+        for i, card in enumerate(offers.cards):
+            if card.id in state.dismissed:
                 continue
-            if pid not in restocked and (pid in state.interacted or card.category in blocked
-                                         or (not ask.same_category and card.category in anchor_leaves)):
+            if card.id not in restocked and (card.id in state.interacted or card.category in blocked
+                                             or (not ask.same_category and card.category in anchor_leaves)):
                 continue
             if ask.categories and not tree.within(card.category, ask.categories):
                 continue
-            keep.append(pid)
+            keep.append(i)
         if not keep:
             return []
-        scores = np.log1p([evidence[pid] for pid in keep])
-        gnn = self._gnn(anchors, keep)
+        scores = np.log1p(evidence[keep])
+        gnn = self._gnn(anchors, [offers.cards[i].id for i in keep])
         if gnn is not None:
             scores = scores + gnn
         if shown.impressions:
-            scores = scores * np.array([policies.fade(pid, state, shown.impressions.get(pid, 0), self.config) for pid in keep])
-        ranked = [keep[i] for i in np.argsort(-scores, kind="stable")]
+            scores = scores * np.array([policies.fade(offers.cards[i].id, state, shown.impressions.get(offers.cards[i].id, 0),
+                                                      self.config) for i in keep])
+        ranked = [keep[j] for j in np.argsort(-scores, kind="stable")]
         score_of = dict(zip(keep, scores.tolist()))
 
         explore = round(ask.k * self.config.explore_share) if ask.explore else 0
-        chosen = _fill_categories(ranked, cards, ask.k - explore)
-        picks = [(pid, False) for pid in chosen]
+        chosen = _fill_categories(ranked, offers.cards, ask.k - explore)
+        picks = [(i, False) for i in chosen]
         if explore:
-            taken = set(chosen)
+            taken = {offers.cards[i].id for i in chosen}
             for group in policies.explore_groups(state, trending, explore, int(now // policies.DAY), shown.groups):
                 for card in trending.by_group.get(group, []):
                     if card.id not in taken and card.id not in state.interacted and card.category not in blocked:
-                        cards.setdefault(card.id, card)
-                        offers.append((card.id, 0.0, self._trending_path, (group, card.id, True)))
-                        score_of.setdefault(card.id, 0.0)
-                        picks.append((card.id, True))
+                        offers.add(card, 0.0, self._trending_path, (group, card.id, True))
+                        i = offers.position[card.id]
+                        score_of.setdefault(i, 0.0)
+                        picks.append((i, True))
                         taken.add(card.id)
                         break
-            picks += [(pid, False) for pid in ranked if pid not in taken][: ask.k - len(picks)]
+            picks += [(i, False) for i in ranked if offers.cards[i].id not in taken][: ask.k - len(picks)]
         picks = picks[: ask.k]
-        self._remember(state, [pid for pid, _ in picks], cards)
-        reasons: dict[str, list[tuple[float, Callable[..., Path], tuple]]] = {pid: [] for pid, _ in picks}
-        for pid, e, build, args in offers:
-            if pid in reasons:
-                reasons[pid].append((e, build, args))
-        return [self._recommendation(cards, pid, score_of[pid], reasons[pid], exploring) for pid, exploring in picks]
+        picked = [offers.cards[i] for i, _ in picks]
+        self._remember(state, picked)
+        cards.update((card.id, card) for card in picked)
+        reasons = self._reasons(offers, [i for i, _ in picks], anchors)
+        return [self._recommendation(cards, offers.cards[i], score_of[i], reasons[i], exploring) for i, exploring in picks]
 
-    def _walk(self, anchors: dict[str, tuple[float, str]], state: ShopperState, same_category: bool,
-              cards: dict[str, ProductCard]) -> list[Offer]:
-        """The graph walks from every anchor at once: looks, shared attributes, the crowd, and
-        the LookGNN neighbours of the strongest anchors."""
-        ids, offers = list(anchors), []
-        if not ids:
-            return offers
-        for hit in self.graph.looks_with(ids, 10):
-            weight, verb = anchors[hit.anchor]
-            dismissed = any(pid in state.dismissed for pid in hit.product_ids)
-            e = EVIDENCE["look"] * weight * (0.3 if dismissed else 1.0)  # a dismissal lowers the looks that hold the item
-            offers += [(pid, e, self._look_path, (hit.anchor, hit.look_id, hit.look_name, pid, verb))
-                       for pid in hit.product_ids if pid != hit.anchor]
-        for hit in self.graph.shared_attributes(ids, 8, across_groups=not same_category):
-            weight, verb = anchors[hit.anchor]
-            cards.setdefault(hit.product.id, hit.product)
-            offers.append((hit.product.id, EVIDENCE["attribute"] * weight, self._attribute_path,
-                           (hit.anchor, hit.attribute, hit.product.id, verb)))
-        offers += [(hit.product_id, EVIDENCE["crowd"] * anchors[hit.anchor][0] * math.log1p(hit.sessions), self._crowd_path,
-                    (hit.anchor, hit.product_id, hit.sessions)) for hit in self.graph.co_sessions(ids, 20)]
+    def _walk(self, anchors: dict[str, tuple[float, str]], state: ShopperState, same_category: bool) -> Offers:
+        """The graph walks from every anchor at once (looks, shared attributes, the crowd), with
+        their evidence, and the LookGNN neighbours of the strongest anchors."""
+        ids = list(anchors)
+        walks = self.graph.walk(ids, across_groups=not same_category) if ids else NO_WALKS
+        weights = np.array([weight for weight, _ in anchors.values()])
+        evidence = WAY_EVIDENCE[walks.way] * weights[walks.anchor]
+        crowd = walks.way == CROWD
+        evidence[crowd] *= np.log1p(walks.via[crowd])
+        if state.dismissed:  # a dismissal lowers the looks that hold the item
+            lowered = [i for i, hit in enumerate(walks.looks) if any(pid in state.dismissed for pid in hit.product_ids)]
+            evidence[(walks.way == LOOK) & np.isin(walks.via, lowered)] *= 0.3
+        offers = Offers(walks, evidence)
         rows = [(r, a) for a in ids[:3] if (r := self._vector_row.get(a)) is not None]
         if rows:
             query = self.vectors.arrays["product"][[r for r, _ in rows]].sum(0)
             first = rows[0][1]
-            offers += [(pid, EVIDENCE["embedding"], self._embedding_path, (first, pid))
-                       for pid in self.graph.nearest(query, 50) if pid != first]
+            near = [pid for pid in self.graph.nearest(query, 50) if pid != first]
+            found = self.graph.cards(pid for pid in near if pid not in offers.position)
+            for pid in near:
+                if (card := found.get(pid) or offers.card(pid)) is not None:
+                    offers.add(card, EVIDENCE["embedding"], self._embedding_path, (first, pid))
         return offers
+
+    def _reasons(self, offers: Offers, picked: list[int], anchors: dict[str, tuple[float, str]]
+                 ) -> dict[int, list[tuple[float, Callable[..., Path], tuple]]]:
+        """Every reason each picked candidate was offered for: (evidence, path builder, its arguments)."""
+        walks, ids = offers.walks, list(anchors)
+        reasons: dict[int, list] = {i: [] for i in picked}
+        rows = np.flatnonzero(np.isin(walks.candidate, picked))
+        for i, anchor, way, via, e in zip(*(column[rows].tolist() for column in
+                                           (walks.candidate, walks.anchor, walks.way, walks.via, offers.walk_evidence))):
+            a, pid = ids[anchor], offers.cards[i].id
+            if way == LOOK:
+                look = walks.looks[via]
+                reasons[i].append((e, self._look_path, (a, look.look_id, look.look_name, pid, anchors[a][1])))
+            elif way == ATTRIBUTE:
+                reasons[i].append((e, self._attribute_path, (a, walks.attributes[via], pid, anchors[a][1])))
+            else:
+                reasons[i].append((e, self._crowd_path, (a, pid, via)))
+        for i, e, build, args in offers.others:
+            if i in reasons:
+                reasons[i].append((e, build, args))
+        return reasons
 
     def _gnn(self, anchors: dict[str, tuple[float, str]], keep: list[str]) -> np.ndarray | None:
         """Standardised LookGNN complement score of each candidate against the anchors."""
@@ -342,37 +381,36 @@ class Engine:
         return Path([Step("Category", group, name), self._step(cards, pid)], ["IN_CATEGORY"], sentence)
 
     # -- helpers ------------------------------------------------------------------------------
-    def _remember(self, state: ShopperState, shown: list[str], cards: dict[str, ProductCard]) -> None:
+    def _remember(self, state: ShopperState, shown: list[ProductCard]) -> None:
         """Impressions per shopper and product (bounded), reset by any engagement."""
         if not state.shopper_id:
             return
         with self._lock:
             record = self._shown.pop(state.shopper_id, None) or _Shown()
             self._shown[state.shopper_id] = record  # now the most recently served
-            for pid in shown:
-                count = record.impressions.pop(pid, 0)  # re-inserted: the most recently shown last
-                record.impressions[pid] = 0 if pid in state.interacted else count + 1
-                record.groups[self.graph.categories.group(cards[pid].category)] += 1
+            for card in shown:
+                count = record.impressions.pop(card.id, 0)  # re-inserted: the most recently shown last
+                record.impressions[card.id] = 0 if card.id in state.interacted else count + 1
+                record.groups[self.graph.categories.group(card.category)] += 1
             while len(record.impressions) > MAX_IMPRESSIONS:  # the longest unshown go first
                 del record.impressions[next(iter(record.impressions))]
             while len(self._shown) > MAX_SHOPPERS_REMEMBERED:
                 self._shown.popitem(last=False)
 
-    def _recommendation(self, cards, pid: str, score: float, reasons: list, exploring: bool) -> Recommendation:
+    def _recommendation(self, cards, card: ProductCard, score: float, reasons: list, exploring: bool) -> Recommendation:
         paths = [build(cards, *args) for _, build, args in sorted(reasons, key=lambda r: -r[0])[:2]]
-        card = cards[pid]
-        return Recommendation(pid, card.name, card.category, round(float(score), 4), paths, exploring,
+        return Recommendation(card.id, card.name, card.category, round(float(score), 4), paths, exploring,
                               paths[0].sentence if paths else "")
 
 
-def _fill_categories(ranked: list[str], cards: dict[str, ProductCard], k: int) -> list[str]:
+def _fill_categories(ranked: list[int], cards: list[ProductCard], k: int) -> list[int]:
     """Best item of each leaf category first, in rank order; then the rest."""
     first, seen = [], set()
-    for pid in ranked:
-        if cards[pid].category not in seen:
-            seen.add(cards[pid].category)
-            first.append(pid)
+    for i in ranked:
+        if cards[i].category not in seen:
+            seen.add(cards[i].category)
+            first.append(i)
             if len(first) == k:
                 return first
     chosen = set(first)
-    return first + [pid for pid in ranked if pid not in chosen][: k - len(first)]
+    return first + [i for i in ranked if i not in chosen][: k - len(first)]

@@ -1,19 +1,24 @@
 """`MemoryTraversal`: the engine's walks over an index held in memory, built from a store.
 
-The embedded store is a file on the same machine, so the walks are fastest as lookups in a
-few dictionaries built once at start-up (streaming the store): product -> looks, product ->
-style/occasion attributes -> products (most popular first), product -> the products most often
-in its sessions, the crowd's statistics, and a vector index of the LookGNN product embeddings
-(`vector_index.py`). Products and looks added through the API are added to the index at once;
-events posted through the API reach the crowd's statistics (trending, repurchase) when they
-are next recomputed, at most `STATISTICS_TTL` seconds later, as in Neo4j. The shopper's own
-events are read from the store on every request. Sessions and popularity (the crowd's walks)
-stay as they were at start-up.
+The embedded store is a file on the same machine, so the walks are fastest as lookups in an
+index built once at start-up (streaming the store). Products are numbered; a product's looks,
+its style/occasion attributes and each attribute's products (most popular first) are kept in
+dictionaries, the products most often in its sessions in flat arrays (CSR), and the first few
+products of an attribute outside each category group are remembered once asked for, so that
+`walk` costs a few dictionary reads and array slices per anchor. The LookGNN product embeddings
+sit in a vector index (`vector_index.py`).
+
+Products and looks added through the API are added to the index at once; events posted
+through the API reach the crowd's statistics (trending, repurchase) when they are next
+recomputed, at most `STATISTICS_TTL` seconds later, as in Neo4j. The shopper's own events are
+read from the store on every request. Sessions and popularity (the crowd's walks) stay as
+they were at start-up.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 import time
 from collections import Counter, defaultdict
@@ -24,14 +29,16 @@ import numpy as np
 from .model import Event, Look, Product
 from .store import GraphStore
 from .traversal import (
-    ATTRIBUTE_KINDS, CO_SESSIONS_SCANNED, STATISTICS_TTL, TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit,
-    CategoryTree, CrowdHit, LookHit, ProductCard, Repurchase, Trending, Traversal, cycle_days,
+    ATTRIBUTE, ATTRIBUTE_KINDS, CO_SESSIONS_SCANNED, CROWD, LOOK, STATISTICS_TTL, TRENDING_DAYS, TRENDING_PER_GROUP,
+    AttributeHit, CategoryTree, CrowdHit, LookHit, ProductCard, Repurchase, Trending, Traversal, Walks, cycle_days,
 )
 from .vector_index import VectorIndex
 
 CROWD_NEIGHBOURS = 50
 MAX_SESSION_ITEMS = 30
 """Sessions with more distinct items than this say little about what goes together."""
+ANY_GROUP = object()
+"""An attribute's products in any category group (`shared_attributes` within groups)."""
 
 
 def in_background(work: Callable[[], None]) -> None:
@@ -47,12 +54,20 @@ class MemoryTraversal(Traversal):
                  clock: Callable[[], float] = time.monotonic, spawn: Callable[[Callable[[], None]], None] = in_background):
         self.categories = categories
         self._cards: dict[str, ProductCard] = {}
+        self._number: dict[str, int] = {}  # product id -> its row in the lists and arrays below
+        self._ids: list[str] = []
+        self._card_of: list[ProductCard] = []
         self._looks: dict[str, Look] = {}
         self._product_looks: dict[str, list[str]] = defaultdict(list)
         self._product_attributes: dict[str, list[str]] = defaultdict(list)
         self._attribute_products: dict[str, list[str]] = defaultdict(list)
         self._popularity: Counter = Counter()
-        self._crowd: dict[str, list[tuple[str, int]]] = {}
+        # The crowd: product n's neighbours are _crowd_products[_crowd_start[n]:_crowd_start[n + 1]].
+        self._crowd_start, self._crowd_products, self._crowd_sessions = (np.zeros(1, np.int64), np.zeros(0, np.int32),
+                                                                         np.zeros(0, np.int32))
+        # (attribute, category group left out, how many, among how many) -> product numbers.
+        self._attribute_tops: dict[tuple, tuple[int, ...]] = {}
+        self._generation = 0  # bumped by every product added: remembered tops are then forgotten
         self._trending = Trending()
         self._repurchase: dict[str, Repurchase] = {}
         # What the statistics are computed from: carts and purchases (product, weight, ts,
@@ -74,21 +89,80 @@ class MemoryTraversal(Traversal):
 
     def shared_attributes(self, anchors: Sequence[str], per_attribute: int = 8, across_groups: bool = True,
                           scanned: int = 80) -> list[AttributeHit]:
-        hits, group = [], self.categories.group
-        for a in anchors:
-            home = group(self._cards[a].category) if a in self._cards else None
-            for key in self._product_attributes.get(a, []):
-                found = 0
-                for q in self._attribute_products[key][: scanned + 1]:
-                    if q != a and (not across_groups or group(self._cards[q].category) != home):
-                        hits.append(AttributeHit(a, key, self._cards[q]))
-                        found += 1
-                        if found == per_attribute:
-                            break
-        return hits
+        return [AttributeHit(a, key, self._card_of[q]) for a in anchors
+                for key, found in self._shared(a, per_attribute, across_groups, scanned) for q in found]
 
     def co_sessions(self, anchors: Sequence[str], per_anchor: int = 20) -> list[CrowdHit]:
-        return [CrowdHit(a, q, n) for a in anchors for q, n in self._crowd.get(a, [])[:per_anchor]]
+        hits = []
+        for a in anchors:
+            products, sessions = self._crowd_of(a, per_anchor)
+            hits += [CrowdHit(a, self._ids[q], n) for q, n in zip(products.tolist(), sessions.tolist())]
+        return hits
+
+    def walk(self, anchors: Sequence[str], looks_per_anchor: int = 10, per_attribute: int = 8,
+             crowd_per_anchor: int = 20, across_groups: bool = True) -> Walks:
+        """As `Traversal.walk` (a test holds them equal), on product numbers: no hit objects."""
+        anchor, way, via, product = [], [], [], []
+
+        def reached(i: int, how: int, through: int, products: list[int]) -> None:
+            anchor.extend([i] * len(products))
+            way.extend([how] * len(products))
+            via.extend([through] * len(products))
+            product.extend(products)
+
+        looks = self.looks_with(anchors, looks_per_anchor)
+        position = {a: i for i, a in enumerate(anchors)}
+        for i, hit in enumerate(looks):
+            reached(position[hit.anchor], LOOK, i, [q for pid in hit.product_ids
+                                                     if pid != hit.anchor and (q := self._number.get(pid)) is not None])
+        attributes: dict[str, int] = {}
+        for i, a in enumerate(anchors):
+            for key, found in self._shared(a, per_attribute, across_groups):
+                if found:
+                    reached(i, ATTRIBUTE, attributes.setdefault(key, len(attributes)), found)
+        crowd = [(i, *self._crowd_of(a, crowd_per_anchor)) for i, a in enumerate(anchors)]
+        products = np.concatenate([np.array(product, dtype=np.int64), *(p for _, p, _ in crowd)]).astype(np.int64)
+        # Candidates numbered in the order first reached, as `Walks.of` numbers them.
+        distinct, first, inverse = np.unique(products, return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        return Walks(np.concatenate([np.array(anchor, dtype=np.int64), *(np.full(len(p), i) for i, p, _ in crowd)]),
+                     np.concatenate([np.array(way, dtype=np.int64), np.full(len(products) - len(product), CROWD)]),
+                     np.concatenate([np.array(via, dtype=np.int64), *(n for _, _, n in crowd)]).astype(np.int64),
+                     rank[inverse], [self._card_of[q] for q in distinct[order].tolist()], looks, list(attributes))
+
+    def _shared(self, a: str, per_attribute: int, across_groups: bool, scanned: int = 80):
+        """(attribute, product numbers) for each style/occasion attribute of product `a`."""
+        if not (keys := self._product_attributes.get(a)):
+            return
+        mine = self._number[a]
+        leave_out = self.categories.group(self._cards[a].category) if across_groups else ANY_GROUP
+        for key in keys:
+            yield key, [q for q in self._attribute_top(key, leave_out, per_attribute, scanned) if q != mine][:per_attribute]
+
+    def _attribute_top(self, key: str, leave_out, per_attribute: int, scanned: int) -> tuple[int, ...]:
+        """The first `per_attribute + 1` products (enough when one is the anchor) among the
+        attribute's `scanned + 1` most popular, outside the category group `leave_out`."""
+        asked = (key, leave_out, per_attribute, scanned)
+        top = self._attribute_tops.get(asked)
+        if top is None:
+            generation, group, cards = self._generation, self.categories.group, self._cards
+            top = tuple(itertools.islice((self._number[q] for q in self._attribute_products[key][: scanned + 1]
+                                          if leave_out is ANY_GROUP or group(cards[q].category) != leave_out),
+                                         per_attribute + 1))
+            with self._lock:
+                if generation == self._generation:  # no product came in meanwhile
+                    self._attribute_tops[asked] = top
+        return top
+
+    def _crowd_of(self, product_id: str, most: int) -> tuple[np.ndarray, np.ndarray]:
+        n = self._number.get(product_id)
+        if n is None or n + 1 >= len(self._crowd_start):  # unknown, or added since start-up
+            return self._crowd_products[:0], self._crowd_sessions[:0]
+        start = int(self._crowd_start[n])
+        end = min(int(self._crowd_start[n + 1]), start + most)
+        return self._crowd_products[start:end], self._crowd_sessions[start:end]
 
     def nearest(self, vector: np.ndarray, k: int = 50) -> list[str]:
         return self._vectors.nearest(vector, k) if self._vectors is not None else []
@@ -107,7 +181,9 @@ class MemoryTraversal(Traversal):
     # -- changes (also used while building) ----------------------------------------------------
     def product_added(self, product: Product) -> None:
         with self._lock:
-            self._cards[product.id] = ProductCard(product.id, product.name, product.category_id)
+            self._number_product(ProductCard(product.id, product.name, product.category_id))
+            self._generation += 1
+            self._attribute_tops = {}
             for key in self._product_attributes.pop(product.id, []):
                 self._attribute_products[key].remove(product.id)
             for attribute in product.attributes:
@@ -170,6 +246,15 @@ class MemoryTraversal(Traversal):
                 self._stats_stale |= not done  # tried again after the interval
                 self._stats_at, self._refreshing = self.clock(), False
 
+    def _number_product(self, card: ProductCard) -> None:
+        self._cards[card.id] = card
+        n = self._number.setdefault(card.id, len(self._ids))
+        if n == len(self._ids):
+            self._ids.append(card.id)
+            self._card_of.append(card)
+        else:
+            self._card_of[n] = card
+
     def _insert_by_popularity(self, products: list[str], pid: str) -> None:
         bisect.insort(products, pid, key=lambda q: (-self._popularity[q], q))
 
@@ -190,50 +275,60 @@ class MemoryTraversal(Traversal):
 
         products = list(store.iter_records("products"))
         for product in products:
-            index._cards[product.id] = ProductCard(product.id, product.name, product.category_id)
+            index._number_product(ProductCard(product.id, product.name, product.category_id))
             for attribute in product.attributes:
                 if attribute.kind in ATTRIBUTE_KINDS:
                     index._product_attributes[product.id].append(attribute.key)
                     index._attribute_products[attribute.key].append(product.id)
         for members in index._attribute_products.values():
             members.sort(key=lambda q: (-index._popularity[q], q))
-        index._crowd = _co_sessions(session_items, session_start)
+        index._crowd_start, index._crowd_products, index._crowd_sessions = _co_sessions(session_items, session_start,
+                                                                                        index._number)
         for look in store.iter_records("looks"):
             index.look_added(look)
         index.refresh_statistics()
         return index
 
 
-def _co_sessions(session_items: dict[str, set[str]], started: dict[str, float]) -> dict[str, list[tuple[str, int]]]:
+def _co_sessions(session_items: dict[str, set[str]], started: dict[str, float],
+                 number: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each product, the products most often in its newest `CO_SESSIONS_SCANNED` sessions
-    of at most `MAX_SESSION_ITEMS` items (most sessions first, then by id)."""
-    ids = sorted({p for items in session_items.values() for p in items})
+    of at most `MAX_SESSION_ITEMS` items (most sessions first, then by id), as CSR over product
+    numbers: (start per product and one past the last, neighbours, sessions shared)."""
+    ids = sorted(p for p in {p for items in session_items.values() for p in items} if p in number)
     position = {p: i for i, p in enumerate(ids)}
     n = len(ids)
     # Each product keeps its newest sessions only, as the Cypher walk does.
     sessions_of: dict[int, list[tuple[float, str]]] = defaultdict(list)
     for sid, items in session_items.items():
         for p in items:
-            sessions_of[position[p]].append((started[sid], sid))
+            if p in position:
+                sessions_of[position[p]].append((started[sid], sid))
     rows, cols = [], []
     for a, sessions in sessions_of.items():
         sessions.sort(reverse=True)
         for _, sid in sessions[:CO_SESSIONS_SCANNED]:
             items = session_items[sid]
             if 1 < len(items) <= MAX_SESSION_ITEMS:
-                others = np.fromiter((position[q] for q in items), dtype=np.int64)
+                others = np.fromiter((position[q] for q in items if q in position), dtype=np.int64)
                 others = others[others != a]
                 rows.append(np.full(len(others), a))
                 cols.append(others)
+    start = np.zeros(len(number) + 1, dtype=np.int64)
     if not rows:
-        return {}
+        return start, np.zeros(0, np.int32), np.zeros(0, np.int32)
     keys, counts = np.unique(np.concatenate(rows) * n + np.concatenate(cols), return_counts=True)
     src, dst = keys // n, keys % n
     order = np.lexsort((dst, -counts, src))  # ids are sorted, so dst order is id order
     src, dst, counts = src[order], dst[order], counts[order]
-    bounds = np.flatnonzero(np.diff(src)) + 1
-    return {ids[int(s[0])]: [(ids[q], c) for q, c in zip(d[:CROWD_NEIGHBOURS].tolist(), k[:CROWD_NEIGHBOURS].tolist())]
-            for s, d, k in zip(np.split(src, bounds), np.split(dst, bounds), np.split(counts, bounds))}
+    first_of_src = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
+    rank = np.arange(len(src)) - np.repeat(first_of_src, np.diff(np.r_[first_of_src, len(src)]))
+    kept = rank < CROWD_NEIGHBOURS
+    to_number = np.array([number[p] for p in ids], dtype=np.int64)
+    src, dst, counts = to_number[src[kept]], to_number[dst[kept]], counts[kept]
+    order = np.argsort(src, kind="stable")  # by product number, each product's neighbours in order
+    start[1:] = np.cumsum(np.bincount(src, minlength=len(number)))
+    return start, dst[order].astype(np.int32), counts[order].astype(np.int32)
 
 
 def _trending(bought, cards: dict[str, ProductCard], tree: CategoryTree) -> Trending:

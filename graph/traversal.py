@@ -8,6 +8,7 @@ trips whatever the store:
 - `shared_attributes`: anchor -HAS_ATTRIBUTE-> style/occasion <-HAS_ATTRIBUTE- other items,
   most popular first;
 - `co_sessions`: anchor <-INTERACTED- the crowd's sessions -INTERACTED-> other items;
+- `walk`: the three walks above at once, as columns (what the engine ranks from);
 - `nearest`: products whose LookGNN embedding is nearest a query vector;
 - `cards`: name and leaf category of the products the engine is about to rank;
 - `trending` and `repurchase`: the crowd's statistics (what sells now, per category group and
@@ -70,6 +71,40 @@ class CrowdHit(NamedTuple):
     anchor: str
     product_id: str
     sessions: int
+
+
+LOOK, ATTRIBUTE, CROWD = 0, 1, 2
+"""The ways of a walk: through a look, a shared attribute, the crowd's sessions."""
+
+
+class Walks(NamedTuple):
+    """Where the walks from some anchors lead: one row per (anchor, way, candidate), as columns,
+    rows in the order looks, attributes, crowd, each anchor by anchor. A candidate is reached
+    once per way and anchor at most, except through several looks or attributes.
+
+    `via` says which look (an index into `looks`), which attribute (into `attributes`) or, for
+    the crowd, in how many sessions. `candidate` indexes `cards`: the distinct products reached,
+    in the order first reached."""
+
+    anchor: np.ndarray
+    way: np.ndarray
+    via: np.ndarray
+    candidate: np.ndarray
+    cards: list[ProductCard]
+    looks: list[LookHit]
+    attributes: list[str]
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[int, int, int, str]], cards: dict[str, ProductCard], looks: list[LookHit],
+           attributes: list[str]) -> Walks:
+        """From rows (anchor, way, via, product id); rows of products without a card are dropped."""
+        rows = [r for r in rows if r[3] in cards]
+        position: dict[str, int] = {}
+        for r in rows:
+            position.setdefault(r[3], len(position))
+        column = lambda i: np.array([r[i] for r in rows], dtype=np.int64)  # noqa: E731
+        return cls(column(0), column(1), column(2), np.array([position[r[3]] for r in rows], dtype=np.int64),
+                   [cards[pid] for pid in position], looks, attributes)
 
 
 @dataclass
@@ -156,6 +191,23 @@ class Traversal(abc.ABC):
     def co_sessions(self, anchors: Sequence[str], per_anchor: int = 20) -> list[CrowdHit]:
         """For each anchor, up to `per_anchor` other products most often in the same sessions
         (dismissals do not count), most sessions first."""
+
+    def walk(self, anchors: Sequence[str], looks_per_anchor: int = 10, per_attribute: int = 8,
+             crowd_per_anchor: int = 20, across_groups: bool = True) -> Walks:
+        """`looks_with`, `shared_attributes` and `co_sessions` from the same anchors, as columns."""
+        position = {a: i for i, a in enumerate(anchors)}
+        looks = self.looks_with(anchors, looks_per_anchor)
+        rows = [(position[hit.anchor], LOOK, i, pid)
+                for i, hit in enumerate(looks) for pid in hit.product_ids if pid != hit.anchor]
+        attributes: dict[str, int] = {}
+        cards: dict[str, ProductCard] = {}
+        for hit in self.shared_attributes(anchors, per_attribute, across_groups):
+            cards[hit.product.id] = hit.product
+            rows.append((position[hit.anchor], ATTRIBUTE, attributes.setdefault(hit.attribute, len(attributes)), hit.product.id))
+        rows += [(position[hit.anchor], CROWD, hit.sessions, hit.product_id)
+                 for hit in self.co_sessions(anchors, crowd_per_anchor)]
+        cards.update(self.cards(r[3] for r in rows if r[3] not in cards))
+        return Walks.of(rows, cards, looks, list(attributes))
 
     @abc.abstractmethod
     def nearest(self, vector: np.ndarray, k: int = 50) -> list[str]:

@@ -3,11 +3,13 @@ the classic failures of personalization."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from lookgraph.api.engine import Ask, Engine
+from lookgraph.api.engine import NO_WALKS, Ask, Engine, Offers
 from lookgraph.api.policies import PolicyConfig
 from lookgraph.graph.model import Event
+from lookgraph.graph.traversal import ProductCard
 
 from .scenario import DAY, NOW, Clock, build
 
@@ -157,3 +159,13 @@ def test_outbound_respects_quiet_periods_and_frequency_caps(shop):
     assert len(store.contacts("ann", 0)) == 2
     clock.now = NOW + 8 * DAY
     assert engine.outbound("ann", "email", 3)["contact"]
+
+
+def test_evidence_from_beyond_the_walks_counts_when_the_walks_found_nothing():
+    # LookGNN neighbours, restocks, trips and trending add fractions of evidence; a cold start
+    # has nothing else, and must still rank by them.
+    offers = Offers(NO_WALKS, np.zeros(0))
+    for n, evidence in enumerate((0.2, 0.1, 0.05)):
+        offers.add(ProductCard(f"p{n}", f"P{n}", None), evidence, None, ())
+    offers.add(ProductCard("p0", "P0", None), 0.5, None, ())
+    assert offers.evidence().tolist() == pytest.approx([0.7, 0.1, 0.05])

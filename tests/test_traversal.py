@@ -13,7 +13,9 @@ from lookgraph.graph.memory_traversal import MemoryTraversal
 from lookgraph.graph.model import Attribute, Event, Look, Product
 from lookgraph.graph.neo4j_store import Neo4jGraphStore
 from lookgraph.graph.neo4j_traversal import CypherTraversal
-from lookgraph.graph.traversal import STATISTICS_TTL, Repurchase
+from lookgraph.graph.traversal import ATTRIBUTE, CROWD, LOOK, STATISTICS_TTL, Repurchase, Traversal
+from lookgraph.loaders.native import NativeSource
+from lookgraph.loaders.pipeline import load
 
 from .scenario import DAY, NOW, build
 
@@ -83,6 +85,45 @@ def test_cards_leave_out_unknown_products_and_new_products_walk_at_once(graph):
     assert [h.look_id for h in walk.looks_with(["scarf-1"])] == ["autumn"]
 
 
+def _rows(walks) -> list[tuple]:
+    """A walk's rows with every index resolved: (anchor, way, look or attribute or sessions, product)."""
+    via = lambda way, v: walks.looks[v][:3] if way == LOOK else walks.attributes[v] if way == ATTRIBUTE else v  # noqa: E731
+    return [(a, w, via(w, v), walks.cards[c].id)
+            for a, w, v, c in zip(*(column.tolist() for column in walks[:4]))]
+
+
+def test_walk_answers_as_the_three_walks_do(graph):
+    _, walk = graph
+    walks = walk.walk(["jeans-1", "belt-1", "ghost"])
+    assert _rows(walks) == [
+        (0, LOOK, ("jeans-1", "weekend-denim", "weekend denim"), "boots-1"),
+        (0, LOOK, ("jeans-1", "weekend-denim", "weekend denim"), "tote-1"),
+        (1, LOOK, ("belt-1", "city-walk", "city walk"), "jeans-2"),
+        (1, LOOK, ("belt-1", "city-walk", "city walk"), "boots-2"),
+        (0, ATTRIBUTE, "style:casual", "tote-1"), (0, ATTRIBUTE, "style:casual", "boots-1"),
+        (0, CROWD, 4, "belt-1"), (1, CROWD, 4, "jeans-1"),
+    ]
+    # Candidates in the order first reached.
+    assert [c.id for c in walks.cards] == ["boots-1", "tote-1", "jeans-2", "boots-2", "belt-1", "jeans-1"]
+    assert _rows(walk.walk([])) == []
+
+
+def test_the_in_memory_walk_is_the_three_walks_on_a_bigger_shop(demo_folder, embedded):
+    load(NativeSource(demo_folder), embedded)
+    walk = embedded.traversal()
+    assert isinstance(walk, MemoryTraversal)
+    products = [p.id for p in embedded.iter_records("products")]
+    rows = 0
+    for start in range(0, 120, 12):
+        anchors = products[start : start + 12]
+        for across in (True, False):
+            fast, composed = walk.walk(anchors, across_groups=across), Traversal.walk(walk, anchors, across_groups=across)
+            assert _rows(fast) == _rows(composed)
+            assert fast.cards == composed.cards and fast.looks == composed.looks
+            rows += len(fast.anchor)
+    assert rows > 1_000  # looks, attributes and the crowd all answered
+
+
 class _Recording(Neo4jGraphStore):
     """A Neo4j store without a server: records each statement's parameters, answers nothing."""
 
@@ -103,6 +144,7 @@ def test_every_cypher_walk_gets_exactly_the_parameters_its_statement_uses():
     walk.looks_with(["a"])
     walk.shared_attributes(["a"])
     walk.co_sessions(["a"])
+    walk.walk(["a"])
     walk.nearest(np.ones(4))
     walk.trending()
     walk.repurchase()
