@@ -137,27 +137,18 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
 
     @app.get("/shoppers/{shopper_id}/recommendations", response_model=schemas.Recommendations,
              dependencies=[read], tags=["recommendations"])
-    async def shopper_recommendations(
-        shopper_id: str,
-        k: Annotated[int, Query(ge=1, le=100)] = 20,
-        product_id: Annotated[str | None, Query(max_length=200, description="The item in view.")] = None,
-        location: Annotated[str | None, Query(max_length=200)] = None,
-        gift: Annotated[bool | None, Query(description="This session is shopping for someone else.")] = None,
-        session_id: Annotated[str | None, Query(max_length=200)] = None,
-        category: Annotated[list[str], Query(max_length=20, description="Only these categories (or below).")] = [],  # noqa: B006
-        same_category: Annotated[bool, Query(description="Allow items of the item in view's own category.")] = False,
-    ) -> Response:
+    async def shopper_recommendations(shopper_id: str, query: Annotated[schemas.ShopperQuery, Query()]) -> Response:
         """Complementary items for a shopper now: their session, their taste, the item in view."""
-        ask = Ask(k, product_id, location, gift, tuple(category), same_category, session_id)
+        ask = Ask(query.k, query.product_id, query.location, query.gift, tuple(query.category), query.same_category,
+                  query.session_id)
         return out(engine.for_shopper(shopper_id, ask))
 
     @app.get("/products/{product_id}/complete-the-look", response_model=schemas.Recommendations,
              dependencies=[read], tags=["recommendations"])
-    async def complete_the_look(product_id: str, k: Annotated[int, Query(ge=1, le=100)] = 20,
-                          same_category: bool = False,
-                          category: Annotated[list[str], Query(max_length=20)] = []) -> Response:  # noqa: B006
+    async def complete_the_look(product_id: str, query: Annotated[schemas.LookQuery, Query()]) -> Response:
         """What completes the look around a product, for anyone (no shopper needed)."""
-        return out(engine.complete_the_look(product_id, Ask(k, categories=tuple(category), same_category=same_category)))
+        return out(engine.complete_the_look(product_id, Ask(query.k, categories=tuple(query.category),
+                                                            same_category=query.same_category)))
 
     @app.post("/sessions/{session_id}/recommendations", response_model=schemas.Recommendations,
               dependencies=[read], tags=["recommendations"])

@@ -20,10 +20,10 @@ configurable through `PolicyConfig` (environment: `LOOKGRAPH_POLICY_*`), and tes
 from __future__ import annotations
 
 import hashlib
-import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..graph.model import Event
@@ -223,14 +223,13 @@ def explore_groups(state: ShopperState, trending: Trending, slots: int, day: int
     if slots <= 0:
         return []
     seed = int(hashlib.sha256(f"{state.shopper_id}|{day}".encode()).hexdigest()[:12], 16)
-    rng = random.Random(seed)  # not numpy's: building a numpy generator costs more than these few draws
     usual = {g for g, _ in state.profile_groups.most_common(3)}
     groups = sorted(g for g in trending.by_group if g and g not in usual)
     if not groups:
         return []
-    most = max(max(len(trending.by_group[g]) for g in groups), 1)
-    draws = {g: rng.betavariate(1 + len(trending.by_group[g]) / most * 10, 1 + shown[g]) for g in groups}
-    return sorted(groups, key=lambda g: -draws[g])[:slots]
+    demand = np.array([len(trending.by_group[g]) for g in groups], dtype=np.float64)
+    draws = np.random.default_rng(seed).beta(1 + demand / max(demand.max(), 1) * 10, 1 + np.array([shown[g] for g in groups]))
+    return [groups[i] for i in np.argsort(-draws, kind="stable")[:slots]]
 
 
 # -- 6. contact ---------------------------------------------------------------------------

@@ -99,6 +99,17 @@ def test_answers_are_exactly_the_documented_schema(api, call):
     assert body["items"] and served_fields(body) == documented_fields(model)
 
 
+def test_query_parameters_reach_the_engine(api):
+    client, _ = api
+    get = lambda path: [i["product_id"] for i in client.get(path, headers=as_(READ)).json()["items"]]  # noqa: E731
+    # Repeated `category` parameters: items of either category only.
+    assert set(get("/products/jeans-1/complete-the-look?category=women/shoes&category=women/bags")) == {"boots-1", "tote-1"}
+    assert "jeans-2" not in get("/products/jeans-1/complete-the-look")
+    assert "jeans-2" in get("/products/jeans-1/complete-the-look?same_category=true")
+    in_view = client.get("/shoppers/ann/recommendations?product_id=shirt-1&k=3", headers=as_(READ)).json()["items"]
+    assert in_view[0]["product_id"] == "loafers-1" and "shirt" in in_view[0]["reason"].lower()
+
+
 def test_bad_events_are_422_with_the_field_at_fault_and_nothing_is_written(api):
     client, store = api
     batch = {"events": [
@@ -115,7 +126,10 @@ def test_bad_events_are_422_with_the_field_at_fault_and_nothing_is_written(api):
     assert other_owner.status_code == 422 and other_owner.json()["detail"][0]["loc"] == ["body", "shopper_id"]
     too_many = {"events": [batch["events"][0]] * 1001}
     assert client.post("/events", json=too_many, headers=as_(EVENTS)).status_code == 422
-    assert client.get("/shoppers/ann/recommendations?k=0", headers=as_(READ)).status_code == 422
+    for path, field in (("/shoppers/ann/recommendations?k=0", "k"), ("/shoppers/ann/recommendations?gift=maybe", "gift"),
+                        ("/products/jeans-1/complete-the-look?k=101", "k")):
+        bad_query = client.get(path, headers=as_(READ))
+        assert bad_query.status_code == 422 and bad_query.json()["detail"][0]["loc"] == ["query", field]
 
 
 def test_huge_bodies_are_refused(api):
