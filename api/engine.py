@@ -17,6 +17,8 @@ For a moment of a shopper (or an anonymous session, or a product page) it
 
 from __future__ import annotations
 
+import itertools
+import sys
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -134,7 +136,8 @@ class Engine:
         self.clock = clock
         self._shown: OrderedDict[str, _Shown] = OrderedDict()  # by shopper, least recently served first
         self._lock = threading.Lock()
-        self._vector_row: dict[str, int] = {pid: i for i, pid in enumerate(vectors.ids["product"])} if vectors else {}
+        # Interned ids, as the in-memory walks' are (see MemoryTraversal._number_product).
+        self._vector_row: dict[str, int] = {sys.intern(pid): i for i, pid in enumerate(vectors.ids["product"])} if vectors else {}
 
     # -- entry points ------------------------------------------------------------------------
     def for_shopper(self, shopper_id: str, ask: Ask) -> list[Recommendation]:
@@ -255,7 +258,7 @@ class Engine:
         if shown.impressions:
             scores = scores * np.array([policies.fade(offers.cards[i].id, state, shown.impressions.get(offers.cards[i].id, 0),
                                                       self.config) for i in keep])
-        ranked = [keep[j] for j in np.argsort(-scores, kind="stable")]
+        ranked = np.array(keep)[np.argsort(-scores, kind="stable")].tolist()
         score_of = dict(zip(keep, scores.tolist()))
 
         explore = round(ask.k * self.config.explore_share) if ask.explore else 0
@@ -272,7 +275,7 @@ class Engine:
                         picks.append((i, True))
                         taken.add(card.id)
                         break
-            picks += [(i, False) for i in ranked if offers.cards[i].id not in taken][: ask.k - len(picks)]
+            picks += itertools.islice(((i, False) for i in ranked if offers.cards[i].id not in taken), ask.k - len(picks))
         picks = picks[: ask.k]
         picked = [offers.cards[i] for i, _ in picks]
         self._remember(state, picked)
@@ -334,12 +337,11 @@ class Engine:
         if not known_anchors:
             return None
         context, weights = np.array([r for r, _ in known_anchors]), np.array([w for _, w in known_anchors])
-        rows = np.array([self._vector_row.get(pid, -1) for pid in keep])
+        rows = np.fromiter((self._vector_row.get(pid, -1) for pid in keep), dtype=np.int64, count=len(keep))
         known = rows >= 0
         raw = np.zeros(len(keep))
-        raw[known] = self.vectors.gnn_scores(context, among=rows[known], weights=weights)
-        if known.sum() > 1:
-            raw[known] = (raw[known] - raw[known].mean()) / (raw[known].std() + 1e-9)
+        scores = self.vectors.gnn_scores(context, among=rows[known], weights=weights).astype(np.float64)
+        raw[known] = (scores - scores.mean()) / (scores.std() + 1e-9) if len(scores) > 1 else scores
         return raw
 
     # -- paths, built only for the items returned --------------------------------------------

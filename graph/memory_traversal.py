@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -247,6 +248,9 @@ class MemoryTraversal(Traversal):
                 self._stats_at, self._refreshing = self.clock(), False
 
     def _number_product(self, card: ProductCard) -> None:
+        # Interned, as the vector index's and the engine's ids are: the engine looks the walks'
+        # ids up in other large dictionaries, and identical strings compare without being read.
+        card = card._replace(id=sys.intern(card.id))
         self._cards[card.id] = card
         n = self._number.setdefault(card.id, len(self._ids))
         if n == len(self._ids):

@@ -12,6 +12,7 @@ Below `EXACT_BELOW` rows the scan is cheap and exact.
 from __future__ import annotations
 
 import math
+import sys
 
 import faiss
 import numpy as np
@@ -23,7 +24,7 @@ PROBED_SHARE = 16
 
 class VectorIndex:
     def __init__(self, ids: list[str], vectors: np.ndarray, seed: int = 0):
-        self.ids = list(ids)
+        self.ids = [sys.intern(i) for i in ids]  # see MemoryTraversal._number_product
         units = _unit(np.asarray(vectors, dtype=np.float32))
         dimension = units.shape[1]
         if len(self.ids) < EXACT_BELOW:
