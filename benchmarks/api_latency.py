@@ -33,25 +33,29 @@ from measure import RESULTS
 KEY = "bench-key-0123456789abcdef"
 
 
-async def load(base: str, shoppers: list[str], concurrency: int, total: int, seed: int) -> dict:
-    """`total` requests from `concurrency` clients, each sending its next request when the last
-    one is answered. aiohttp, not httpx: measured here, httpx spends 2.1 ms of CPU per request
-    (aiohttp 0.4 ms), so on these 2 shared cores it could not send 500 requests a second."""
+async def load(base: str, shoppers: list[str], concurrency: int, total: int, seed: int, rate: float | None = None) -> dict:
+    """`total` requests over `concurrency` connections. Closed loop (no `rate`): each connection
+    sends its next request when the last one is answered. Open loop (`rate`), as wrk2 measures:
+    request i is due `i / rate` seconds in, and its latency counts from then, so a server that
+    cannot keep up shows it in the latency instead of slowing the clients down.
+    aiohttp, not httpx: measured here, httpx spends 2.1 ms of CPU per request (aiohttp 0.4 ms),
+    so on these 2 shared cores it could not send 500 requests a second."""
     import aiohttp
 
     rng = random.Random(seed)
     todo = [rng.choice(shoppers) for _ in range(total)]
     latencies: list[float] = []
-    errors = 0
+    errors, sent = 0, 0
 
-    async def client(session):
-        nonlocal errors
-        while todo:
-            shopper = todo.pop()
-            started = time.perf_counter()
-            async with session.get(f"{base}/shoppers/{shopper}/recommendations?k=20") as response:
+    async def connection(session, started):
+        nonlocal errors, sent
+        while sent < total:
+            i, sent = sent, sent + 1
+            due = started + i / rate if rate else time.perf_counter()
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            async with session.get(f"{base}/shoppers/{todo[i]}/recommendations?k=20") as response:
                 await response.read()
-            latencies.append(time.perf_counter() - started)
+            latencies.append(time.perf_counter() - due)
             errors += response.status != 200
 
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -59,45 +63,12 @@ async def load(base: str, shoppers: list[str], concurrency: int, total: int, see
         async with session.get(f"{base}/shoppers/{shoppers[0]}/recommendations?k=20") as response:  # warm up
             await response.read()
         started = time.perf_counter()
-        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+        await asyncio.gather(*(connection(session, started) for _ in range(concurrency)))
         wall = time.perf_counter() - started
     ms = np.array(latencies) * 1000
-    return {"concurrency": concurrency, "requests": total, "errors": errors, "p50_ms": round(float(np.percentile(ms, 50)), 2),
-            "p99_ms": round(float(np.percentile(ms, 99)), 2), "requests_per_second": round(total / wall, 1)}
-
-
-async def paced(base: str, shoppers: list[str], rate: float, connections: int, seconds: float, seed: int) -> dict:
-    """Open loop, as wrk2 measures: requests due at `rate` per second, sent over `connections`
-    connections, each latency counted from when its request was due. A server that cannot keep
-    up shows it in the latency, instead of slowing the clients down (a closed loop, `load`, hides
-    that: its clients wait for answers before sending more)."""
-    import aiohttp
-
-    rng = random.Random(seed)
-    todo = [rng.choice(shoppers) for _ in range(int(rate * seconds))]
-    latencies: list[float] = []
-    errors, sent = 0, 0
-
-    async def connection(session, started):
-        nonlocal errors, sent
-        while sent < len(todo):
-            i, sent = sent, sent + 1
-            due = started + i / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            async with session.get(f"{base}/shoppers/{todo[i]}/recommendations?k=20") as response:
-                await response.read()
-            latencies.append(time.perf_counter() - due)
-            errors += response.status != 200
-
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(headers={"X-API-Key": KEY}, connector=connector) as session:
-        started = time.perf_counter()
-        await asyncio.gather(*(connection(session, started) for _ in range(connections)))
-        wall = time.perf_counter() - started
-    ms = np.array(latencies) * 1000
-    return {"offered_per_second": rate, "connections": connections, "requests": len(todo), "errors": errors,
+    return {"concurrency": concurrency, "offered_per_second": rate, "requests": total, "errors": errors,
             "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
-            "requests_per_second": round(len(todo) / wall, 1)}
+            "requests_per_second": round(total / wall, 1)}
 
 
 def median_round(rounds: list[dict], by: str = "requests_per_second") -> dict:
@@ -214,7 +185,7 @@ def main() -> None:
             rounds = [asyncio.run(load(base, shoppers, concurrency, total, seed=10 * concurrency + r))
                       for r in range(args.rounds)]
             results[f"concurrency_{concurrency}"] = {**median_round(rounds), "rounds": rounds}
-        rounds = [asyncio.run(paced(base, shoppers, args.rate, 32, args.requests / args.rate, seed=500 + r))
+        rounds = [asyncio.run(load(base, shoppers, 32, args.requests, seed=500 + r, rate=args.rate))
                   for r in range(args.rounds)]
         results[f"paced_{args.rate:g}_per_second"] = {**median_round(rounds, by="p99_ms"), "rounds": rounds}
         results["event_visible"] = [event_visibility(base, shoppers[i], products[i]) for i in range(20)]
