@@ -337,7 +337,7 @@ class Engine:
         if not known_anchors:
             return None
         context, weights = np.array([r for r, _ in known_anchors]), np.array([w for _, w in known_anchors])
-        rows = np.fromiter((self._vector_row.get(pid, -1) for pid in keep), dtype=np.int64, count=len(keep))
+        rows = np.fromiter(map(self._vector_row.get, keep, itertools.repeat(-1)), dtype=np.int64, count=len(keep))
         known = rows >= 0
         raw = np.zeros(len(keep))
         scores = self.vectors.gnn_scores(context, among=rows[known], weights=weights).astype(np.float64)

@@ -109,8 +109,9 @@ def shopper_state(shopper_id: str | None, home: str | None, events: list[Event],
     if current is not None and gift is not None:
         current.gift = gift
 
+    group_of = {pid: tree.group(card.category) for pid, card in cards.items()}
     if config.gift_and_profile_shift:
-        groups = {s.id: {tree.group(cards[e.product_id].category) for e in s.events if e.product_id in cards} - {None}
+        groups = {s.id: {group_of[e.product_id] for e in s.events if e.product_id in group_of} - {None}
                   for s in sessions}
         counts = Counter(g for s in sessions if not s.gift for g in groups[s.id])
         for s in sessions:
@@ -133,8 +134,8 @@ def shopper_state(shopper_id: str | None, home: str | None, events: list[Event],
     for e in state.profile_events:
         if e.type == "view" and e.product_id not in carted:
             state.views_without_cart[e.product_id] += 1
-        if e.product_id in cards:
-            state.profile_groups[tree.group(cards[e.product_id].category)] += 1
+        if e.product_id in group_of:
+            state.profile_groups[group_of[e.product_id]] += 1
     return state
 
 

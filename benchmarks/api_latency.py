@@ -7,7 +7,9 @@ Needs a loaded and trained home (`python benchmarks/train.py` makes one). Starts
 `GET /shoppers/{id}/recommendations?k=20` (explanations included) at concurrency 1 and 32:
 p50/p99 latency and requests per second (each in `--rounds` rounds, the round of median
 throughput reported); the same request offered at `--rate` (500) per second over 32
-connections, open loop, latency counted from when each request was due; how long a posted event takes to show in the next recommendation; and,
+connections, open loop, latency counted from when each request was due; how long a posted
+event takes to show in the next recommendation; the same loads against the same app whose engine
+answers at once (`canned_server.py`: the ceiling of one server process on this machine); and,
 in-process, the engine's time per request against a bare numpy top-k over
 the same embeddings, and the vector index's recall against an exact scan. Goals: p99 < 25 ms
 at concurrency 32, >= 500 requests/s, engine < 5x the bare top-k, event visible in < 50 ms. Results go to benchmarks/results/api_latency.json.
@@ -17,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -69,6 +73,44 @@ async def load(base: str, shoppers: list[str], concurrency: int, total: int, see
     return {"concurrency": concurrency, "offered_per_second": rate, "requests": total, "errors": errors,
             "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
             "requests_per_second": round(total / wall, 1)}
+
+
+@contextlib.contextmanager
+def serving(command: list[str], env: dict, base: str):
+    """A server process running `command`, once it answers `/health`; stopped afterwards."""
+    server = subprocess.Popen(command, env=env)
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise SystemExit(f"{' '.join(command)} did not answer {base}/health in 2 minutes")
+        yield server
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def loads(base: str, shoppers: list[str], requests: int, rounds: int, rate: float) -> dict:
+    """Closed loop at concurrency 1 (a fifth of the requests) and 32, then open loop at `rate`
+    over 32 connections; each in `rounds` rounds, the median one reported."""
+    results = {}
+    for concurrency, total in ((1, requests // 5), (32, requests)):
+        measured = [asyncio.run(load(base, shoppers, concurrency, total, seed=10 * concurrency + r)) for r in range(rounds)]
+        results[f"concurrency_{concurrency}"] = {**median_round(measured), "rounds": measured}
+    measured = [asyncio.run(load(base, shoppers, 32, requests, seed=500 + r, rate=rate)) for r in range(rounds)]
+    results[f"paced_{rate:g}_per_second"] = {**median_round(measured, by="p99_ms"), "rounds": measured}
+    return results
+
+
+def without_rounds(results):
+    """The results without each phase's rounds, to print."""
+    if not isinstance(results, dict):
+        return results
+    return {k: without_rounds(v) for k, v in results.items() if k not in ("rounds", "event_visible")}
 
 
 def median_round(rounds: list[dict], by: str = "requests_per_second") -> dict:
@@ -172,33 +214,26 @@ def main() -> None:
     results: dict = {"command": "python benchmarks/api_latency.py " + " ".join(sys.argv[1:]),
                      "engine": engine_ratio(args.home, shoppers), "vector_index": vector_index_quality(args.home)}
     env = dict(os.environ, LOOKGRAPH_HOME=str(args.home), LOOKGRAPH_API_KEYS=f"{KEY}:read,events")
-    server = subprocess.Popen([sys.executable, "-m", "lookgraph.cli", "serve", "--port", str(args.port)], env=env)
     base = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        for concurrency, total in ((1, args.requests // 5), (32, args.requests)):
-            rounds = [asyncio.run(load(base, shoppers, concurrency, total, seed=10 * concurrency + r))
-                      for r in range(args.rounds)]
-            results[f"concurrency_{concurrency}"] = {**median_round(rounds), "rounds": rounds}
-        rounds = [asyncio.run(load(base, shoppers, 32, args.requests, seed=500 + r, rate=args.rate))
-                  for r in range(args.rounds)]
-        results[f"paced_{args.rate:g}_per_second"] = {**median_round(rounds, by="p99_ms"), "rounds": rounds}
+    with serving([sys.executable, "-m", "lookgraph.cli", "serve", "--port", str(args.port)], env, base):
+        results.update(loads(base, shoppers, args.requests, args.rounds, args.rate))
         results["event_visible"] = [event_visibility(base, shoppers[i], products[i]) for i in range(20)]
         ms = [r["post_then_get_ms"] for r in results["event_visible"]]
         results["event_visible_summary"] = {"p50_ms": float(np.median(ms)), "max_ms": max(ms),
                                             "all_reflected": all(r["reflected"] for r in results["event_visible"])}
-    finally:
-        server.terminate()
-        server.wait()
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/shoppers/{shoppers[0]}/recommendations?k=20",
+                                                           headers={"X-API-Key": KEY})) as response:
+            answer = response.read()
+    # The same load against the same app whose engine answers at once: the ceiling of one process here.
+    with tempfile.NamedTemporaryFile(suffix=".json") as canned:
+        canned.write(answer)
+        canned.flush()
+        with serving([sys.executable, str(Path(__file__).with_name("canned_server.py")), canned.name, str(args.port)],
+                     env, base):
+            results["engine_free"] = loads(base, shoppers, args.requests, args.rounds, args.rate)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "api_latency.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "rounds"} if isinstance(v, dict) else v)
-                      for k, v in results.items() if k != "event_visible"}, indent=2))
+    print(json.dumps(without_rounds(results), indent=2))
 
 
 if __name__ == "__main__":
