@@ -182,8 +182,9 @@ def train(
 def evaluate(
     store: StoreOption = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated split seeds.")] = "0,1,2",
-    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] =
-        "popularity,co-occurrence,content-knn,bpr-mf,lightgcn,lookgnn",
+    methods: Annotated[str | None, typer.Option(
+        help="Comma-separated methods (default: popularity, co-occurrence, content-knn, bpr-mf, lightgcn, "
+             "lookgnn, and on Neo4j fastrp-knn: FastRP embeddings and kNN in its Graph Data Science).")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Most LookGNN epochs per seed.")] = 30,
     out: Annotated[Path | None, typer.Option(help="Write OUT.md and OUT.json (default: print only).")] = None,
 ) -> None:
@@ -195,11 +196,15 @@ def evaluate(
 
     with _store(store) as graph:
         exported = export_graph(graph)
-    try:
-        report = run(exported, tuple(int(s) for s in seeds.split(",")), TrainConfig(epochs=epochs),
-                     tuple(m.strip() for m in methods.split(",")), log=lambda line: typer.echo(line, err=True))
-    except (KeyError, ValueError) as err:
-        _fail(f"bad --seeds or --methods: {err}")
+        if methods is None:
+            methods = "popularity,co-occurrence,content-knn,bpr-mf,lightgcn,lookgnn"
+            methods += ",fastrp-knn" if graph.name == "neo4j" else ""
+        try:
+            report = run(exported, tuple(int(s) for s in seeds.split(",")), TrainConfig(epochs=epochs),
+                         tuple(m.strip() for m in methods.split(",")), log=lambda line: typer.echo(line, err=True),
+                         store=graph)
+        except (KeyError, ValueError) as err:
+            _fail(f"bad --seeds or --methods: {err}")
     report["command"] = "lookgraph evaluate " + " ".join(sys.argv[2:])
     if out is not None:
         save(report, out)

@@ -16,18 +16,14 @@ import platform
 import shutil
 import sys
 
-from measure import RESULTS, demo_parser, lookgraph, peak_rss_mib
+from measure import RESULTS, demo_parser, demo_store, lookgraph, peak_rss_mib
 
 
 def main() -> None:
     parser = demo_parser(__doc__)
     args = parser.parse_args()
 
-    demo = args.work / f"demo-{args.products}-{args.shoppers}-{args.events}"
-    if not (demo / "events.csv").exists():
-        print(f"generating the demo store in {demo} ...", flush=True)
-        lookgraph("demo-data", str(demo), "--products", str(args.products), "--shoppers", str(args.shoppers),
-                  "--events", str(args.events), "--seed", "7", home=args.work / "unused")
+    demo = demo_store(args)
 
     results: dict = {
         "command": "python benchmarks/load.py " + " ".join(sys.argv[1:]),

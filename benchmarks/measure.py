@@ -29,6 +29,16 @@ def demo_parser(description: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def demo_store(args: argparse.Namespace) -> Path:
+    """The seeded demo store of the sizes in `args` (see `demo_parser`), generated once under --work."""
+    demo = args.work / f"demo-{args.products}-{args.shoppers}-{args.events}"
+    if not (demo / "events.csv").exists():
+        print(f"generating the demo store in {demo} ...", flush=True)
+        lookgraph("demo-data", str(demo), "--products", str(args.products), "--shoppers", str(args.shoppers),
+                  "--events", str(args.events), "--seed", "7", home=args.work / "unused")
+    return demo
+
+
 def lookgraph(*args: str, home: Path) -> tuple[float, str]:
     """Run the CLI in a fresh child; return its wall time and output."""
     env = dict(os.environ, LOOKGRAPH_HOME=str(home))

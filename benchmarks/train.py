@@ -15,7 +15,7 @@ import platform
 import sys
 from pathlib import Path
 
-from measure import RESULTS, demo_parser, lookgraph, peak_rss_mib
+from measure import RESULTS, demo_parser, demo_store, lookgraph, peak_rss_mib
 
 
 def trained(home: Path, *train_args: str) -> dict:
@@ -44,13 +44,9 @@ def main() -> None:
     else:
         results["bundlerec_clothing"] = f"skipped: {clothing} not found"
 
-    demo = args.work / f"demo-{args.products}-{args.shoppers}-{args.events}"
     home = args.work / f"train-demo-{args.events}"
     if not (home / "graph.db").exists():
-        if not (demo / "events.csv").exists():
-            lookgraph("demo-data", str(demo), "--products", str(args.products), "--shoppers", str(args.shoppers),
-                      "--events", str(args.events), "--seed", "7", home=home)
-        lookgraph("load", str(demo), home=home)
+        lookgraph("load", str(demo_store(args)), home=home)
     results["demo"] = trained(home, "--epochs", str(args.demo_epochs)) | {"events": args.events}
 
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,12 @@
-// Embeddings written back by `lookgraph train`: a LIST<FLOAT> property per node, with the
-// artifact version that produced it. Labels cannot be parameters, so one statement per label.
+// Embeddings written back by `lookgraph train`: a vector property per node, with the artifact
+// version that produced it. Labels cannot be parameters, so one statement per label. Product
+// vectors are stored as 32-bit floats, as trained and as the vector index reads them.
 
 // name: write_product_embeddings
 UNWIND $rows AS row
 MATCH (n:Product {id: row.id})
-SET n.embedding = row.vector, n.embedding_model = $model;
+CALL db.create.setNodeVectorProperty(n, 'embedding', row.vector)
+SET n.embedding_model = $model;
 
 // name: write_shopper_embeddings
 UNWIND $rows AS row

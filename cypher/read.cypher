@@ -54,14 +54,16 @@ RETURN l.id AS id, l.name AS name, s.id AS session_id,
        [(l)-[i:INCLUDES]->(p:Product) | {position: i.position, id: p.id}] AS items
 ORDER BY id;
 
+// Events in time order (ties by id), as the embedded store streams them, so that both stores
+// export the same graph for training. Keyset paging: after ($after_ts, $after).
 // name: events_page
 MATCH (s:Session)-[i:INTERACTED]->(p:Product)
-WHERE i.event_id > $after
-WITH s, i, p ORDER BY i.event_id LIMIT $limit
+WHERE i.ts >= $after_ts AND (i.ts > $after_ts OR i.event_id > $after)
+WITH s, i, p ORDER BY i.ts, i.event_id LIMIT $limit
 OPTIONAL MATCH (u:Shopper)-[:HAD_SESSION]->(s)
 RETURN i.event_id AS id, s.id AS session_id, p.id AS product_id, i.type AS type, i.ts AS ts,
        u.id AS shopper_id, i.location AS location, i.gift AS gift
-ORDER BY id;
+ORDER BY ts, id;
 
 // name: saved_looks_page
 MATCH (u:Shopper)-[saved:SAVED]->(l:Look)

@@ -31,6 +31,7 @@ import torch
 
 from .baselines import BPRMF, CoOccurrence, ContentKNN, LightGCNBaseline, Popularity, content_matrix, shopper_products
 from .export import GraphExport
+from .gds import FastRPKNN
 from .metrics import Query, hit_rate_at, ndcg_at, rank_of, top_k
 from .train import TrainConfig, train
 from .vectors import SAME_CATEGORY_CAP
@@ -206,8 +207,9 @@ class LookGNNMethod:
 
 def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainConfig | None = None,
         methods: tuple[str, ...] = ("popularity", "co-occurrence", "content-knn", "bpr-mf", "lightgcn", "lookgnn"),
-        log=print) -> dict:
-    """Every method on every seed's split; mean and standard deviation per metric."""
+        log=print, store=None) -> dict:
+    """Every method on every seed's split; mean and standard deviation per metric. `store`: the
+    Neo4j store whose Graph Data Science runs the `fastrp-knn` method."""
     content = content_matrix(graph)
     per_seed: dict[str, list[dict]] = {}
     for seed in seeds:
@@ -217,6 +219,7 @@ def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainCon
                 "popularity": Popularity, "co-occurrence": CoOccurrence, "content-knn": ContentKNN,
                 "bpr-mf": lambda: BPRMF(seed=seed), "lightgcn": lambda: LightGCNBaseline(seed=seed),
                 "lookgnn": lambda: LookGNNMethod(TrainConfig(**{**(config.__dict__ if config else {}), "seed": seed})),
+                "fastrp-knn": lambda: FastRPKNN(store, seed=seed),
             }[name]()
             started = time.perf_counter()
             if name == "lookgnn":

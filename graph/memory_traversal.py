@@ -32,6 +32,7 @@ from .store import GraphStore
 from .traversal import (
     ATTRIBUTE, ATTRIBUTE_KINDS, CO_SESSIONS_SCANNED, CROWD, LOOK, STATISTICS_TTL, TRENDING_DAYS, TRENDING_PER_GROUP,
     AttributeHit, CategoryTree, CrowdHit, LookHit, ProductCard, Repurchase, Trending, Traversal, Walks, cycle_days,
+    in_background,
 )
 from .vector_index import VectorIndex
 
@@ -40,10 +41,6 @@ MAX_SESSION_ITEMS = 30
 """Sessions with more distinct items than this say little about what goes together."""
 ANY_GROUP = object()
 """An attribute's products in any category group (`shared_attributes` within groups)."""
-
-
-def in_background(work: Callable[[], None]) -> None:
-    threading.Thread(target=work, name="crowd-statistics", daemon=True).start()
 
 
 class MemoryTraversal(Traversal):

@@ -101,10 +101,14 @@ def export_neo4j_admin(store: GraphStore, folder: Path, database: str = "neo4j")
     script = (
         "#!/usr/bin/env bash\n"
         "# Import into a new, empty database (stop Neo4j or use a database that does not exist yet),\n"
-        "# then create it (CREATE DATABASE, or restart) and run cypher/schema.cypher for the constraints.\n"
+        "# then start it (CREATE DATABASE, or restart); lookgraph creates the constraints and indexes\n"
+        "# of cypher/schema.cypher when it first connects. NEO4J_ADMIN names another neo4j-admin,\n"
+        "# e.g. 'scripts/neo4j.sh admin' for the local server of the lookgraph checkout.\n"
+        "set -euo pipefail\n"
         f'cd "$(dirname "$0")"\n'
-        "neo4j-admin database import full " + " ".join(shlex.quote(a) for a in arguments)
-        + f" {shlex.quote(database)}\n"
+        # The database first: --nodes and --relationships take any number of files after them.
+        f"${{NEO4J_ADMIN:-neo4j-admin}} database import full {shlex.quote(database)} "
+        + " ".join(shlex.quote(a) for a in arguments) + "\n"
     )
     (folder / "import.sh").write_text(script)
     (folder / "import.sh").chmod(0o755)

@@ -67,7 +67,10 @@ class Neo4jGraphStore(GraphStore):
     atomic_loads = False
 
     def __init__(self, uri: str, user: str, password: str, database: str = "neo4j", batch_size: int = 5_000):
-        self.driver = GraphDatabase.driver(uri, auth=(user, password))
+        # Not the server's notes on labels and types that do not exist yet (every statement
+        # of a fresh database would log one); the others (deprecations, performance) stay on.
+        self.driver = GraphDatabase.driver(uri, auth=(user, password),
+                                           notifications_disabled_classifications=["UNRECOGNIZED"])
         self.database = database
         self.batch_size = batch_size
         self.driver.verify_connectivity()
@@ -81,6 +84,12 @@ class Neo4jGraphStore(GraphStore):
     def _read(self, key: str, **params) -> list[dict]:
         with self.driver.session(database=self.database) as session:
             return session.execute_read(lambda tx: tx.run(cypher(key), params).data())
+
+    def _read_many(self, *statements: tuple[str, dict]) -> list[list[dict]]:
+        """Several statements in one read transaction: a transaction's own round trips cost
+        about 1.6 ms here, each further statement in it 0.8 ms."""
+        with self.driver.session(database=self.database) as session:
+            return session.execute_read(lambda tx: [tx.run(cypher(key), params).data() for key, params in statements])
 
     def ensure_schema(self) -> None:
         for key in library():
@@ -152,12 +161,17 @@ class Neo4jGraphStore(GraphStore):
                 yield from (SavedLook(r["shopper_id"], r["look_id"], r["ts"]) for r in rows)
                 after = (rows[-1]["shopper_id"], rows[-1]["look_id"])
             return
+        if kind == "events":
+            after_ts, after = float("-inf"), ""
+            while rows := self._read("read.events_page", after_ts=after_ts, after=after, limit=batch_size):
+                yield from map(_event, rows)
+                after_ts, after = rows[-1]["ts"], rows[-1]["id"]
+            return
         make = {
             "categories": lambda r: Category(r["id"], r["name"], r["parent_id"]),
             "products": _product,
             "shoppers": lambda r: Shopper(r["id"], r["home_location"]),
             "looks": _look,
-            "events": _event,
         }[kind]
         after = ""
         while rows := self._read(f"read.{kind}_page", after=after, limit=batch_size):

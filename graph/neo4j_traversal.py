@@ -2,8 +2,10 @@
 `cypher/traversal.cypher` per walk, through the store's managed read transactions.
 
 Nothing of the graph is copied into the process but the category tree (small, and climbed on
-every request) and the crowd's statistics (trending, repurchase), which are aggregates over
-all events: they are computed in the database and kept for `stats_ttl` seconds.
+every request) and aggregates over every event, kept for `stats_ttl` seconds and recomputed in
+the background once older: the crowd's statistics (trending, repurchase) and each style or
+occasion attribute's most popular products (the second half of the shared-attribute walk;
+counted per request, it cost 6 s a request on the 1M-event demo).
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
 from .traversal import (
     ATTRIBUTE_KINDS, CO_SESSIONS_SCANNED, TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit, CategoryTree,
-    CrowdHit, LookHit, ProductCard, Repurchase, STATISTICS_TTL, Trending, Traversal, cycle_days, keep_across_groups,
+    CrowdHit, LookHit, ProductCard, Repurchase, STATISTICS_TTL, Trending, Traversal, Walks, cycle_days,
+    in_background, keep_across_groups,
 )
 
 MAX_SESSION_ITEMS = 30
@@ -26,11 +29,14 @@ TRENDING_PRODUCTS = 20_000
 
 
 class CypherTraversal(Traversal):
-    def __init__(self, store, stats_ttl: float = STATISTICS_TTL, clock=time.monotonic):
+    def __init__(self, store, stats_ttl: float = STATISTICS_TTL, clock=time.monotonic,
+                 spawn: Callable[[Callable[[], None]], None] = in_background):
         self.store = store  # a Neo4jGraphStore: its `_read` runs a named statement in a read transaction
-        self.stats_ttl, self.clock = stats_ttl, clock
+        self.stats_ttl, self.clock, self._spawn = stats_ttl, clock, spawn
         self._lock = threading.Lock()
         self._stats: tuple[float, Trending, dict[str, Repurchase]] | None = None
+        self._refreshing = False
+        self._attribute_tops: dict[tuple[str, int], tuple[float, list[ProductCard]]] = {}
         self.categories = self._category_tree()
 
     def _category_tree(self) -> CategoryTree:
@@ -48,28 +54,86 @@ class CypherTraversal(Traversal):
         return {r["id"]: self._card(r) for r in self.store._read("traversal.product_cards", ids=ids)} if ids else {}
 
     def looks_with(self, anchors: Sequence[str], per_anchor: int = 10) -> list[LookHit]:
-        rows = self.store._read("traversal.looks_with", anchors=list(anchors), per_anchor=per_anchor)
-        return [LookHit(r["anchor"], r["look_id"], r["look_name"], tuple(r["product_ids"])) for r in rows]
+        return self._looks(self._run(self._looks_query(anchors, per_anchor)))
 
     def shared_attributes(self, anchors: Sequence[str], per_attribute: int = 8, across_groups: bool = True,
                           scanned: int = 80) -> list[AttributeHit]:
-        rows = self.store._read("traversal.shared_attributes", anchors=list(anchors), kinds=list(ATTRIBUTE_KINDS),
-                                per_attribute=scanned)
-        hits = [AttributeHit(r["anchor"], r["attribute"], self._card(r)) for r in rows]
-        homes = {a: card.category for a, card in self.cards(anchors).items()}
-        return keep_across_groups(hits, homes, self.categories, per_attribute, across_groups)
+        return self._shared(self._run(self._attributes_query(anchors)), per_attribute, across_groups, scanned)
 
     def co_sessions(self, anchors: Sequence[str], per_anchor: int = 20) -> list[CrowdHit]:
-        rows = self.store._read("traversal.co_sessions", anchors=list(anchors), per_anchor=per_anchor,
-                                scanned=CO_SESSIONS_SCANNED, max_session_items=MAX_SESSION_ITEMS)
+        return self._crowd(self._run(self._crowd_query(anchors, per_anchor)))
+
+    def walk(self, anchors: Sequence[str], looks_per_anchor: int = 10, per_attribute: int = 8,
+             crowd_per_anchor: int = 20, across_groups: bool = True) -> Walks:
+        """As `Traversal.walk`, in one round trip: the three walks in one read transaction, the
+        cards of what they reached with them."""
+        looks, attributes, crowd = self.store._read_many(
+            self._looks_query(anchors, looks_per_anchor), self._attributes_query(anchors),
+            self._crowd_query(anchors, crowd_per_anchor))
+        cards = {pid: self._card({"id": pid, "name": name, "category_id": category})
+                 for r in looks for pid, (name, category) in zip(r["product_ids"], r["product_cards"])}
+        cards |= {r["product_id"]: self._card({**r, "id": r["product_id"]}) for r in crowd}
+        return self._compose(anchors, self._looks(looks), self._shared(attributes, per_attribute, across_groups),
+                             self._crowd(crowd), cards)
+
+    # Each walk's statement with its parameters, and its rows as hits.
+    def _run(self, query: tuple[str, dict]) -> list[dict]:
+        key, params = query
+        return self.store._read(key, **params)
+
+    @staticmethod
+    def _looks_query(anchors: Sequence[str], per_anchor: int) -> tuple[str, dict]:
+        return "traversal.looks_with", {"anchors": list(anchors), "per_anchor": per_anchor}
+
+    @staticmethod
+    def _attributes_query(anchors: Sequence[str]) -> tuple[str, dict]:
+        return "traversal.anchor_attributes", {"anchors": list(anchors), "kinds": list(ATTRIBUTE_KINDS)}
+
+    @staticmethod
+    def _crowd_query(anchors: Sequence[str], per_anchor: int) -> tuple[str, dict]:
+        return "traversal.co_sessions", {"anchors": list(anchors), "per_anchor": per_anchor,
+                                         "scanned": CO_SESSIONS_SCANNED, "max_session_items": MAX_SESSION_ITEMS}
+
+    @staticmethod
+    def _looks(rows: list[dict]) -> list[LookHit]:
+        return [LookHit(r["anchor"], r["look_id"], r["look_name"], tuple(r["product_ids"])) for r in rows]
+
+    @staticmethod
+    def _crowd(rows: list[dict]) -> list[CrowdHit]:
         return [CrowdHit(r["anchor"], r["product_id"], r["sessions"]) for r in rows]
 
+    def _shared(self, pairs: list[dict], per_attribute: int, across_groups: bool, scanned: int = 80) -> list[AttributeHit]:
+        # Each attribute's `scanned + 1` most popular (enough when one of them is the anchor).
+        tops = self._attribute_top({r["attribute"] for r in pairs}, scanned + 1)
+        hits = [AttributeHit(r["anchor"], r["attribute"], card) for r in pairs
+                for card in tops[r["attribute"]] if card.id != r["anchor"]]
+        homes = {r["anchor"]: r["anchor_category"] for r in pairs}
+        return keep_across_groups(hits, homes, self.categories, per_attribute, across_groups)
+
+    def _attribute_top(self, attributes: set[str], scanned: int) -> dict[str, list[ProductCard]]:
+        now = self.clock()
+        with self._lock:
+            known = {a: self._attribute_tops.get((a, scanned)) for a in attributes}
+        fresh = {a: top[1] for a, top in known.items() if top is not None and now - top[0] <= self.stats_ttl}
+        if missing := sorted(attributes - set(fresh)):
+            found: dict[str, list[ProductCard]] = {a: [] for a in missing}
+            for r in self.store._read("traversal.attribute_top_products", attributes=missing, scanned=scanned):
+                found[r["attribute"]].append(self._card(r))
+            with self._lock:
+                self._attribute_tops.update({(a, scanned): (now, top) for a, top in found.items()})
+            fresh |= found
+        return fresh
+
     def nearest(self, vector: np.ndarray, k: int = 50) -> list[str]:
-        rows = self.store._read("traversal.nearest_products", k=k, vector=[float(x) for x in vector])
+        rows = self.store._read("traversal.nearest_products", k=k, candidates=2 * k, vector=[float(x) for x in vector])
         return [r["id"] for r in rows]
 
     def product_count(self) -> int:
         return self.store._read("traversal.product_count")[0]["products"]
+
+    def product_added(self, product) -> None:
+        with self._lock:  # its attributes' most popular products may have changed
+            self._attribute_tops.clear()
 
     # -- the crowd's statistics, computed in the database ------------------------------------
     def trending(self) -> Trending:
@@ -79,10 +143,23 @@ class CypherTraversal(Traversal):
         return self._statistics()[2]
 
     def _statistics(self) -> tuple[float, Trending, dict[str, Repurchase]]:
-        with self._lock:
-            if self._stats is None or self.clock() - self._stats[0] > self.stats_ttl:
-                self._stats = (self.clock(), self._read_trending(), self._read_repurchase())
-            return self._stats
+        if self._stats is None:  # the first request waits; later ones are served the last answer
+            self.refresh_statistics()
+        elif self.clock() - self._stats[0] > self.stats_ttl and not self._refreshing:
+            with self._lock:
+                due, self._refreshing = not self._refreshing, True
+            if due:
+                self._spawn(self.refresh_statistics)
+        return self._stats
+
+    def refresh_statistics(self) -> None:
+        """Recompute trending and repurchase from what is stored now, without waiting for the TTL."""
+        try:
+            stats = (self.clock(), self._read_trending(), self._read_repurchase())
+            with self._lock:
+                self._stats = stats
+        finally:
+            self._refreshing = False
 
     def _read_trending(self) -> Trending:
         latest = self.store._read("traversal.latest_event_time")

@@ -24,8 +24,9 @@ every request, which is what makes an event visible in the next recommendation.
 from __future__ import annotations
 
 import abc
+import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -195,17 +196,23 @@ class Traversal(abc.ABC):
     def walk(self, anchors: Sequence[str], looks_per_anchor: int = 10, per_attribute: int = 8,
              crowd_per_anchor: int = 20, across_groups: bool = True) -> Walks:
         """`looks_with`, `shared_attributes` and `co_sessions` from the same anchors, as columns."""
+        return self._compose(anchors, self.looks_with(anchors, looks_per_anchor),
+                             self.shared_attributes(anchors, per_attribute, across_groups),
+                             self.co_sessions(anchors, crowd_per_anchor))
+
+    def _compose(self, anchors: Sequence[str], looks: list[LookHit], shared: list[AttributeHit],
+                 crowd: list[CrowdHit], known: dict[str, ProductCard] | None = None) -> Walks:
+        """The three walks' hits as `Walks` columns; the cards of what they reached are looked up
+        unless `known`."""
         position = {a: i for i, a in enumerate(anchors)}
-        looks = self.looks_with(anchors, looks_per_anchor)
         rows = [(position[hit.anchor], LOOK, i, pid)
                 for i, hit in enumerate(looks) for pid in hit.product_ids if pid != hit.anchor]
         attributes: dict[str, int] = {}
-        cards: dict[str, ProductCard] = {}
-        for hit in self.shared_attributes(anchors, per_attribute, across_groups):
+        cards: dict[str, ProductCard] = dict(known or {})
+        for hit in shared:
             cards[hit.product.id] = hit.product
             rows.append((position[hit.anchor], ATTRIBUTE, attributes.setdefault(hit.attribute, len(attributes)), hit.product.id))
-        rows += [(position[hit.anchor], CROWD, hit.sessions, hit.product_id)
-                 for hit in self.co_sessions(anchors, crowd_per_anchor)]
+        rows += [(position[hit.anchor], CROWD, hit.sessions, hit.product_id) for hit in crowd]
         cards.update(self.cards(r[3] for r in rows if r[3] not in cards))
         return Walks.of(rows, cards, looks, list(attributes))
 
@@ -236,6 +243,11 @@ class Traversal(abc.ABC):
     def shopper_erased(self, shopper_id: str) -> None:
         """A shopper was erased from the store: forget what the walks hold of them."""
 
+    @abc.abstractmethod
+    def refresh_statistics(self) -> None:
+        """Recompute the crowd's statistics now (they refresh by themselves every
+        `STATISTICS_TTL` seconds)."""
+
 
 def keep_across_groups(hits: Iterable[AttributeHit], anchor_categories: dict[str, str | None], tree: CategoryTree,
                        per_attribute: int, across_groups: bool) -> list[AttributeHit]:
@@ -249,6 +261,11 @@ def keep_across_groups(hits: Iterable[AttributeHit], anchor_categories: dict[str
             found[key] += 1
             kept.append(hit)
     return kept
+
+
+def in_background(work: Callable[[], None]) -> None:
+    """How the traversals recompute the crowd's statistics: no request waits for it."""
+    threading.Thread(target=work, name="crowd-statistics", daemon=True).start()
 
 
 def cycle_days(gaps_seconds: Sequence[float]) -> float | None:

@@ -15,22 +15,74 @@ DATA = Path(os.environ.get("LOOKGRAPH_DATA") or Path(__file__).resolve().parents
 SMALL = DemoSpec(products=300, shoppers=40, events=2_000, seed=11)
 
 
-def _neo4j_store():
+NEO4J_REQUIRED = os.environ.get("LOOKGRAPH_REQUIRE_NEO4J") == "1"
+"""Set by scripts/test.sh once it has a Neo4j server: a Neo4j test then fails rather than skips."""
+EXECUTED: set[str] = set()
+"""Every Cypher statement (`file.name`) the Neo4j store ran in this test session."""
+
+
+def _record_statements() -> None:
+    from lookgraph.graph.neo4j_store import Neo4jGraphStore
+
+    for method in ("_read", "_write"):
+        run = getattr(Neo4jGraphStore, method)
+
+        def recording(self, key, _run=run, **params):
+            result = _run(self, key, **params)
+            EXECUTED.add(key)
+            return result
+
+        setattr(Neo4jGraphStore, method, recording)
+    run_many = Neo4jGraphStore._read_many
+
+    def recording_many(self, *statements):
+        result = run_many(self, *statements)
+        EXECUTED.update(key for key, _ in statements)
+        return result
+
+    Neo4jGraphStore._read_many = recording_many
+
+
+_record_statements()
+
+
+def neo4j_store(batch_size: int = 500):
+    """An empty Neo4j store on NEO4J_URI, or a skip (a failure where scripts/test.sh started one)."""
     if not os.environ.get("NEO4J_URI"):
-        pytest.skip("NEO4J_URI is not set: no Neo4j server to run this test against the Neo4j store")
+        if NEO4J_REQUIRED:
+            pytest.fail("LOOKGRAPH_REQUIRE_NEO4J=1 but NEO4J_URI is not set")
+        pytest.skip("NEO4J_URI is not set: no Neo4j server to run this test against the Neo4j store "
+                    "(scripts/test.sh starts one where Java 17+ and Maven are installed)")
     from lookgraph.graph.neo4j_store import Neo4jGraphStore
     from lookgraph.settings import Settings
 
     s = Settings()
-    store = Neo4jGraphStore(s.neo4j_uri, s.neo4j_user, s.neo4j_password, s.neo4j_database, batch_size=500)
+    store = Neo4jGraphStore(s.neo4j_uri, s.neo4j_user, s.neo4j_password, s.neo4j_database, batch_size=batch_size)
     store._write("admin.delete_everything")
     return store
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """After the whole suite on Neo4j: every statement of cypher/*.cypher must have run on the server."""
+    from lookgraph.graph.cypher import library
+
+    whole_suite = session.config.args_source is pytest.Config.ArgsSource.TESTPATHS and not (
+        session.config.option.keyword or session.config.option.markexpr or session.config.option.lf)
+    if not (EXECUTED and whole_suite and exitstatus == 0):
+        return
+    missing = sorted(set(library()) - EXECUTED)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    reporter.write_line(f"Neo4j: {len(library()) - len(missing)} of {len(library())} Cypher statements executed "
+                        "on the server")
+    if missing:
+        reporter.write_line("never executed on Neo4j: " + ", ".join(missing), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(params=["embedded", "neo4j"])
 def store(request, tmp_path):
     """An empty store of each kind; every contract test runs once per store."""
-    graph = SQLiteGraphStore(tmp_path / "graph.db") if request.param == "embedded" else _neo4j_store()
+    graph = SQLiteGraphStore(tmp_path / "graph.db") if request.param == "embedded" else neo4j_store()
     yield graph
     graph.close()
 

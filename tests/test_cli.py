@@ -77,4 +77,4 @@ def test_neo4j_admin_export_has_importer_headers_and_consistent_ids(tmp_path, mo
     assert all(r[0] in ids["Look"] and r[1] in ids["Product"] for r in rows("includes")[1:])
     assert all(r[0] in ids["Shopper"] and r[1] in ids["Session"] for r in rows("had_session")[1:])
     script = (out / "import.sh").read_text()
-    assert "neo4j-admin database import full" in script and "--relationships=INTERACTED=interacted.csv" in script
+    assert "neo4j-admin} database import full" in script and "--relationships=INTERACTED=interacted.csv" in script

@@ -112,6 +112,12 @@ def test_neighbourhood_covers_every_relationship_of_a_node(loaded):
     assert sorted((n.props["position"], n.id) for n in items) == [(0, "jeans-1"), (1, "boots-1"), (2, "belt-1")]
     casual = {n.id for n in loaded.neighbours("Attribute", "style:casual")}
     assert casual == {"jeans-1", "boots-1"}
+    ann = {(n.rel, n.direction, n.id) for n in loaded.neighbours("Shopper", "ann")}
+    assert ann == {("HAD_SESSION", "out", "s1"), ("HAD_SESSION", "out", "s2"), ("SAVED", "out", "weekend")}
+    visit = sorted((n.rel, n.direction, n.id, n.props.get("event_id")) for n in loaded.neighbours("Session", "s1"))
+    assert visit == [("FOUND_IN", "in", "weekend", None), ("HAD_SESSION", "in", "ann", None),
+                     ("INTERACTED", "out", "boots-1", "e2"),
+                     ("INTERACTED", "out", "jeans-1", "e1")]
 
 
 def test_records_stream_back_as_loaded(loaded):

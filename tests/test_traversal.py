@@ -17,6 +17,7 @@ from lookgraph.graph.traversal import ATTRIBUTE, CROWD, LOOK, STATISTICS_TTL, Re
 from lookgraph.loaders.native import NativeSource
 from lookgraph.loaders.pipeline import load
 
+from .conftest import neo4j_store
 from .scenario import DAY, NOW, build
 
 
@@ -132,9 +133,14 @@ class _Recording(Neo4jGraphStore):
 
     def _read(self, key, **params):
         self.calls.append((key, set(params)))
+        if key == "traversal.anchor_attributes":
+            return [{"anchor": "a", "anchor_category": None, "attribute": "style:casual"}]
         return [{"ts": 1.0}] if key == "traversal.latest_event_time" else [{"products": 0}] if key.endswith("count") else []
 
     _write = _read
+
+    def _read_many(self, *statements):
+        return [self._read(key, **params) for key, params in statements]
 
 
 def test_every_cypher_walk_gets_exactly_the_parameters_its_statement_uses():
@@ -214,3 +220,22 @@ def test_the_embedded_crowd_statistics_are_recomputed_in_a_background_thread(tmp
     while "Oslo" not in walk.trending().by_location and time.monotonic() < deadline:
         time.sleep(0.01)
     assert walk.trending().by_location["Oslo"][0].id == "seat-2"
+
+
+def test_the_neo4j_walks_keep_their_aggregates_for_the_interval_then_recompute_them(tmp_path):
+    """Trending, repurchase and each attribute's most popular products are aggregates over every
+    event: kept `stats_ttl` seconds, then recomputed (in the background) from what is stored."""
+    store = neo4j_store()
+    build(tmp_path, store)
+    clock = [0.0]
+    walk = CypherTraversal(store, clock=lambda: clock[0], spawn=lambda work: work())
+    assert [h.product.id for h in walk.shared_attributes(["jeans-1"])] == ["tote-1", "boots-1"]
+    assert "Oslo" not in walk.trending().by_location
+    # boots-1 becomes the more popular of the two, and sells in Oslo.
+    store.append_events([Event(f"oslo-{i}", f"oslo-{i}", "boots-1", "purchase", NOW - DAY, "bob", "Oslo")
+                         for i in range(3)])
+    assert [h.product.id for h in walk.shared_attributes(["jeans-1"])] == ["tote-1", "boots-1"]
+    assert "Oslo" not in walk.trending().by_location
+    clock[0] = STATISTICS_TTL + 1
+    assert walk.trending().by_location["Oslo"][0].id == "boots-1"
+    assert [h.product.id for h in walk.shared_attributes(["jeans-1"])] == ["boots-1", "tote-1"]
