@@ -6,7 +6,8 @@ Starts its own Neo4j (scripts/neo4j.sh, a fresh database under --work; needs Jav
 Maven), then measures:
 - `lookgraph load` into the embedded store and `lookgraph load --store neo4j` (transactional
   batches of UNWIND ... MERGE): wall time, events per second, and the Neo4j server's peak
-  resident memory and heap in use;
+  resident memory and heap in use; and the write path alone (100k new events appended as the
+  API appends them, nothing parsed or checked);
 - the bulk path: `lookgraph export --format neo4j-admin`, then the real `neo4j-admin database
   import full` of the same release into a new database (its wall time), then `lookgraph stats`
   on that database against the embedded store's;
@@ -113,6 +114,22 @@ def latency(store: str, home: Path, env: dict, shoppers: list[str], requests: in
     return results
 
 
+def append_only(uri: str, products: int, events: int = 100_000, batch: int = 5_000) -> dict:
+    """The write path alone, as `POST /events` batches use it: `events` new events (new sessions
+    of known shoppers) through `Neo4jGraphStore.append_events`, with nothing parsed or checked."""
+    from lookgraph.graph.model import Event
+    from lookgraph.graph.neo4j_store import Neo4jGraphStore
+
+    store = Neo4jGraphStore(uri, "neo4j", "", batch_size=batch)
+    rows = [Event(f"bench-{i}", f"bench-session-{i // 8}", f"p{(i * 7919) % products:06d}", "view", 1.8e9 + i,
+                  f"u{(i // 8) % 20_000:06d}") for i in range(events)]
+    started = time.perf_counter()
+    new = store.append_events(rows)
+    seconds = time.perf_counter() - started
+    store.close()
+    return {"events": new, "seconds": round(seconds, 1), "events_per_second": round(new / seconds)}
+
+
 def request_cost(uri: str, shoppers: list[str], requests: int = 100) -> dict:
     """In-process, what one recommendation costs on Neo4j, statement by statement (mean ms per
     request after a warm-up), beside the floor: an empty read transaction through the driver."""
@@ -185,6 +202,7 @@ def main() -> None:
         results["serve_embedded"] = latency("embedded", home, {**os.environ}, shoppers, args.requests)
         results["serve_neo4j"] = latency("neo4j", home, {**os.environ, **neo4j_env}, shoppers, args.requests)
         results["neo4j_request_cost"] = request_cost(server.uri, shoppers)
+        results["append_only_neo4j"] = append_only(server.uri, args.products)  # last: it adds events
         ratio = results["serve_neo4j"]["concurrency_1"]["p50_ms"] / results["serve_embedded"]["concurrency_1"]["p50_ms"]
         results["serve_p50_ratio_concurrency_1"] = {"neo4j_over_embedded": round(ratio, 2), "goal": "< 3"}
     finally:
