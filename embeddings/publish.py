@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..graph.neo4j_store import VECTOR_INDEX_CONFIG
 from ..graph.store import GraphStore
 from .evaluate import make_split
 from .export import export_graph
 from .train import TrainConfig, TrainResult, config_dict, train
 
-NEO4J_VECTOR_DIMENSIONS = 64
+NEO4J_VECTOR_DIMENSIONS = VECTOR_INDEX_CONFIG["vector.dimensions"]
 """What `cypher/schema.cypher` declares for the `product_embedding` vector index."""
 
 

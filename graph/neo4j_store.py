@@ -25,6 +25,9 @@ _STATEMENT_OF_KIND = {
     "looks": "load.upsert_looks",
     "saved_looks": "load.save_looks",
 }
+VECTOR_INDEX_CONFIG = {"vector.dimensions": 64, "vector.similarity_function": "COSINE",
+                       "vector.quantization.enabled": False}
+"""The `product_embedding` index as `cypher/schema.cypher` declares it (as SHOW INDEXES spells it)."""
 _LABEL_OF_KIND = {"categories": "Category", "products": "Product", "shoppers": "Shopper", "looks": "Look"}
 
 
@@ -92,9 +95,18 @@ class Neo4jGraphStore(GraphStore):
             return session.execute_read(lambda tx: [tx.run(cypher(key), params).data() for key, params in statements])
 
     def ensure_schema(self) -> None:
+        """The constraints and indexes of `cypher/schema.cypher`. A `product_embedding` index
+        configured otherwise (quantized, as Neo4j 5.23+ makes one by default and an earlier
+        lookgraph did, or of another size) is dropped and made again from the stored vectors."""
+        found = self._read("migrations.product_embedding_config")
+        stale = found and {k: found[0]["config"].get(k) for k in VECTOR_INDEX_CONFIG} != VECTOR_INDEX_CONFIG
+        if stale:
+            self._write("migrations.drop_product_embedding_index")
         for key in library():
             if key.startswith("schema."):
                 self._write(key)
+        if stale:
+            self._write("migrations.await_product_embedding_index")
 
     def close(self) -> None:
         self.driver.close()

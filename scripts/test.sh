@@ -23,7 +23,8 @@ elif command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then
     eval "$(bash scripts/neo4j.sh start)"
     export NEO4J_URI LOOKGRAPH_REQUIRE_NEO4J=1
 else
-    echo "Java 17+ and Maven not found: the Neo4j half of the tests is SKIPPED" \
-         "(install them, or set NEO4J_URI to a Neo4j 5 server you can empty)" >&2
+    neo4j_skipped="Java 17+ and Maven not found: the Neo4j half of the tests is SKIPPED (install them, or set NEO4J_URI to a Neo4j 5 server you can empty)"
+    echo "$neo4j_skipped" >&2
 fi
 python -m pytest -q "$@"
+[ -z "${neo4j_skipped:-}" ] || echo "$neo4j_skipped" >&2

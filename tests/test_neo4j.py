@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -245,3 +246,29 @@ def test_the_bulk_importer_takes_the_export(shop, tmp_path):
             assert _stats(shop["home"], "--store", "neo4j") == _stats(shop["home"])
     finally:
         subprocess.run(["bash", str(ROOT / "scripts" / "neo4j.sh"), "stop"], env=env, check=True, capture_output=True)
+
+
+def test_connecting_brings_an_earlier_quantized_vector_index_up_to_the_schema():
+    store = neo4j_store()
+    store._write("migrations.drop_product_embedding_index")
+    store._write("admin.create_quantized_product_embedding_index")
+    store._write("load.upsert_products", rows=[{"id": f"p{i}", "name": f"p{i}", "category_id": None, "price": None,
+                                                "attributes": []} for i in range(3)])
+    vectors = np.eye(64, dtype=np.float32)[:3]
+    store.write_embeddings("Product", ["p0", "p1", "p2"], vectors, "m1")
+    assert store._read("migrations.product_embedding_config")[0]["config"]["vector.quantization.enabled"] is True
+    store.close()
+
+    store = _reconnect()
+    config = store._read("migrations.product_embedding_config")[0]["config"]
+    assert config["vector.quantization.enabled"] is False and config["vector.dimensions"] == 64
+    assert store.traversal().nearest(vectors[1], 2)[0] == "p1"  # refilled from the stored vectors
+    store.close()
+
+
+def _reconnect():
+    """The same Neo4j store connected again (its schema ensured), data left as it is."""
+    from lookgraph.graph.neo4j_store import Neo4jGraphStore
+
+    s = Settings()
+    return Neo4jGraphStore(s.neo4j_uri, s.neo4j_user, s.neo4j_password, s.neo4j_database)
