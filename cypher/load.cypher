@@ -37,11 +37,13 @@ UNWIND $rows AS row
 MERGE (s:Shopper {id: row.id})
 SET s.home_location = coalesce(row.home_location, s.home_location);
 
-// Events already stored (by event_id) are skipped; the rest create their session (and shopper)
-// on first sight. A session's location is where it started; it is a gift session if any event is.
+// Events already stored (by event_id) are skipped, and so are repeats of an id within the batch
+// (the first is kept); the rest create their session (and shopper) on first sight. A session's
+// location is where it started; it is a gift session if any event is.
 // name: append_events
-UNWIND $rows AS row
-OPTIONAL MATCH ()-[seen:INTERACTED {event_id: row.event_id}]->()
+UNWIND $rows AS delivered
+WITH delivered.event_id AS eventId, collect(delivered)[0] AS row
+OPTIONAL MATCH ()-[seen:INTERACTED {event_id: eventId}]->()
 WITH row WHERE seen IS NULL
 MATCH (p:Product {id: row.product_id})
 MERGE (s:Session {id: row.session_id})

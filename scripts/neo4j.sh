@@ -64,6 +64,7 @@ start() {
         echo "Neo4j already running (pid $pid, home $home)" >&2
         return
     fi
+    ! bolt_answers || die "port $port is in use (another Neo4j?): choose another with --port or LOOKGRAPH_NEO4J_PORT"
     mkdir -p "$home"
     echo "$port" > "$home/server.port"
     # setsid: the server outlives this script and is stopped only by `stop` (or its own pid).

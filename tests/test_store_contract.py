@@ -87,6 +87,10 @@ def test_events_append_idempotently_and_read_back_in_time_order(loaded):
     assert [e.id for e in loaded.events(shopper_id="ann", since=1010.0)] == ["e2", "e6", "e3"]
     assert [e.id for e in loaded.events(session_id="anon-1")] == ["e5"]
     assert loaded.events(session_id="anon-1")[0].shopper_id is None
+    # The same new event twice in one batch is one event: the first delivery's.
+    twice = [Event("e7", "s1", "boots-1", "cart", 1030.0, "ann"), Event("e7", "s1", "belt-1", "view", 1031.0, "ann")]
+    assert loaded.append_events(twice) == 1
+    assert [(e.id, e.product_id) for e in loaded.events(session_id="s1")][-1] == ("e7", "boots-1")
 
 
 def test_appending_creates_sessions_and_shoppers_on_first_sight(loaded):
