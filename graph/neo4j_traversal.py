@@ -37,6 +37,7 @@ class CypherTraversal(Traversal):
         self._stats: tuple[float, Trending, dict[str, Repurchase]] | None = None
         self._refreshing = False
         self._attribute_tops: dict[tuple[str, int], tuple[float, list[ProductCard]]] = {}
+        self._recounting: set[tuple[str, int]] = set()
         self.categories = self._category_tree()
 
     def _category_tree(self) -> CategoryTree:
@@ -111,18 +112,35 @@ class CypherTraversal(Traversal):
         return keep_across_groups(hits, homes, self.categories, per_attribute, across_groups)
 
     def _attribute_top(self, attributes: set[str], scanned: int) -> dict[str, list[ProductCard]]:
+        """Each attribute's `scanned` most popular products: counted in the database the first
+        time an attribute is walked, then kept; once older than `stats_ttl`, the last answer is
+        served while a recount runs in the background."""
         now = self.clock()
         with self._lock:
-            known = {a: self._attribute_tops.get((a, scanned)) for a in attributes}
-        fresh = {a: top[1] for a, top in known.items() if top is not None and now - top[0] <= self.stats_ttl}
-        if missing := sorted(attributes - set(fresh)):
-            found: dict[str, list[ProductCard]] = {a: [] for a in missing}
-            for r in self.store._read("traversal.attribute_top_products", attributes=missing, scanned=scanned):
+            known = {a: top for a in attributes if (top := self._attribute_tops.get((a, scanned)))}
+            stale = sorted(a for a, (at, _) in known.items()
+                           if now - at > self.stats_ttl and (a, scanned) not in self._recounting)
+            self._recounting.update((a, scanned) for a in stale)
+        if stale:
+            self._spawn(lambda: self._count_attribute_tops(stale, scanned))
+        tops = self._count_attribute_tops(sorted(attributes - set(known)), scanned)
+        with self._lock:  # a recount that already finished (or `spawn` ran it here) is served now
+            tops |= {a: self._attribute_tops.get((a, scanned), top)[1] for a, top in known.items()}
+        return tops
+
+    def _count_attribute_tops(self, attributes: list[str], scanned: int) -> dict[str, list[ProductCard]]:
+        if not attributes:
+            return {}
+        counted_at, found = self.clock(), {a: [] for a in attributes}
+        try:
+            for r in self.store._read("traversal.attribute_top_products", attributes=attributes, scanned=scanned):
                 found[r["attribute"]].append(self._card(r))
             with self._lock:
-                self._attribute_tops.update({(a, scanned): (now, top) for a, top in found.items()})
-            fresh |= found
-        return fresh
+                self._attribute_tops.update({(a, scanned): (counted_at, top) for a, top in found.items()})
+        finally:
+            with self._lock:
+                self._recounting.difference_update((a, scanned) for a in attributes)
+        return found
 
     def nearest(self, vector: np.ndarray, k: int = 50) -> list[str]:
         rows = self.store._read("traversal.nearest_products", k=k, candidates=2 * k, vector=[float(x) for x in vector])

@@ -46,8 +46,9 @@ def _record_statements() -> None:
 _record_statements()
 
 
-def neo4j_store(batch_size: int = 500):
-    """An empty Neo4j store on NEO4J_URI, or a skip (a failure where scripts/test.sh started one)."""
+def neo4j_store(batch_size: int = 500, empty: bool = True):
+    """A Neo4j store on NEO4J_URI, emptied unless `empty=False`, or a skip (a failure where
+    scripts/test.sh started a server)."""
     if not os.environ.get("NEO4J_URI"):
         if NEO4J_REQUIRED:
             pytest.fail("LOOKGRAPH_REQUIRE_NEO4J=1 but NEO4J_URI is not set")
@@ -58,7 +59,8 @@ def neo4j_store(batch_size: int = 500):
 
     s = Settings()
     store = Neo4jGraphStore(s.neo4j_uri, s.neo4j_user, s.neo4j_password, s.neo4j_database, batch_size=batch_size)
-    store._write("admin.delete_everything")
+    if empty:
+        store._write("admin.delete_everything")
     return store
 
 

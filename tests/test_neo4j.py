@@ -259,16 +259,9 @@ def test_connecting_brings_an_earlier_quantized_vector_index_up_to_the_schema():
     assert store._read("migrations.product_embedding_config")[0]["config"]["vector.quantization.enabled"] is True
     store.close()
 
-    store = _reconnect()
+    store = neo4j_store(empty=False)  # connecting again, to the data as it is
     config = store._read("migrations.product_embedding_config")[0]["config"]
     assert config["vector.quantization.enabled"] is False and config["vector.dimensions"] == 64
     assert store.traversal().nearest(vectors[1], 2)[0] == "p1"  # refilled from the stored vectors
     store.close()
 
-
-def _reconnect():
-    """The same Neo4j store connected again (its schema ensured), data left as it is."""
-    from lookgraph.graph.neo4j_store import Neo4jGraphStore
-
-    s = Settings()
-    return Neo4jGraphStore(s.neo4j_uri, s.neo4j_user, s.neo4j_password, s.neo4j_database)
