@@ -159,23 +159,57 @@ def train(
     batch_size: Annotated[int, typer.Option(min=16, help="Complement pairs per mini-batch.")] = 512,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed and data train the same model.")] = 7,
     device: Annotated[str, typer.Option(help="auto (a GPU when present), cpu or cuda.")] = "auto",
+    threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: half the cores, at most 4).")] = 0,
 ) -> None:
-    """Train LookGNN embeddings for every node, save a versioned artifact, write vectors back."""
+    """Train LookGNN embeddings for every node and the ranker, save a versioned artifact,
+    write vectors back. One line per epoch on standard error."""
     from .embeddings.publish import train_and_publish
     from .embeddings.train import TrainConfig
 
     settings = Settings()
-    config = TrainConfig(dim=dim, epochs=epochs, batch_size=batch_size, seed=seed, device=device)
+    config = TrainConfig(dim=dim, epochs=epochs, batch_size=batch_size, seed=seed, device=device, threads=threads)
     with _store(store) as graph:
         try:
-            folder, result = train_and_publish(graph, settings.home, config, progress=sys.stderr.isatty())
+            folder, result = train_and_publish(graph, settings.home, config, progress=sys.stderr.isatty(),
+                                               log_line=lambda line: typer.echo(line, err=True))
         except ValueError as err:
             _fail(str(err))
-    metrics = result.vectors.meta["metrics"]
+    meta = result.vectors.meta
+    metrics = meta["metrics"]
+    validation = (f"validation NDCG@10 {metrics['val_ndcg@10']:.4f} (looks)" if meta["validation_looks"]
+                  else f"validation NDCG@20 {metrics['val_shopper_ndcg@20']:.4f} (shoppers)")
     typer.echo(f"trained {metrics['epochs']} epochs in {metrics['train_seconds']:.1f}s "
-               f"({metrics['seconds_per_epoch']:.1f}s/epoch); validation NDCG@10 {metrics['val_ndcg@10']:.4f}; "
-               f"content weight {result.vectors.meta['content_weight']}")
+               f"({metrics['seconds_per_epoch']:.1f}s/epoch); {validation}; content weight {meta['content_weight']}")
+    ranker = meta.get("ranker")
+    typer.echo(f"ranker: {ranker['trees']} trees, validation NDCG@20 {ranker['valid_ndcg@20']}" if ranker
+               else "ranker: none (the hand-set evidence weights rank)")
     typer.echo(f"artifact {folder}; embeddings written to the {graph.name} store")
+
+
+@app.command("explain-model")
+def explain_model() -> None:
+    """What the latest artifact's ranker looks at: each feature's share of the gain, and how it
+    was trained (or the hand-set weights when it has no ranker)."""
+    from .embeddings.vectors import latest_artifact
+    from .recommend.ranker import EvidenceRanker, LearnedRanker
+
+    try:
+        folder = latest_artifact(Settings().home)
+    except FileNotFoundError as err:
+        _fail(str(err))
+    ranker = LearnedRanker.load(folder)
+    report = ranker.describe() if ranker else EvidenceRanker().describe()
+    typer.echo(f"artifact {folder.name}: ranker {report['ranker']}")
+    if ranker is None:
+        for source, weight in report["weights"].items():
+            typer.echo(f"  evidence {source:<10} x {weight}")
+        typer.echo(f"  plus {report['plus']}")
+        return
+    typer.echo(f"  {report['trees']} trees; {report['train_queries']} training and {report['valid_queries']} "
+               f"validation queries; validation NDCG@20 {report['valid_ndcg@20']}")
+    typer.echo("  feature                      share of gain")
+    for feature, share in report["gain"].items():
+        typer.echo(f"  {feature:<28} {share:6.1%}")
 
 
 @app.command()
@@ -184,7 +218,7 @@ def evaluate(
     seeds: Annotated[str, typer.Option(help="Comma-separated split seeds.")] = "0,1,2",
     methods: Annotated[str | None, typer.Option(
         help="Comma-separated methods (default: popularity, co-occurrence, content-knn, bpr-mf, lightgcn, "
-             "lookgnn, and on Neo4j fastrp-knn: FastRP embeddings and kNN in its Graph Data Science).")] = None,
+             "lookgnn, engine (what the API serves after `lookgraph train`), and on Neo4j fastrp-knn: FastRP embeddings and kNN in its Graph Data Science).")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Most LookGNN epochs per seed.")] = 30,
     out: Annotated[Path | None, typer.Option(help="Write OUT.md and OUT.json (default: print only).")] = None,
 ) -> None:
@@ -197,7 +231,7 @@ def evaluate(
     with _store(store) as graph:
         exported = export_graph(graph)
         if methods is None:
-            methods = "popularity,co-occurrence,content-knn,bpr-mf,lightgcn,lookgnn"
+            methods = "popularity,co-occurrence,content-knn,bpr-mf,lightgcn,lookgnn,engine"
             methods += ",fastrp-knn" if graph.name == "neo4j" else ""
         try:
             report = run(exported, tuple(int(s) for s in seeds.split(",")), TrainConfig(epochs=epochs),

@@ -18,10 +18,12 @@ from ..embeddings.vectors import LookVectors, latest_artifact
 from ..graph.model import Attribute, Event, Look, Product
 from ..graph.store import GraphStore, UnknownNode
 from ..graph.stores import open_store
+from ..recommend.engine import Ask, Engine
+from ..recommend.explanations import Answer
+from ..recommend.policies import PolicyConfig
+from ..recommend.ranker import LearnedRanker
 from ..settings import Settings
 from . import schemas
-from .engine import Ask, Engine, Recommendation
-from .policies import PolicyConfig
 from .security import BodyLimit, parse_keys, require
 
 log = logging.getLogger("lookgraph.api")
@@ -71,13 +73,15 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     if not keys:
         raise ValueError("set LOOKGRAPH_API_KEYS (e.g. 'a-long-random-key:read,events;another-long-key:admin')")
     store = store or open_store(settings)
+    ranker = None
     if vectors is True:
         try:
-            vectors = LookVectors.load(latest_artifact(settings.home))
+            folder = latest_artifact(settings.home)
+            vectors, ranker = LookVectors.load(folder), LearnedRanker.load(folder)
         except FileNotFoundError:
             log.warning("no trained model under %s: serving from graph paths alone", settings.home)
             vectors = None
-    engine = Engine(store, store.traversal(vectors or None), vectors or None, PolicyConfig(), clock)
+    engine = Engine(store, store.traversal(vectors or None), vectors or None, PolicyConfig(), clock, ranker)
     model = vectors.meta.get("version") if vectors else None
 
     app = FastAPI(title="lookgraph", version=__version__, description=DESCRIPTION)
@@ -102,14 +106,23 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     # them one at a time on the event loop beats threads contending for the GIL. Routes that wait
     # on disk (event appends fsync) stay plain `def` and run in the threadpool.
 
-    def out(items: list[Recommendation]) -> Response:
+    def out(answer: Answer) -> Response:
         """The answer as `schemas.Recommendations` (the routes' documented `response_model`),
         written straight from the engine's dataclasses."""
-        return Response(schemas.RECOMMENDATIONS_JSON.dump_json({"items": items, "model": model}),
-                        media_type="application/json")
+        return Response(schemas.RECOMMENDATIONS_JSON.dump_json(
+            {"items": answer.items, "model": model, "short_because": answer.short_because}), media_type="application/json")
 
-    def invalid(location: list, message: str) -> RequestValidationError:
-        return RequestValidationError([{"type": "value_error", "loc": ["body", *location], "msg": message, "input": None}])
+    def known_categories(categories: list[str], where: list) -> tuple[str, ...]:
+        """The category filter, every id checked: an unknown one is a mistake, not an empty list."""
+        names = engine.graph.categories.names
+        for i, category in enumerate(categories):
+            if category not in names:
+                raise RequestValidationError([{"type": "value_error", "loc": [*where, i], "input": category,
+                                               "msg": f"unknown category {category!r}"}])
+        return tuple(categories)
+
+    def invalid(location: list, message: str, part: str = "body") -> RequestValidationError:
+        return RequestValidationError([{"type": "value_error", "loc": [part, *location], "msg": message, "input": None}])
 
     @app.post("/events", response_model=schemas.EventsAccepted, dependencies=[write_events], tags=["events"])
     def post_events(body: Annotated[schemas.EventIn | schemas.EventBatch, Body()]) -> schemas.EventsAccepted:
@@ -139,15 +152,21 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
              dependencies=[read], tags=["recommendations"])
     async def shopper_recommendations(shopper_id: str, query: Annotated[schemas.ShopperQuery, Query()]) -> Response:
         """Complementary items for a shopper now: their session, their taste, the item in view."""
-        ask = Ask(query.k, query.product_id, query.location, query.gift, tuple(query.category), query.same_category,
-                  query.session_id)
+        ask = Ask(query.k, query.product_id, query.location, query.gift,
+                  known_categories(query.category, ["query", "category"]), query.same_category, query.session_id,
+                  explore=query.explore)
         return out(engine.for_shopper(shopper_id, ask))
 
     @app.get("/products/{product_id}/complete-the-look", response_model=schemas.Recommendations,
              dependencies=[read], tags=["recommendations"])
     async def complete_the_look(product_id: str, query: Annotated[schemas.LookQuery, Query()]) -> Response:
         """What completes the look around a product, for anyone (no shopper needed)."""
-        return out(engine.complete_the_look(product_id, Ask(query.k, categories=tuple(query.category),
+        categories = known_categories(query.category, ["query", "category"])
+        known = engine.graph.cards(query.item)
+        for i, pid in enumerate(query.item):
+            if pid not in known:
+                raise invalid(["item", i], f"unknown product {pid!r}", "query")
+        return out(engine.complete_the_look(product_id, Ask(query.k, categories=categories, items=tuple(query.item),
                                                             same_category=query.same_category)))
 
     @app.post("/sessions/{session_id}/recommendations", response_model=schemas.Recommendations,
@@ -158,8 +177,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         for i, pid in enumerate(body.items):
             if pid not in known:
                 raise invalid(["items", i], f"unknown product {pid!r}")
-        ask = Ask(body.k, None, body.location, body.gift, tuple(body.categories), body.same_category,
-                  session_id, tuple(body.items))
+        ask = Ask(body.k, None, body.location, body.gift, known_categories(body.categories, ["body", "categories"]),
+                  body.same_category, session_id, tuple(body.items), body.explore)
         return out(engine.for_session(session_id, ask))
 
     @app.get("/looks/{look_id}", response_model=schemas.LookOut, dependencies=[read], tags=["catalogue"])

@@ -138,7 +138,7 @@ def event_visibility(base: str, shopper: str, product: str) -> dict:
 
 def engine_ratio(home: Path, shoppers: list[str]) -> dict:
     """Engine time per request vs a bare numpy top-k over the same product embeddings."""
-    from lookgraph.api.engine import Ask, Engine
+    from lookgraph.recommend.engine import Ask, Engine
     from lookgraph.embeddings.vectors import LookVectors, latest_artifact
     from lookgraph.graph.sqlite_store import SQLiteGraphStore
 
@@ -153,7 +153,7 @@ def engine_ratio(home: Path, shoppers: list[str]) -> dict:
     engine_ms, bare_ms = [], []
     for shopper in shoppers[:300]:
         started = time.perf_counter()
-        engine.for_shopper(shopper, Ask(k=20))
+        engine.for_shopper(shopper, Ask(k=20)).items
         engine_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         scores = items @ vectors.arrays["shopper"][rows[shopper]]

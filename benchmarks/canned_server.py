@@ -21,8 +21,8 @@ import uvicorn
 from threadpoolctl import threadpool_limits
 
 from lookgraph.api.app import create_app
-from lookgraph.api.engine import Path as ReasonPath
-from lookgraph.api.engine import Recommendation, Step
+from lookgraph.recommend.explanations import Path as ReasonPath
+from lookgraph.recommend.explanations import Recommendation, Step
 from lookgraph.graph.sqlite_store import SQLiteGraphStore
 
 

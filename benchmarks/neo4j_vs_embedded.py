@@ -133,8 +133,8 @@ def append_only(uri: str, products: int, events: int = 100_000, batch: int = 5_0
 def request_cost(uri: str, shoppers: list[str], requests: int = 100) -> dict:
     """In-process, what one recommendation costs on Neo4j, statement by statement (mean ms per
     request after a warm-up), beside the floor: an empty read transaction through the driver."""
-    from lookgraph.api.engine import Ask, Engine
-    from lookgraph.api.policies import PolicyConfig
+    from lookgraph.recommend.engine import Ask, Engine
+    from lookgraph.recommend.policies import PolicyConfig
     from lookgraph.graph.neo4j_store import Neo4jGraphStore
 
     store = Neo4jGraphStore(uri, "neo4j", "")
@@ -152,11 +152,11 @@ def request_cost(uri: str, shoppers: list[str], requests: int = 100) -> dict:
     store._read = lambda key, **params: timed(key, read, key, **params)
     store._read_many = lambda *queries: timed("+".join(k for k, _ in queries), read_many, *queries)
     for shopper in shoppers[:requests]:  # warm-up: plans cached, each attribute's top products counted once
-        engine.for_shopper(shopper, Ask(k=20))
+        engine.for_shopper(shopper, Ask(k=20)).items
     spent.clear()
     started = time.perf_counter()
     for shopper in shoppers[requests : 2 * requests]:
-        engine.for_shopper(shopper, Ask(k=20))
+        engine.for_shopper(shopper, Ask(k=20)).items
     total = time.perf_counter() - started
     started = time.perf_counter()
     for _ in range(200):

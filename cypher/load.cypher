@@ -64,7 +64,7 @@ RETURN count(*) AS new_events;
 // name: upsert_looks
 UNWIND $rows AS row
 MERGE (l:Look {id: row.id})
-SET l.name = row.name
+SET l.name = row.name, l.mined = row.mined, l.support = row.support, l.lift = row.lift
 WITH l, row
 OPTIONAL MATCH (l)-[old:INCLUDES|FOUND_IN]->()
 DELETE old
@@ -84,3 +84,10 @@ MATCH (u:Shopper {id: row.shopper_id})
 MATCH (l:Look {id: row.look_id})
 MERGE (u)-[saved:SAVED]->(l)
 SET saved.ts = CASE WHEN saved.ts IS NULL OR row.ts > saved.ts THEN row.ts ELSE saved.ts END;
+
+// Mined looks other than $keep (the ids of the new ones) go, with their relationships.
+// name: delete_other_mined_looks
+MATCH (l:Look)
+WHERE l.mined = true AND NOT l.id IN $keep
+DETACH DELETE l
+RETURN count(*) AS deleted;

@@ -50,8 +50,8 @@ MATCH (l:Look)
 WHERE l.id > $after
 WITH l ORDER BY l.id LIMIT $limit
 OPTIONAL MATCH (l)-[:FOUND_IN]->(s:Session)
-RETURN l.id AS id, l.name AS name, s.id AS session_id,
-       [(l)-[i:INCLUDES]->(p:Product) | {position: i.position, id: p.id}] AS items
+RETURN l.id AS id, l.name AS name, s.id AS session_id, coalesce(l.mined, false) AS mined, l.support AS support,
+       l.lift AS lift, [(l)-[i:INCLUDES]->(p:Product) | {position: i.position, id: p.id}] AS items
 ORDER BY id;
 
 // Events in time order (ties by id), as the embedded store streams them, so that both stores
@@ -89,8 +89,8 @@ RETURN s.id AS id, s.home_location AS home_location;
 // name: get_look
 MATCH (l:Look {id: $id})
 OPTIONAL MATCH (l)-[:FOUND_IN]->(s:Session)
-RETURN l.id AS id, l.name AS name, s.id AS session_id,
-       [(l)-[i:INCLUDES]->(p:Product) | {position: i.position, id: p.id}] AS items;
+RETURN l.id AS id, l.name AS name, s.id AS session_id, coalesce(l.mined, false) AS mined, l.support AS support,
+       l.lift AS lift, [(l)-[i:INCLUDES]->(p:Product) | {position: i.position, id: p.id}] AS items;
 
 // The newest $limit events (all when $limit is null) of one shopper, at or after $since.
 // name: shopper_events

@@ -10,24 +10,25 @@ OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
 RETURN p.id AS id, p.name AS name, c.id AS category_id;
 
 // anchor <-INCLUDES- Look -INCLUDES-> the look's items, in order (the anchor among them), with
-// each item's name and leaf category.
+// each item's name and leaf category; curated looks before mined ones, each by id.
 // Rows come anchor by anchor in the order of $anchors, as every walk's do.
 // name: looks_with
 UNWIND range(0, size($anchors) - 1) AS n
 MATCH (a:Product {id: $anchors[n]})
 CALL (a) {
   MATCH (a)<-[:INCLUDES]-(l:Look)
-  RETURN DISTINCT l
-  ORDER BY l.id
+  WITH DISTINCT l
+  RETURN l, coalesce(l.mined, false) AS mined
+  ORDER BY mined, l.id
   LIMIT $per_anchor
 }
 MATCH (l)-[i:INCLUDES]->(p:Product)
 OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
-WITH n, a, l, p, c, i.position AS position
-ORDER BY n, l.id, position
-WITH n, a, l, collect(p.id) AS productIds, collect([p.name, c.id]) AS cards
-ORDER BY n, l.id
-RETURN a.id AS anchor, l.id AS look_id, l.name AS look_name, productIds AS product_ids,
+WITH n, a, l, mined, p, c, i.position AS position
+ORDER BY n, mined, l.id, position
+WITH n, a, l, mined, collect(p.id) AS productIds, collect([p.name, c.id]) AS cards
+ORDER BY n, mined, l.id
+RETURN a.id AS anchor, l.id AS look_id, l.name AS look_name, mined, productIds AS product_ids,
        cards AS product_cards;
 
 // The style/occasion attributes of each anchor, with the anchor's leaf category (the first half
@@ -127,16 +128,19 @@ OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
 RETURN location, rank, p.id AS id, p.name AS name, c.id AS category_id;
 
 // Per leaf category: how many shoppers bought in it, how many bought again more than a day
-// after their previous purchase there, and every such gap in seconds (the cycle is its median).
+// after their previous purchase there (and every such gap in seconds: the cycle is its median),
+// and how many bought more than one distinct product of it (a return to the category).
 // name: repurchase
-MATCH (u:Shopper)-[:HAD_SESSION]->(:Session)-[r:INTERACTED]->(:Product)-[:IN_CATEGORY]->(c:Category)
+MATCH (u:Shopper)-[:HAD_SESSION]->(:Session)-[r:INTERACTED]->(p:Product)-[:IN_CATEGORY]->(c:Category)
 WHERE r.type = 'purchase'
-WITH c.id AS leaf, u, r.ts AS ts
+WITH c.id AS leaf, u, r.ts AS ts, p.id AS product
 ORDER BY ts
-WITH leaf, u, collect(ts) AS times
-WITH leaf, [i IN range(1, size(times) - 1) WHERE times[i] - times[i - 1] > 86400 | times[i] - times[i - 1]] AS gaps
-WITH leaf, count(*) AS buyers, sum(CASE WHEN size(gaps) > 0 THEN 1 ELSE 0 END) AS repeatBuyers, collect(gaps) AS allGaps
-RETURN leaf, buyers, repeatBuyers AS repeat_buyers, reduce(acc = [], g IN allGaps | acc + g) AS gaps;
+WITH leaf, u, collect(ts) AS times, count(DISTINCT product) AS products
+WITH leaf, products, [i IN range(1, size(times) - 1) WHERE times[i] - times[i - 1] > 86400 | times[i] - times[i - 1]] AS gaps
+WITH leaf, count(*) AS buyers, sum(CASE WHEN size(gaps) > 0 THEN 1 ELSE 0 END) AS repeatBuyers,
+     sum(CASE WHEN products > 1 THEN 1 ELSE 0 END) AS returningBuyers, collect(gaps) AS allGaps
+RETURN leaf, buyers, repeatBuyers AS repeat_buyers, returningBuyers AS returning_buyers,
+       reduce(acc = [], g IN allGaps | acc + g) AS gaps;
 
 // name: product_count
 MATCH (p:Product)

@@ -33,18 +33,24 @@ def shopper_products(graph: GraphExport) -> np.ndarray:
 
 
 def item_groups(graph: GraphExport, max_size: int = 50) -> list[np.ndarray]:
-    """Items that belong together: each look, and each session's distinct positive items."""
+    """Items that belong together: each look, and each session's distinct positive items. A
+    session longer than `max_size` items (a binge, a dense catalogue's day) is cut, in time
+    order, into windows of at most that many: what is near in time goes together, and
+    dropping such sessions would drop most of a dense shop's co-engagement."""
     groups = [items for items in graph.look_items() if len(items) > 1]
     session, product = graph.edges[("session", "interacted", "product")]
     keep = np.isin(graph.event_type, POSITIVE_EVENTS)
-    session, product = session[keep], product[keep]
-    order = np.argsort(session, kind="stable")
+    session, product, ts = session[keep], product[keep], graph.event_ts[keep]
+    order = np.lexsort((ts, session))
     session, product = session[order], product[order]
     bounds = np.flatnonzero(np.diff(session)) + 1
     for items in np.split(product, bounds):
-        items = np.unique(items)
-        if 1 < len(items) <= max_size:
-            groups.append(items)
+        _, first = np.unique(items, return_index=True)
+        items = items[np.sort(first)]  # distinct, in the order first engaged
+        for start in range(0, len(items), max_size):
+            window = items[start : start + max_size]
+            if len(window) > 1:
+                groups.append(np.sort(window))
     return groups
 
 

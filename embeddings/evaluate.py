@@ -33,7 +33,7 @@ from .baselines import BPRMF, CoOccurrence, ContentKNN, LightGCNBaseline, Popula
 from .export import GraphExport
 from .gds import FastRPKNN
 from .metrics import Query, hit_rate_at, ndcg_at, rank_of, top_k
-from .train import TrainConfig, train
+from .train import TrainConfig, default_threads, train
 from .vectors import SAME_CATEGORY_CAP
 
 
@@ -43,6 +43,8 @@ class Split:
     looks: list[Query] = field(default_factory=list)
     validation: list[Query] = field(default_factory=list)
     shoppers: list[tuple[int, Query]] = field(default_factory=list)
+    shopper_times: list[float] = field(default_factory=list)
+    """When each held-out shopper interaction happened (the engine is asked just before)."""
     sessions: list[Query] = field(default_factory=list)
 
 
@@ -57,7 +59,7 @@ def _without(graph: GraphExport, drop: dict[tuple[str, str, str], np.ndarray]) -
         if edge_type == ("look", "includes", "product"):
             extras["look_position"] = graph.look_position[keep]
     return GraphExport(graph.ids, edges, extras["event_type"], extras["event_ts"], extras["look_position"],
-                       graph.product_category, graph.category_names)
+                       graph.product_category, graph.category_names, graph.mined_looks)
 
 
 def make_split(graph: GraphExport, seed: int, test_share: float = 0.2, validation_share: float = 0.1,
@@ -116,8 +118,8 @@ def make_split(graph: GraphExport, seed: int, test_share: float = 0.2, validatio
         # ...and from the looks found in their sessions, which would name it as well.
         their_looks = found_in[0][owner[found_in[1]] == shopper]
         drop[("look", "includes", "product")] |= np.isin(includes[0], their_looks) & (includes[1] == target)
-        history = pairs[1][(pairs[0] == shopper) & (pairs[1] != target)]
-        split.shoppers.append((int(shopper), Query(history, target)))
+        split.shoppers.append((int(shopper), Query(np.zeros(0, dtype=np.int64), target)))
+        split.shopper_times.append(latest[int(shopper)][0] - 1.0)
 
     # Session next item, for graphs without looks: the last item of held-out sessions.
     if not len(items):
@@ -133,6 +135,10 @@ def make_split(graph: GraphExport, seed: int, test_share: float = 0.2, validatio
                 drop[("session", "interacted", "product")][order[rows]] = True
 
     split.train = _without(graph, drop)
+    # A shopper's history is what training kept of it (the sessions of held-out looks lost their
+    # items), the same events the served engine reads from the training store.
+    remaining = shopper_products(split.train)
+    split.shoppers = [(s, Query(remaining[1][remaining[0] == s], q.target)) for s, q in split.shoppers]
     return split
 
 
@@ -149,11 +155,31 @@ def intra_list_diversity(top: np.ndarray, content) -> float:
     return float(1 - (similarity.sum() - np.trace(similarity)) / (n * (n - 1)))
 
 
+def served_ranks(method, split: Split, queries: list[Query], shoppers: bool = False, looks: bool = False
+                 ) -> tuple[np.ndarray, list]:
+    """Ranks of the targets in the lists a served method returns (beyond its list: k + 1), and
+    the (list, context) pairs."""
+    ranks, lists = [], []
+    items = zip(split.shoppers, split.shopper_times) if shoppers else ((None, q) for q in queries)
+    for a, b in items:
+        shopper, query, when = (a[0], a[1], b) if shoppers else (None, b, None)
+        top = method.served_list(shopper, query.context, when, looks)
+        hit = np.flatnonzero(top == query.target)
+        ranks.append(hit[0] + 1 if len(hit) else method.k + 1)
+        lists.append((top, query.context))
+    return np.array(ranks, dtype=np.float64), lists
+
+
 def evaluate_method(method, split: Split, content, category: np.ndarray) -> dict[str, float]:
     out: dict[str, float] = {}
     lists: list[tuple[np.ndarray, np.ndarray]] = []  # (top 20, context) of every context query
+    served = getattr(method, "served", False)
 
-    def rank_contexts(queries: list[Query]) -> np.ndarray:
+    def rank_contexts(queries: list[Query], looks: bool = False) -> np.ndarray:
+        if served:
+            ranks, served_lists = served_ranks(method, split, queries, looks=looks)
+            lists.extend(served_lists)
+            return ranks
         ranks = []
         for query in queries:
             scores = method.complete(query.context)
@@ -162,17 +188,23 @@ def evaluate_method(method, split: Split, content, category: np.ndarray) -> dict
         return np.array(ranks)
 
     if split.looks:
-        ranks = rank_contexts(split.looks)
+        ranks = rank_contexts(split.looks, looks=True)
         out |= {"look_hr@10": hit_rate_at(ranks, 10), "look_hr@20": hit_rate_at(ranks, 20),
-                "look_ndcg@10": ndcg_at(ranks, 10), "look_mrr": float((1 / ranks).mean())}
+                "look_ndcg@10": ndcg_at(ranks, 10), "look_mrr": float(np.where(ranks <= 20, 1 / ranks, 0).mean()) if served
+                else float((1 / ranks).mean())}
     if split.shoppers:
-        ranks = np.array([rank_of(method.for_shopper(s, q.context), q.target, q.context) for s, q in split.shoppers])
+        if served:
+            ranks, shopper_lists = served_ranks(method, split, [], shoppers=True)
+            out["shopper_full_lists"] = float(np.mean([len(top) >= method.k for top, _ in shopper_lists]))
+        else:
+            ranks = np.array([rank_of(method.for_shopper(s, q.context), q.target, q.context) for s, q in split.shoppers])
         out |= {"shopper_recall@20": hit_rate_at(ranks, 20), "shopper_ndcg@20": ndcg_at(ranks, 20)}
     if split.sessions:
         ranks = rank_contexts(split.sessions)
         out |= {"session_hr@20": hit_rate_at(ranks, 20),
                 "session_mrr@20": float(np.where(ranks <= 20, 1 / ranks, 0).mean())}
     if lists:
+        lists = [(top, ctx) for top, ctx in lists if len(top) > 1]
         out |= {"cross_category@20": float(np.mean([cross_category_rate(top, ctx, category) for top, ctx in lists])),
                 "coverage@20": len(np.unique(np.concatenate([top for top, _ in lists]))) / len(category),
                 "diversity@20": float(np.mean([intra_list_diversity(top, content) for top, _ in lists]))}
@@ -206,10 +238,15 @@ class LookGNNMethod:
 
 
 def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainConfig | None = None,
-        methods: tuple[str, ...] = ("popularity", "co-occurrence", "content-knn", "bpr-mf", "lightgcn", "lookgnn"),
+        methods: tuple[str, ...] = ("popularity", "co-occurrence", "content-knn", "bpr-mf", "lightgcn", "lookgnn", "engine"),
         log=print, store=None) -> dict:
     """Every method on every seed's split; mean and standard deviation per metric. `store`: the
-    Neo4j store whose Graph Data Science runs the `fastrp-knn` method."""
+    Neo4j store whose Graph Data Science runs the `fastrp-knn` method. `engine` is what the API
+    serves after `lookgraph train` (`recommend/offline.py`)."""
+    from ..recommend.offline import EngineMethod
+
+    torch.set_num_threads(config.threads if config and config.threads else default_threads())
+
     content = content_matrix(graph)
     per_seed: dict[str, list[dict]] = {}
     for seed in seeds:
@@ -220,6 +257,8 @@ def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainCon
                 "bpr-mf": lambda: BPRMF(seed=seed), "lightgcn": lambda: LightGCNBaseline(seed=seed),
                 "lookgnn": lambda: LookGNNMethod(TrainConfig(**{**(config.__dict__ if config else {}), "seed": seed})),
                 "fastrp-knn": lambda: FastRPKNN(store, seed=seed),
+                "engine": lambda: EngineMethod(TrainConfig(**{**(config.__dict__ if config else {}), "seed": seed}),
+                                               log=lambda line: log(f"seed {seed} engine: {line}")),
             }[name]()
             started = time.perf_counter()
             if name == "lookgnn":
@@ -228,8 +267,12 @@ def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainCon
                 method.fit(split.train)
             fit_seconds = time.perf_counter() - started
             variants = [method, method.uncapped()] if name == "lookgnn" else [method]
-            for variant in variants:
-                scores = evaluate_method(variant, split, content, graph.product_category)
+            try:
+                scored = [(variant, evaluate_method(variant, split, content, graph.product_category)) for variant in variants]
+            finally:
+                if hasattr(method, "close"):
+                    method.close()
+            for variant, scores in scored:
                 scores["fit_seconds"] = fit_seconds
                 per_seed.setdefault(variant.name, []).append(scores)
                 log(f"seed {seed} {variant.name:<14} " + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))

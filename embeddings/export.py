@@ -60,6 +60,9 @@ class GraphExport:
     product_category: np.ndarray
     """Leaf category position of each product, -1 when it has none."""
     category_names: list[str] = field(default_factory=list)
+    mined_looks: list = field(default_factory=list)
+    """The `Look` records of the looks mined from baskets (`recommend/mining.py`), the last
+    looks of `ids["look"]`; the rest are curated."""
 
     def count(self, node_type: str) -> int:
         return len(self.ids[node_type])
@@ -101,8 +104,26 @@ class GraphExport:
         return data
 
 
-def export_graph(store: GraphStore, batch_size: int = 10_000) -> GraphExport:
-    """Stream every record of `store` into a `GraphExport`."""
+def with_looks(graph: GraphExport, looks: list) -> GraphExport:
+    """`graph` with mined `looks` (`Look` records of its products) added after its own."""
+    if not looks:
+        return graph
+    index = graph.index("product")
+    first = graph.count("look")
+    rows = [(first + n, index[pid], position) for n, look in enumerate(looks) for position, pid in enumerate(look.product_ids)]
+    includes = np.array([[r[0] for r in rows], [r[1] for r in rows]], dtype=np.int64)
+    edges = dict(graph.edges)
+    edges[("look", "includes", "product")] = np.concatenate([graph.edges[("look", "includes", "product")], includes], axis=1)
+    ids = dict(graph.ids)
+    ids["look"] = [*graph.ids["look"], *(look.id for look in looks)]
+    return GraphExport(ids, edges, graph.event_type, graph.event_ts,
+                       np.concatenate([graph.look_position, np.array([r[2] for r in rows], dtype=np.int64)]),
+                       graph.product_category, graph.category_names, [*graph.mined_looks, *looks])
+
+
+def export_graph(store: GraphStore, batch_size: int = 10_000, mined_looks: bool = False) -> GraphExport:
+    """Stream every record of `store` into a `GraphExport`. Mined looks are left out unless
+    asked for: they are derived from the events, and `lookgraph train` mines them afresh."""
     index = {t: _Index() for t in NODE_TYPES}
     pairs: dict[tuple[str, str, str], tuple[list[int], list[int]]] = {e: ([], []) for e in EDGE_TYPES}
 
@@ -140,6 +161,8 @@ def export_graph(store: GraphStore, batch_size: int = 10_000) -> GraphExport:
             link(("shopper", "had", "session"), index["shopper"](event.shopper_id), s)
     look_position = []
     for look in store.iter_records("looks", batch_size):
+        if look.mined and not mined_looks:
+            continue
         lk = index["look"](look.id)
         for position, pid in enumerate(look.product_ids):
             link(("look", "includes", "product"), lk, index["product"](pid))

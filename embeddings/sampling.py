@@ -98,3 +98,18 @@ class NeighbourSampler:
                         for e, parts in edges.items()},
             seeds={t: torch.from_numpy(local) for t, local in seed_local.items()},
         )
+
+
+class FullGraph:
+    """The whole graph as one 'sample', for graphs that fit in memory: every step propagates
+    over every edge, as LightGCN does, instead of a sampled neighbourhood per batch. Same
+    `sample(seeds)` contract as `NeighbourSampler`; positions are the global ones."""
+
+    def __init__(self, edge_index: dict[EdgeType, np.ndarray], num_nodes: dict[str, int]):
+        self.num_nodes = num_nodes
+        self.node_ids = {t: torch.arange(n) for t, n in num_nodes.items()}
+        self.edge_index = {e: torch.from_numpy(np.ascontiguousarray(index)).long() for e, index in edge_index.items()}
+
+    def sample(self, seeds: dict[str, np.ndarray]) -> Subgraph:
+        return Subgraph(self.node_ids, self.edge_index,
+                        {t: torch.from_numpy(np.asarray(ids, dtype=np.int64)) for t, ids in seeds.items()})

@@ -4,10 +4,12 @@
    or browsed in one session). Engagement: shopper-product pairs of positive interactions.
 2. Negatives. For each complement pair, a random product, or (for half of them) a product
    from the anchor's own leaf category: that is what teaches "complement, not similar".
-3. Mini-batches. The batch's products and shoppers are the seeds of a sampled 2-hop
-   neighbourhood (`NeighbourSampler`); LookGNN runs on that subgraph only.
+3. Propagation. A graph that fits (`full_graph_size`) is propagated whole at every step, as
+   LightGCN does (`FullGraph`), in large batches of pairs; a bigger one in mini-batches whose
+   products and shoppers seed a sampled 2-hop neighbourhood (`NeighbourSampler`).
 4. Loss. BPR on both signals: softplus(negative score - positive score).
-5. Early stopping on validation NDCG@10 of complete-the-look, keeping the best weights.
+5. Early stopping on validation NDCG@10 of complete-the-look, or, in a shop without looks, on
+   the held-out latest product of some shoppers (NDCG@20), keeping the best weights.
 6. Inference. Every product, shopper, look and category is embedded in batches the same way.
 7. The weight of exact content match next to the GNN score is chosen on the validation looks.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -27,7 +30,7 @@ from .baselines import content_tokens, item_groups, shopper_products
 from .export import GraphExport
 from .metrics import Query, ndcg_at, rank_of
 from .model import LookGNN
-from .sampling import NeighbourSampler
+from .sampling import FullGraph, NeighbourSampler
 from .vectors import LookVectors
 
 CONTENT_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
@@ -50,8 +53,18 @@ class TrainConfig:
     max_pairs_per_group: int = 60
     max_steps_per_epoch: int = 400
     """On big graphs an epoch is this many batches of pairs drawn at random, not all pairs."""
+    full_graph_size: int = 300_000
+    """Graphs of at most this many nodes and edges together are propagated whole at every step."""
+    full_graph_batch_size: int = 4096
     seed: int = 7
     device: str = "auto"
+    threads: int = 0
+    """Torch's CPU threads; 0: half the cores, at most 4 (torch's default, every core, slowed
+    training many-fold on a machine doing other work too)."""
+
+
+def default_threads() -> int:
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 @dataclass
@@ -82,6 +95,11 @@ def complement_pairs(graph: GraphExport, cap: int, rng: np.random.Generator) -> 
     return np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), dtype=np.int64)
 
 
+def shopper_ndcg(vectors: LookVectors, queries: list[tuple[int, Query]]) -> float:
+    ranks = np.array([rank_of(vectors.for_shopper(s, q.context), q.target, q.context) for s, q in queries])
+    return ndcg_at(ranks, 20)
+
+
 def validation_ndcg(vectors: LookVectors, queries: list[Query], content_weight: float | None = None) -> float:
     ranks = np.array([rank_of(vectors.complete(q.context, content_weight=content_weight), q.target, q.context)
                       for q in queries])
@@ -89,10 +107,13 @@ def validation_ndcg(vectors: LookVectors, queries: list[Query], content_weight: 
 
 
 def train(graph: GraphExport, config: TrainConfig | None = None, validation: list[Query] | None = None,
-          progress: bool = False) -> TrainResult:
-    """Train on `graph`; `validation` queries (complete-the-look) drive early stopping."""
+          progress: bool = False, shoppers: list[tuple[int, Query]] | None = None, log_line=None) -> TrainResult:
+    """Train on `graph`; `validation` queries (complete-the-look) drive early stopping, or
+    without them `shoppers` (held-out latest products). `progress`: tqdm bars on a terminal;
+    `log_line`: called with one line per epoch (every output, not only terminals)."""
     config = config or TrainConfig()
     started = time.perf_counter()
+    torch.set_num_threads(config.threads or default_threads())
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     device = _device(config.device)
@@ -111,7 +132,9 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
     for (src, rel, dst), index in graph.edges.items():
         edges[(src, rel, dst)] = index
         edges[(dst, f"rev_{rel}", src)] = index[::-1]
-    sampler = NeighbourSampler(edges, num_nodes, config.fanouts, config.seed)
+    full = sum(index.shape[1] for index in graph.edges.values()) + sum(num_nodes.values()) <= config.full_graph_size
+    sampler = FullGraph(edges, num_nodes) if full else NeighbourSampler(edges, num_nodes, config.fanouts, config.seed)
+    batch_size = config.full_graph_batch_size if full else config.batch_size
     model = LookGNN(num_nodes, list(edges), n_categories, content_tokens(graph), config.dim, config.layers,
                     config.id_dropout).to(device)
     engaged = np.zeros(n_products, dtype=bool)
@@ -132,9 +155,10 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
 
     content = content_tokens(graph)
     validation = (validation or [])[:400]
+    shoppers = [] if validation else (shoppers or [])[:400]
     result = TrainResult(config, model)
     best_score, best_state, stale = -1.0, None, 0
-    steps = max(1, min(config.max_steps_per_epoch, int(np.ceil(complements.shape[1] / config.batch_size))))
+    steps = max(1, min(config.max_steps_per_epoch, int(np.ceil(max(complements.shape[1], engagements.shape[1]) / batch_size))))
     for epoch in range(1, config.epochs + 1):
         # -- 2-4. one epoch of mini-batches --------------------------------------------------
         model.train()
@@ -143,10 +167,10 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
         engagement_order = rng.permutation(engagements.shape[1]) if engagements.shape[1] else order[:0]
         total = 0.0
         for step in tqdm(range(steps), desc=f"epoch {epoch}", disable=not progress, leave=False):
-            chunk = order[step * config.batch_size : (step + 1) * config.batch_size]
+            chunk = order[step * batch_size : (step + 1) * batch_size]
             anchor, positive = complements[:, chunk]
             negative = negatives_for(anchor)
-            e_chunk = engagement_order[(step * config.batch_size) % max(len(engagement_order), 1):][: config.batch_size]
+            e_chunk = engagement_order[(step * batch_size) % max(len(engagement_order), 1):][: batch_size]
             shopper, engaged_product = engagements[:, e_chunk]
             engaged_negative = rng.integers(0, n_products, len(shopper))
             seeds = {"product": np.concatenate([anchor, positive, negative, engaged_product, engaged_negative]),
@@ -171,21 +195,28 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
             optimizer.step()
             total += loss.item()
         record = {"epoch": epoch, "loss": total / steps, "seconds": round(time.perf_counter() - tick, 2)}
+        if full:
+            record["full_graph"] = True
 
         # -- 5. early stopping -----------------------------------------------------------------
         if validation:
             vectors = _vectors(model, sampler, graph, device, product_category, content, types=("product",))
             record["val_ndcg@10"] = score = validation_ndcg(vectors, validation, content_weight=0.0)
+        elif shoppers:
+            vectors = _vectors(model, sampler, graph, device, product_category, content, types=("product", "shopper"))
+            record["val_shopper_ndcg@20"] = score = shopper_ndcg(vectors, shoppers)
+        if validation or shoppers:
             if score > best_score:
                 best_score, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
             else:
                 stale += 1
         result.history.append(record)
         log.info("epoch %d: %s", epoch, record)
-        if progress:
-            print(f"epoch {epoch:3d}  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                                    for k, v in record.items() if k != "epoch"), flush=True)
-        if validation and stale >= config.patience:
+        line = f"epoch {epoch:3d}/{config.epochs}  " + "  ".join(
+            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items() if k not in ("epoch", "full_graph"))
+        if log_line is not None:
+            log_line(line)
+        if (validation or shoppers) and stale >= config.patience:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -209,7 +240,57 @@ def _vectors(model, sampler, graph: GraphExport, device, product_category, conte
     arrays |= {"product_category": product_category, "content_indptr": indptr, "content_tokens": tokens,
                "content_weights": weights, "content_vocabulary": np.array(vocabulary)}
     ids = {t: graph.ids[t] for t in types}
+    if "shopper" in types:  # the full artifact: what the ranker's features read besides the vectors
+        arrays |= crowd_statistics(graph)
+        ids["attribute"] = graph.ids["attribute"]
     return LookVectors(ids, arrays, {"fingerprint": graph.fingerprint})
+
+
+def crowd_statistics(graph: GraphExport, recent_days: float = 30.0) -> dict[str, np.ndarray]:
+    """Per product: positive events (`popularity`) and those of the last `recent_days` of the
+    graph (`trend`). Per category: of the shoppers who engaged with a product of it, the share
+    who engaged with another one of it too (`leaf_return_rate`): books and basics high, sofas low."""
+    product = graph.edges[("session", "interacted", "product")][1]
+    positive = np.isin(graph.event_type, (0, 1, 2))
+    n = graph.count("product")
+    popularity = np.bincount(product[positive], minlength=n).astype(np.float32)
+    recent = positive & (graph.event_ts >= (graph.event_ts.max() if len(graph.event_ts) else 0) - recent_days * 86_400)
+    trend = np.bincount(product[recent], minlength=n).astype(np.float32)
+    pairs = shopper_products(graph)
+    leaf = graph.product_category[pairs[1]]
+    known = leaf >= 0
+    per_shopper_leaf = np.unique(pairs[0][known] * graph.count("category") + leaf[known], return_counts=True)
+    leaves = per_shopper_leaf[0] % max(graph.count("category"), 1)
+    engaged = np.bincount(leaves, minlength=graph.count("category"))
+    returned = np.bincount(leaves[per_shopper_leaf[1] >= 2], minlength=graph.count("category"))
+    rate = np.where(engaged > 0, returned / np.maximum(engaged, 1), 0.0).astype(np.float32)
+    return {"popularity": popularity, "trend": trend, "leaf_return_rate": rate, **co_engagement(graph)}
+
+
+def co_engagement(graph: GraphExport, per_product: int = 50) -> dict[str, np.ndarray]:
+    """The crowd's co-engagement as CSR over product rows: each product's `per_product` most
+    frequent companions in looks and sessions (long sessions in windows, `item_groups`), with
+    how many groups they share (`crowd_indptr`, `crowd_items`, `crowd_counts`). Unlike the
+    crowd walk of a request, it keeps the sessions too long to walk."""
+    n = graph.count("product")
+    firsts, seconds = [], []
+    for items in item_groups(graph):
+        a, b = np.meshgrid(items, items)
+        off = a != b
+        firsts.append(a[off])
+        seconds.append(b[off])
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    if not firsts:
+        return {"crowd_indptr": indptr, "crowd_items": np.zeros(0, np.int32), "crowd_counts": np.zeros(0, np.int32)}
+    keys, counts = np.unique(np.concatenate(firsts) * n + np.concatenate(seconds), return_counts=True)
+    src, dst = keys // n, keys % n
+    order = np.lexsort((dst, -counts, src))
+    src, dst, counts = src[order], dst[order], counts[order]
+    first = np.searchsorted(src, src)  # each row's first position among its product's rows
+    keep = np.arange(len(src)) - first < per_product
+    src, dst, counts = src[keep], dst[keep], counts[keep]
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    return {"crowd_indptr": indptr, "crowd_items": dst.astype(np.int32), "crowd_counts": counts.astype(np.int32)}
 
 
 @torch.no_grad()
@@ -217,6 +298,11 @@ def embed_all(model: LookGNN, sampler: NeighbourSampler, graph: GraphExport, dev
               batch_size: int = 4096, types: tuple[str, ...] = ("product", "shopper", "look", "category")) -> dict[str, np.ndarray]:
     model.eval()
     out: dict[str, np.ndarray] = {}
+    if isinstance(sampler, FullGraph):  # one propagation embeds every node
+        sub = sampler.sample({})
+        h = model({t: ids.to(device) for t, ids in sub.node_ids.items()}, {e: ix.to(device) for e, ix in sub.edge_index.items()})
+        out = {t: h[t].cpu().numpy() if t in h else np.zeros((0, model.gate_bias.numel()), dtype=np.float32) for t in types}
+        types = ()
     for node_type in types:
         n = graph.count(node_type)
         rows = []

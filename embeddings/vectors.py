@@ -62,12 +62,31 @@ class LookVectors:
             out[row, tokens[indptr[p] : indptr[p + 1]]] = weights[indptr[p] : indptr[p + 1]]
         return out
 
-    def content_scores(self, context: np.ndarray) -> np.ndarray:
-        """Cosine similarity of every product's content to the context's, summed."""
-        query = self.content_rows(context).sum(0)
-        indptr, tokens, weights = self.arrays["content_indptr"], self.arrays["content_tokens"], self.arrays["content_weights"]
-        per_token = weights * query[tokens]
+    def content_scores(self, context: np.ndarray, weights: np.ndarray | None = None,
+                       among: np.ndarray | None = None) -> np.ndarray:
+        """Cosine similarity of every product's content (or of the rows `among`) to the
+        context's, summed over the context (weighted by `weights` when given)."""
+        rows = self.content_rows(context)
+        query = rows.sum(0) if weights is None else (np.asarray(weights, dtype=np.float32)[:, None] * rows).sum(0)
+        indptr, tokens, weights_ = self.arrays["content_indptr"], self.arrays["content_tokens"], self.arrays["content_weights"]
+        if among is not None:
+            return np.array([float(weights_[indptr[p] : indptr[p + 1]] @ query[tokens[indptr[p] : indptr[p + 1]]])
+                             for p in np.asarray(among).tolist()])
+        per_token = weights_ * query[tokens]
         return np.add.reduceat(np.append(per_token, 0), indptr[:-1]) * (np.diff(indptr) > 0)
+
+    def tokens_of(self, product: int) -> list[tuple[int, float]]:
+        """(token, TF-IDF weight) of one product's content: attribute rows first, then
+        category rows offset by the number of attributes."""
+        indptr = self.arrays["content_indptr"]
+        start, end = int(indptr[product]), int(indptr[product + 1])
+        return list(zip(self.arrays["content_tokens"][start:end].tolist(), self.arrays["content_weights"][start:end].tolist()))
+
+    def category_values(self, name: str) -> dict[str, float]:
+        """A per-category array of the artifact (e.g. `leaf_return_rate`) by category id."""
+        if name not in self.arrays or "category" not in self.ids:
+            return {}
+        return dict(zip(self.ids["category"], self.arrays[name].tolist()))
 
     def gnn_scores(self, context: np.ndarray, among: np.ndarray | None = None,
                    weights: np.ndarray | None = None) -> np.ndarray:

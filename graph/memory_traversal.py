@@ -25,16 +25,20 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .model import Event, Look, Product
-from .store import GraphStore
 from .traversal import (
     ATTRIBUTE, ATTRIBUTE_KINDS, CO_SESSIONS_SCANNED, CROWD, LOOK, STATISTICS_TTL, TRENDING_DAYS, TRENDING_PER_GROUP,
     AttributeHit, CategoryTree, CrowdHit, LookHit, ProductCard, Repurchase, Trending, Traversal, Walks, cycle_days,
     in_background,
 )
 from .vector_index import VectorIndex
+
+if TYPE_CHECKING:  # the store builds this index (`SQLiteGraphStore.traversal`); this module never imports it
+    from .store import GraphStore
 
 CROWD_NEIGHBOURS = 50
 MAX_SESSION_ITEMS = 30
@@ -82,7 +86,7 @@ class MemoryTraversal(Traversal):
         return {pid: card for pid in product_ids if (card := self._cards.get(pid)) is not None}
 
     def looks_with(self, anchors: Sequence[str], per_anchor: int = 10) -> list[LookHit]:
-        return [LookHit(a, look.id, look.name, look.product_ids)
+        return [LookHit(a, look.id, look.name, look.product_ids, look.mined)
                 for a in anchors for look in (self._looks[i] for i in self._product_looks.get(a, [])[:per_anchor])]
 
     def shared_attributes(self, anchors: Sequence[str], per_attribute: int = 8, across_groups: bool = True,
@@ -195,8 +199,8 @@ class MemoryTraversal(Traversal):
             for pid in old.product_ids if old else ():
                 self._product_looks[pid].remove(look.id)
             self._looks[look.id] = look
-            for pid in dict.fromkeys(look.product_ids):
-                bisect.insort(self._product_looks[pid], look.id)
+            for pid in dict.fromkeys(look.product_ids):  # curated looks first, then mined; each by id
+                bisect.insort(self._product_looks[pid], look.id, key=lambda i: (self._looks[i].mined, i))
 
     def events_added(self, events: Sequence[Event]) -> None:
         with self._lock:
@@ -352,17 +356,20 @@ def _trending(bought, cards: dict[str, ProductCard], tree: CategoryTree) -> Tren
 
 def _repurchase(purchases: dict[tuple[str, str], list[float]], cards: dict[str, ProductCard]) -> dict[str, Repurchase]:
     by_leaf: dict[tuple[str, str], list[float]] = defaultdict(list)
+    products: dict[tuple[str, str], set[str]] = defaultdict(set)
     for (shopper, pid), times in purchases.items():
         if cards[pid].category:
             by_leaf[(shopper, cards[pid].category)].extend(times)
+            products[(shopper, cards[pid].category)].add(pid)
     stats: dict[str, Repurchase] = {}
     gaps: dict[str, list[float]] = defaultdict(list)
-    for (_, leaf), times in by_leaf.items():
+    for (shopper, leaf), times in by_leaf.items():
         times.sort()
         again = [b - a for a, b in zip(times, times[1:]) if b - a > 86_400]
         s = stats.setdefault(leaf, Repurchase())
         s.buyers += 1
         s.repeat_buyers += bool(again)
+        s.returning_buyers += len(products[(shopper, leaf)]) > 1
         gaps[leaf].extend(again)
     for leaf, s in stats.items():
         s.cycle_days = cycle_days(gaps[leaf])

@@ -81,12 +81,17 @@ class Shopper:
 
 @dataclass(slots=True)
 class Look:
-    """A curated outfit or bundle; `product_ids` are in display order (the `position`)."""
+    """A curated outfit or bundle; `product_ids` are in display order (the `position`).
+    A look `lookgraph mine-looks` found in baskets is `mined`, with its `support` (baskets
+    holding all its items) and `lift` (how much more often than chance they go together)."""
 
     id: str
     name: str
     product_ids: tuple[str, ...]
     session_id: str | None = None
+    mined: bool = False
+    support: int | None = None
+    lift: float | None = None
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from neo4j import GraphDatabase
 
 from .cypher import cypher, library
 from .model import Attribute, Category, Event, GraphStats, Look, Neighbour, Product, SavedLook, Shopper
+from .neo4j_traversal import CypherTraversal
 from .store import BulkWriter, GraphStore, UnknownNode
 
 _STATEMENT_OF_KIND = {
@@ -42,7 +43,7 @@ def _row(kind: str, record) -> dict:
                 "location": record.location, "gift": record.gift}
     if kind == "looks":
         return {"id": record.id, "name": record.name, "product_ids": list(record.product_ids),
-                "session_id": record.session_id}
+                "session_id": record.session_id, "mined": record.mined, "support": record.support, "lift": record.lift}
     if kind == "saved_looks":
         return {"shopper_id": record.shopper_id, "look_id": record.look_id, "ts": record.ts}
     if kind == "categories":
@@ -62,7 +63,7 @@ def _product(r: dict) -> Product:
 
 def _look(r: dict) -> Look:
     items = tuple(i["id"] for i in sorted(r["items"], key=lambda i: i["position"]))
-    return Look(r["id"], r["name"], items, r["session_id"])
+    return Look(r["id"], r["name"], items, r["session_id"], bool(r["mined"]), r["support"], r["lift"])
 
 
 class Neo4jGraphStore(GraphStore):
@@ -119,6 +120,12 @@ class Neo4jGraphStore(GraphStore):
     def append_events(self, events: Sequence[Event]) -> int:
         return _Neo4jWriter(self).write("events", events)
 
+    def replace_mined_looks(self, looks: Sequence[Look]) -> int:
+        # Not one transaction (a large set is written in batches): re-running it completes it.
+        deleted = self._write("load.delete_other_mined_looks", keep=[lk.id for lk in looks])[0]["deleted"]
+        _Neo4jWriter(self).write("looks", looks)
+        return deleted
+
     def delete_shopper(self, shopper_id: str) -> dict[str, int]:
         rows = self._write("erase.erase_shopper", shopper_id=shopper_id)
         if not rows:
@@ -149,8 +156,6 @@ class Neo4jGraphStore(GraphStore):
     def traversal(self, vectors=None):
         """Walks run in the database; nearest neighbours through the `product_embedding` vector
         index over the embeddings `lookgraph train` wrote back (so `vectors` is not needed)."""
-        from .neo4j_traversal import CypherTraversal
-
         return CypherTraversal(self)
 
     def known_ids(self, kind: str) -> set[str]:

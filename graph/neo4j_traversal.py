@@ -97,7 +97,7 @@ class CypherTraversal(Traversal):
 
     @staticmethod
     def _looks(rows: list[dict]) -> list[LookHit]:
-        return [LookHit(r["anchor"], r["look_id"], r["look_name"], tuple(r["product_ids"])) for r in rows]
+        return [LookHit(r["anchor"], r["look_id"], r["look_name"], tuple(r["product_ids"]), r["mined"]) for r in rows]
 
     @staticmethod
     def _crowd(rows: list[dict]) -> list[CrowdHit]:
@@ -197,5 +197,5 @@ class CypherTraversal(Traversal):
                                        for loc, ranked in by_location.items()})
 
     def _read_repurchase(self) -> dict[str, Repurchase]:
-        return {r["leaf"]: Repurchase(r["buyers"], r["repeat_buyers"], cycle_days(r["gaps"]))
+        return {r["leaf"]: Repurchase(r["buyers"], r["repeat_buyers"], cycle_days(r["gaps"]), r["returning_buyers"])
                 for r in self.store._read("traversal.repurchase")}

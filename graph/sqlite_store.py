@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .memory_traversal import MemoryTraversal
 from .model import (
     EVENT_TYPES,
     Attribute,
@@ -34,7 +35,10 @@ from .model import (
 )
 from .store import BulkWriter, GraphStore, UnknownNode
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_MIGRATIONS = {1: ("ALTER TABLE look ADD COLUMN mined INTEGER NOT NULL DEFAULT 0",
+                   "ALTER TABLE look ADD COLUMN support INTEGER", "ALTER TABLE look ADD COLUMN lift REAL")}
+"""Statements that bring a store of the key's version to the next one (run in one transaction)."""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -81,7 +85,10 @@ CREATE TABLE IF NOT EXISTS event (
 CREATE TABLE IF NOT EXISTS look (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
-    session_id TEXT REFERENCES session(id) ON DELETE SET NULL
+    session_id TEXT REFERENCES session(id) ON DELETE SET NULL,
+    mined INTEGER NOT NULL DEFAULT 0,
+    support INTEGER,
+    lift REAL
 );
 CREATE INDEX IF NOT EXISTS look_session ON look(session_id);
 CREATE TABLE IF NOT EXISTS look_item (
@@ -244,9 +251,16 @@ class SQLiteGraphStore(GraphStore):
             found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if found is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(found[0]) != SCHEMA_VERSION:
+                return
+            version = int(found[0])
+            while version in _MIGRATIONS and version < SCHEMA_VERSION:
+                for statement in _MIGRATIONS[version]:
+                    conn.execute(statement)
+                version += 1
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+            if version != SCHEMA_VERSION:
                 raise RuntimeError(
-                    f"{self.path}: schema version {found[0]}, this lookgraph expects {SCHEMA_VERSION}"
+                    f"{self.path}: schema version {version}, this lookgraph expects {SCHEMA_VERSION}"
                 )
 
     def close(self) -> None:
@@ -274,6 +288,15 @@ class SQLiteGraphStore(GraphStore):
     def append_events(self, events: Sequence[Event]) -> int:
         with self._transaction() as conn:
             return _SQLiteWriter(conn).write("events", events)
+
+    def replace_mined_looks(self, looks: Sequence[Look]) -> int:
+        with self._transaction() as conn:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep_look (id TEXT PRIMARY KEY)")
+            conn.execute("DELETE FROM keep_look")
+            conn.executemany("INSERT OR IGNORE INTO keep_look VALUES (?)", [(lk.id,) for lk in looks])
+            deleted = conn.execute("DELETE FROM look WHERE mined = 1 AND id NOT IN (SELECT id FROM keep_look)").rowcount
+            _SQLiteWriter(conn).write("looks", looks)
+            return deleted
 
     def delete_shopper(self, shopper_id: str) -> dict[str, int]:
         with self._transaction() as conn:
@@ -337,6 +360,10 @@ class SQLiteGraphStore(GraphStore):
         ).fetchall()
 
     # -- reads -------------------------------------------------------------------------
+    def traversal(self, vectors=None) -> MemoryTraversal:
+        """The engine's walks over an index in memory, streamed from this store's tables."""
+        return MemoryTraversal.build(self, vectors)
+
     def known_ids(self, kind: str) -> set[str]:
         table = _TABLE_OF_KIND[kind]
         return {row[0] for row in self._conn().execute(f"SELECT id FROM {table}")}
@@ -391,17 +418,17 @@ class SQLiteGraphStore(GraphStore):
 
     def _iter_looks(self, conn):
         current, items = None, []
-        for look_id, name, session_id, product_id in conn.execute(
-            "SELECT l.id, l.name, l.session_id, li.product_id FROM look l"
+        for *look, product_id in conn.execute(
+            "SELECT l.id, l.name, l.session_id, l.mined, l.support, l.lift, li.product_id FROM look l"
             " JOIN look_item li ON li.look_id = l.id ORDER BY l.id, li.position"
         ):
-            if current is not None and current[0] != look_id:
-                yield Look(current[0], current[1], tuple(items), current[2])
+            if current is not None and current[0] != look[0]:
+                yield _look(current, items)
                 items = []
-            current = (look_id, name, session_id)
+            current = look
             items.append(product_id)
         if current is not None:
-            yield Look(current[0], current[1], tuple(items), current[2])
+            yield _look(current, items)
 
     def get(self, kind: str, node_id: str):
         conn = self._conn()
@@ -417,13 +444,14 @@ class SQLiteGraphStore(GraphStore):
             ).fetchall()
             return Product(*row, attributes=tuple(Attribute(k, v) for k, v in attrs))
         if kind == "looks":
-            row = conn.execute("SELECT id, name, session_id FROM look WHERE id = ?", (node_id,)).fetchone()
+            row = conn.execute("SELECT id, name, session_id, mined, support, lift FROM look WHERE id = ?",
+                               (node_id,)).fetchone()
             if row is None:
                 raise UnknownNode(label, node_id)
             items = [r[0] for r in conn.execute(
                 "SELECT product_id FROM look_item WHERE look_id = ? ORDER BY position", (node_id,)
             )]
-            return Look(row[0], row[1], tuple(items), row[2])
+            return _look(row, items)
         query = {
             "shoppers": ("SELECT id, home_location FROM shopper WHERE id = ?", Shopper),
             "categories": ("SELECT id, name, parent_id FROM category WHERE id = ?", Category),
@@ -538,9 +566,10 @@ class _SQLiteWriter(BulkWriter):
     def _write_looks(self, rows: Sequence[Look]):
         conn = self.conn
         conn.executemany(
-            "INSERT INTO look (id, name, session_id) VALUES (?, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET name = excluded.name, session_id = excluded.session_id",
-            [(lk.id, lk.name, lk.session_id) for lk in rows],
+            "INSERT INTO look (id, name, session_id, mined, support, lift) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET name = excluded.name, session_id = excluded.session_id,"
+            " mined = excluded.mined, support = excluded.support, lift = excluded.lift",
+            [(lk.id, lk.name, lk.session_id, int(lk.mined), lk.support, lk.lift) for lk in rows],
         )
         conn.executemany("DELETE FROM look_item WHERE look_id = ?", [(lk.id,) for lk in rows])
         conn.executemany(
@@ -583,3 +612,8 @@ class _SQLiteWriter(BulkWriter):
             " ON CONFLICT(shopper_id, look_id) DO UPDATE SET ts = max(ts, excluded.ts)",
             [(s.shopper_id, s.look_id, s.ts) for s in rows],
         )
+
+
+def _look(row, items: list[str]) -> Look:
+    look_id, name, session_id, mined, support, lift = row
+    return Look(look_id, name, tuple(items), session_id, bool(mined), support, lift)

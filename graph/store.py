@@ -69,6 +69,11 @@ class GraphStore(abc.ABC):
         saved looks, embeddings). Returns what was removed, by kind."""
 
     @abc.abstractmethod
+    def replace_mined_looks(self, looks: Sequence) -> int:
+        """Make `looks` (mined `Look` records) the store's mined looks: upsert them and delete
+        every other mined look. Curated looks are never touched. Returns how many were deleted."""
+
+    @abc.abstractmethod
     def write_embeddings(self, label: str, ids: Sequence[str], vectors, model: str) -> None:
         """Store one vector per node of `label` (Product, Shopper or Look), replacing any
         earlier one, tagged with the artifact version `model`."""
@@ -86,13 +91,11 @@ class GraphStore(abc.ABC):
         """(channel, time) of the shopper's contacts at or after `since`, oldest first."""
 
     # -- reads -------------------------------------------------------------------------
+    @abc.abstractmethod
     def traversal(self, vectors=None):
-        """What the recommendation engine walks (`graph/traversal.py`). By default an index in
-        memory, streamed from this store; `vectors` (a `LookVectors`) answers nearest-neighbour
-        walks. A store that can walk in place (Neo4j) overrides this."""
-        from .memory_traversal import MemoryTraversal
-
-        return MemoryTraversal.build(self, vectors)
+        """What the recommendation engine walks (`graph/traversal.py`): an index in memory
+        streamed from the store (`MemoryTraversal`), or walks in place (Neo4j's Cypher);
+        `vectors` (a `LookVectors`) answers nearest-neighbour walks."""
 
     @abc.abstractmethod
     def known_ids(self, kind: str) -> set[str]:

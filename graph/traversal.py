@@ -59,6 +59,8 @@ class LookHit(NamedTuple):
     look_id: str
     look_name: str
     product_ids: tuple[str, ...]
+    mined: bool = False
+    """Found in baskets by `lookgraph mine-looks`, not made by a merchandiser."""
 
 
 class AttributeHit(NamedTuple):
@@ -111,15 +113,23 @@ class Walks(NamedTuple):
 @dataclass
 class Repurchase:
     """Learnt from purchases in a leaf category: how many buyers bought again (more than a day
-    after their previous purchase there), and the median gap between such purchases."""
+    after their previous purchase there), the median gap between such purchases, and how many
+    bought more than one distinct product of it. Buying the same thing again (coffee) and
+    coming back for another one (books, films, basics) are different signals; a sofa is rare
+    on both."""
 
     buyers: int = 0
     repeat_buyers: int = 0
     cycle_days: float | None = None
+    returning_buyers: int = 0
 
     @property
     def rate(self) -> float:
         return self.repeat_buyers / self.buyers if self.buyers else 0.0
+
+    @property
+    def return_rate(self) -> float:
+        return self.returning_buyers / self.buyers if self.buyers else 0.0
 
 
 @dataclass

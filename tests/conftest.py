@@ -69,7 +69,7 @@ def pytest_sessionfinish(session, exitstatus):
     from lookgraph.graph.cypher import library
 
     whole_suite = session.config.args_source is pytest.Config.ArgsSource.TESTPATHS and not (
-        session.config.option.keyword or session.config.option.markexpr or session.config.option.lf)
+        session.config.option.keyword or session.config.option.markexpr or getattr(session.config.option, "lf", False))
     if not (EXECUTED and whole_suite and exitstatus == 0):
         return
     missing = sorted(set(library()) - EXECUTED)

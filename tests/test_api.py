@@ -101,8 +101,24 @@ def test_answers_are_exactly_the_documented_schema(api, call):
 def test_query_parameters_reach_the_engine(api):
     client, _ = api
     get = lambda path: [i["product_id"] for i in client.get(path, headers=as_(READ)).json()["items"]]  # noqa: E731
-    # Repeated `category` parameters: items of either category only.
-    assert set(get("/products/jeans-1/complete-the-look?category=women/shoes&category=women/bags")) == {"boots-1", "tote-1"}
+    # Repeated `category` parameters: items of either category only; the paths' picks first, then
+    # best sellers of those categories fill the list, each saying so.
+    body = client.get("/products/jeans-1/complete-the-look?category=women/shoes&category=women/bags&k=5",
+                      headers=as_(READ)).json()
+    assert [i["product_id"] for i in body["items"]][:2] == ["boots-1", "tote-1"]
+    assert all(i["category"].startswith(("women/shoes", "women/bags")) for i in body["items"])
+    assert all("best seller" in i["reason"] for i in body["items"][2:])
+    assert body["short_because"] is None or len(body["items"]) < 5
+    unknown = client.get("/products/jeans-1/complete-the-look?category=women/hats", headers=as_(READ))
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["query", "category", 0]
+    # Items already in the look (repeatable `item`) are anchors too, and never offered again.
+    around = get("/products/jeans-1/complete-the-look?item=boots-1&k=5")
+    assert "boots-1" not in around and "jeans-1" not in around and "tote-1" in around
+    ghost = client.get("/products/jeans-1/complete-the-look?item=ghost", headers=as_(READ))
+    assert ghost.status_code == 422 and ghost.json()["detail"][0]["loc"] == ["query", "item", 0]
+    # `explore=false`: no exploration slots.
+    plain = client.get("/shoppers/ann/recommendations?k=10&explore=false", headers=as_(READ)).json()["items"]
+    assert plain and not any(i["exploration"] for i in plain)
     assert "jeans-2" not in get("/products/jeans-1/complete-the-look")
     assert "jeans-2" in get("/products/jeans-1/complete-the-look?same_category=true")
     in_view = client.get("/shoppers/ann/recommendations?product_id=shirt-1&k=3", headers=as_(READ)).json()["items"]
@@ -159,7 +175,10 @@ def test_anonymous_sessions_and_unknown_things(api):
     body = client.post("/sessions/visitor-1/recommendations", json={"items": ["jeans-1"], "k": 3},
                        headers=as_(READ)).json()
     assert body["items"][0]["product_id"] in {"boots-1", "tote-1"}
-    assert client.get("/shoppers/nobody/recommendations", headers=as_(READ)).status_code == 404
+    # A shopper the store does not know yet (no events) gets the crowd's full list, not a 404.
+    newcomer = client.get("/shoppers/nobody/recommendations?k=4", headers=as_(READ))
+    assert newcomer.status_code == 200
+    assert len(newcomer.json()["items"]) == 4 or newcomer.json()["short_because"]
     assert client.get("/products/nothing/complete-the-look", headers=as_(READ)).status_code == 404
     assert client.post("/sessions/v/recommendations", json={"items": ["nope"]}, headers=as_(READ)).status_code == 422
 
@@ -172,7 +191,9 @@ def test_erasing_a_shopper_leaves_no_trace(api):
     removed = client.delete("/shoppers/ann", headers=as_(ADMIN)).json()["removed"]
     assert removed["events"] == 5 and removed["contacts"] == 1 and removed["shoppers"] == 1
     assert store.events(shopper_id="ann") == [] and store.contacts("ann", 0) == []
-    assert client.get("/shoppers/ann/recommendations", headers=as_(READ)).status_code == 404
+    # Now a stranger: the crowd's answer, nothing drawn from what ann did.
+    after = client.get("/shoppers/ann/recommendations", headers=as_(READ)).json()["items"]
+    assert not any(step["label"] == "Shopper" or "you" in p["sentence"] for i in after for p in i["paths"] for step in p["nodes"])
     assert client.delete("/shoppers/ann", headers=as_(ADMIN)).status_code == 404
 
 

@@ -61,9 +61,10 @@ def shop(tmp_path_factory, demo_folder):
         _cli("load", str(demo_folder), "--store", "neo4j")
         _cli("train", "--epochs", "2")
     vectors = LookVectors.load(latest_artifact(home))
+    embedded = SQLiteGraphStore(home / "graph.db")
+    neo4j.replace_mined_looks([look for look in embedded.iter_records("looks") if look.mined])  # as train wrote them
     for node_type, label in (("product", "Product"), ("shopper", "Shopper"), ("look", "Look")):
         neo4j.write_embeddings(label, vectors.ids[node_type], vectors.arrays[node_type], vectors.meta["version"])
-    embedded = SQLiteGraphStore(home / "graph.db")
     yield {"home": home, "vectors": vectors, "embedded": embedded, "neo4j": neo4j}
     embedded.close()
     neo4j.close()

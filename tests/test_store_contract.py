@@ -75,6 +75,20 @@ def test_upsert_replaces_a_looks_items_in_order(loaded, tmp_path):
     assert loaded.get("looks", "weekend") == Look("weekend", "weekend", ("belt-1", "jeans-1"), None)
 
 
+def test_mined_looks_are_replaced_as_a_set_and_curated_looks_stay(loaded):
+    first = [Look("mined:a", "often bought together: Jeans + Boots", ("jeans-1", "boots-1"), None, True, 4, 3.5),
+             Look("mined:b", "often bought together: Boots + Jeans", ("boots-1", "jeans-1"), None, True, 2, 2.0)]
+    assert loaded.replace_mined_looks(first) == 0
+    assert loaded.get("looks", "mined:a") == first[0]  # mined, support and lift read back
+    second = [Look("mined:b", "often bought together: Boots + Jeans", ("boots-1", "jeans-1"), None, True, 5, 2.5)]
+    assert loaded.replace_mined_looks(second) == 1
+    with pytest.raises(UnknownNode):
+        loaded.get("looks", "mined:a")
+    looks = {look.id: look for look in loaded.iter_records("looks")}
+    assert looks == {"weekend": CATALOGUE["looks"][0], "mined:b": second[0]}
+    assert not looks["weekend"].mined
+
+
 def test_events_append_idempotently_and_read_back_in_time_order(loaded):
     new = [Event("e6", "s1", "belt-1", "view", 1020.0, "ann", "London"),
            Event("e1", "s1", "jeans-1", "view", 1000.0, "ann", "London")]  # e1 is already stored

@@ -117,3 +117,25 @@ def test_the_complement_score_weighs_its_context(trained):
     mixed = vectors.gnn_scores(context, weights=np.array([4.0, 0.5, 0.5]))
     assert np.allclose(mixed, 4 * alone + 0.5 * (vectors.gnn_scores(np.array([40])) + vectors.gnn_scores(np.array([77]))),
                        atol=1e-4)
+
+
+def test_a_shop_without_looks_trains_whole_graph_stops_early_on_shoppers_and_says_each_epoch(tmp_path):
+    import torch
+
+    folder = tmp_path / "demo"
+    write_demo_store(folder, DemoSpec(products=200, shoppers=40, events=3_000, seed=2))
+    (folder / "looks.csv").unlink()
+    (folder / "saved_looks.csv").unlink(missing_ok=True)
+    store = SQLiteGraphStore(tmp_path / "graph.db")
+    load(NativeSource(folder), store)
+    graph = export_graph(store)
+    split = make_split(graph, 0, test_share=0.0, validation_share=0.0, shopper_share=0.5)
+    lines: list[str] = []
+    config = TrainConfig(dim=16, epochs=30, patience=2, seed=1, threads=1)
+    result = train(split.train, config, [], shoppers=split.shoppers, log_line=lines.append)
+    store.close()
+    assert torch.get_num_threads() == 1
+    assert all(record.get("full_graph") for record in result.history)  # small: propagated whole
+    assert all("val_shopper_ndcg@20" in record for record in result.history)
+    assert len(result.history) < 30  # stopped early on the held-out shoppers, without looks
+    assert len(lines) == len(result.history) and lines[0].startswith("epoch   1/30")

@@ -2,8 +2,10 @@
 configurable through `PolicyConfig` (environment: `LOOKGRAPH_POLICY_*`), and tested in
 `tests/test_policies.py`.
 
-1. One-time purchases: after a purchase in a leaf category that buyers rarely buy again
-   (learned: `Traversal.repurchase()`), that category is not recommended to that shopper;
+1. One-time purchases: after a purchase in a leaf category whose buyers rarely buy in it again,
+   neither the same thing later nor another product of it (learned: `Traversal.repurchase()`),
+   that category is not recommended to that shopper (a sofa); a category shoppers come back
+   to for new items (books, basics) stays open; the item bought is never offered again;
    consumables come back near their learned cycle, as a restock of what they bought.
 2. Seen is not wanted: what a shopper already interacted with is not recommended again;
    items shown many times without engagement fade; a dismissal removes the item and lowers
@@ -157,7 +159,7 @@ def owned_categories(state: ShopperState, cards: dict[str, ProductCard], repurch
         stats = repurchase.get(leaf) if leaf else None
         if stats is None or stats.buyers < config.min_buyers:
             continue
-        if stats.rate < config.one_time_rate:
+        if stats.rate < config.one_time_rate and stats.return_rate < config.one_time_rate:
             blocked.add(leaf)
         elif stats.rate >= config.consumable_rate and stats.cycle_days \
                 and now - e.ts < config.restock_after * stats.cycle_days * DAY:

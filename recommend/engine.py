@@ -1,0 +1,626 @@
+"""The recommendation engine: what the API routes call. One way through, stage by stage:
+
+1. state: the shopper's events, read from the store on every request (read-your-writes), and
+   what the policies make of them (`policies.shopper_state`: context, profile, gifts, trips);
+2. anchors: the item in view, the current session's items, then the profile's;
+3. candidates (`candidates.py`): the graph walks from the anchors, content match, LookGNN's
+   neighbours, the shopper's preference vector, restocks, a trip's location, trending;
+4. policies: what must not be shown (dismissed, owned one-time categories, already had);
+5. features and ranker (`features.py`, `ranker.py`): the learned ranker of the artifact, or the
+   hand-set evidence weights without one; due restocks first, exploration slots, and a list
+   the sources left short filled from best sellers, each with its reason;
+6. explanations (`explanations.py`): each item with the paths that led to it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..embeddings.vectors import LookVectors
+from ..graph.model import Event
+from ..graph.store import GraphStore, UnknownNode
+from ..graph.traversal import ATTRIBUTE, LOOK, ProductCard, Traversal
+from . import explanations as explain
+from . import policies
+from .candidates import NEIGHBOURS, NO_WALKS, PERSONAL, Offers, top_rows, walk_offers
+from .explanations import VERBS, Answer, Recommendation
+from .features import Context, features
+from .policies import PolicyConfig, ShopperState
+from .ranker import EvidenceRanker, LearnedRanker
+
+# How much each anchor counts: the item in view, then the current session, then the profile
+# (whose many anchors would otherwise outvote a single fresh event).
+ANCHOR_WEIGHT = {"context": 6.0, "session": 4.0}
+STRENGTH = {"purchase": 1.0, "cart": 0.8, "view": 0.5}
+HISTORY = 5_000
+"""Events read per request: enough that a heavy shopper is not offered what they already had."""
+MAX_IMPRESSIONS = 1_000
+MAX_SHOPPERS_REMEMBERED = 200_000
+"""Impressions are remembered for at most this many products per shopper, and this many shoppers."""
+SAME_LEAF_SHARE = 0.2
+"""On a product page (without `same_category`), at most this share of the list may share a
+leaf category with the items in view (or have none): complete the look, not more of the same."""
+
+
+@dataclass
+class Ask:
+    """What a caller asks for (the API's query parameters)."""
+
+    k: int = 20
+    product_id: str | None = None
+    location: str | None = None
+    gift: bool | None = None
+    categories: tuple[str, ...] = ()
+    same_category: bool = False
+    session_id: str | None = None
+    items: tuple[str, ...] = ()
+    explore: bool = True
+
+
+@dataclass
+class _Shown:
+    """What this process has shown one shopper: impressions per product, and per category group."""
+
+    impressions: dict[str, int] = field(default_factory=dict)
+    groups: Counter = field(default_factory=Counter)
+
+
+class Engine:
+    def __init__(self, store: GraphStore, graph: Traversal, vectors: LookVectors | None = None,
+                 config: PolicyConfig | None = None, clock=time.time, ranker: LearnedRanker | None = None):
+        self.store, self.graph, self.vectors = store, graph, vectors
+        self.config = config or PolicyConfig()
+        self.clock = clock
+        self.ranker = ranker or EvidenceRanker()
+        self.strict_across = not isinstance(self.ranker, LearnedRanker)
+        """Under the hand-set weights every list leaves out the anchors' categories. A learned
+        ranker decides from the data when more of a category is wanted: a feed is its ranking,
+        and a product page keeps at most `SAME_LEAF_SHARE` of its slots for the categories
+        already in view (the ranker learns from candidates gathered with this off)."""
+        self._shown: OrderedDict[str, _Shown] = OrderedDict()  # by shopper, least recently served first
+        self._lock = threading.Lock()
+        # Interned ids, as the in-memory walks' are (see MemoryTraversal._number_product).
+        self._vector_row: dict[str, int] = {sys.intern(pid): i for i, pid in enumerate(vectors.ids["product"])} if vectors else {}
+        self._shopper_row = {sid: i for i, sid in enumerate(vectors.ids.get("shopper", []))} if vectors else {}
+        self._leaf_return = vectors.category_values("leaf_return_rate") if vectors else {}
+        self._popular = top_rows(vectors.arrays["popularity"], 5_000) if vectors and "popularity" in vectors.arrays else None
+
+    # -- entry points ------------------------------------------------------------------------
+    def for_shopper(self, shopper_id: str, ask: Ask) -> Answer:
+        """A shopper's feed (or, with `ask.product_id`, their view of a product page). A shopper
+        the store does not know yet is answered from the crowd, as an anonymous visitor is."""
+        return self._recommend(*self._moment(shopper_id, ask))
+
+    def for_session(self, session_id: str, ask: Ask) -> Answer:
+        """An anonymous visitor: the session's events so far plus the items asked about."""
+        return self._recommend(*self._moment(None, Ask(**{**ask.__dict__, "session_id": session_id})))
+
+    def candidate_features(self, shopper_id: str | None, ask: Ask, look: bool = False) -> tuple[list[str], np.ndarray]:
+        """The candidates the policies allow and their features, as the ranker sees them (for
+        training the ranker: `recommend/offline.py`). `shopper_id` None: an anonymous session;
+        `look`: complete the look around `ask.product_id` and `ask.items`."""
+        moment = self._look_moment(ask.product_id, ask) if look else self._moment(shopper_id, ask)
+        state, anchors, ask, now, cards, page = moment
+        offers, keep, evidence, _, _ = self._allowed(state, anchors, ask, now, cards, page)
+        return [offers.cards[i].id for i in keep], self._features(offers, keep, evidence, anchors, state, page, cards)
+
+    def _moment(self, shopper_id: str | None, ask: Ask):
+        """(state, anchors, ask, now, cards, page) of a shopper's request, or of an anonymous
+        session's (`shopper_id` None, `ask.session_id` and `ask.items`)."""
+        now = self.clock()
+        if shopper_id is None:
+            events = self.store.events(session_id=ask.session_id, limit=HISTORY)
+            cards = self._known(events, ask.items)
+            events = events + [Event(f"ask/{i}", ask.session_id, pid, "view", now, None, ask.location, bool(ask.gift))
+                               for i, pid in enumerate(ask.items)]
+            home = None
+        else:
+            try:
+                home = self.store.get("shoppers", shopper_id).home_location
+                events = self.store.events(shopper_id=shopper_id, limit=HISTORY)
+            except UnknownNode:
+                home, events = None, []
+            cards = self._known(events, [ask.product_id] if ask.product_id else [])
+        state = policies.shopper_state(shopper_id, home, events, cards, self.graph.categories, self.config, now,
+                                       ask.session_id, ask.gift)
+        anchors = {a: wv for a, wv in self._anchors(state, ask).items() if a in cards}  # deleted products are no anchors
+        return state, anchors, ask, now, cards, ask.product_id is not None
+
+    def complete_the_look(self, product_id: str, ask: Ask) -> Answer:
+        """What completes the look around a product (a product page, for anyone), given also
+        the other items already chosen for it (`ask.items`)."""
+        return self._recommend(*self._look_moment(product_id, ask))
+
+    def _look_moment(self, product_id: str, ask: Ask):
+        now = self.clock()
+        chosen = [product_id, *(pid for pid in ask.items if pid != product_id)]
+        cards = self._known([], chosen)
+        events = [Event(f"look/{i}", "", pid, "view", now) for i, pid in enumerate(chosen)]
+        state = policies.shopper_state(None, None, [], cards, self.graph.categories, self.config, now)
+        state.interacted.update(chosen)  # what is in the look already is not offered again
+        anchors = {e.product_id: (1.0, VERBS["context"]) for e in events}
+        return state, anchors, Ask(**{**ask.__dict__, "product_id": product_id, "explore": False}), now, cards, True
+
+    def outbound(self, shopper_id: str, channel: str, k: int) -> dict:
+        now = self.clock()
+        window = now - max(self.config.contact_window_days * policies.DAY, self.config.contact_quiet_hours * 3600)
+        contacts = [ts for _, ts in self.store.contacts(shopper_id, window)]
+        allowed, reason, retry = policies.contact_decision(contacts, self.config, now)
+        self.store.get("shoppers", shopper_id)  # only a known shopper is contacted
+        if not allowed:
+            return {"contact": False, "reason": reason, "retry_after": retry, "items": []}
+        items = self.for_shopper(shopper_id, Ask(k=k)).items
+        self.store.record_contact(shopper_id, channel, now)
+        return {"contact": True, "reason": reason, "retry_after": None, "items": items}
+
+    def forget(self, shopper_id: str) -> None:
+        """Drop what this process remembers of a shopper (impressions, purchases counted for
+        the crowd's statistics), e.g. on erasure."""
+        with self._lock:
+            self._shown.pop(shopper_id, None)
+        self.graph.shopper_erased(shopper_id)
+
+    def _known(self, events: list[Event], asked) -> dict[str, ProductCard]:
+        """Cards of the products the events name and of those asked about; an asked product
+        that does not exist raises `UnknownNode`."""
+        cards = self.graph.cards([*asked, *(e.product_id for e in events)])
+        for pid in asked:
+            if pid not in cards:
+                raise UnknownNode("Product", pid)
+        return cards
+
+    # -- 2. anchors: where the walk starts ---------------------------------------------------
+    def _anchors(self, state: ShopperState, ask: Ask) -> dict[str, tuple[float, str]]:
+        """Up to 12 products the walk starts from: {product id: (weight, verb)}."""
+        anchors: dict[str, tuple[float, str]] = {}
+
+        def add(pid: str, weight: float, verb: str) -> None:
+            if pid not in state.dismissed and weight > anchors.get(pid, (0.0, ""))[0]:
+                anchors[pid] = (weight, VERBS.get(verb, verb))
+
+        if ask.product_id:
+            add(ask.product_id, ANCHOR_WEIGHT["context"], "context")
+        if state.current is not None:
+            for e in state.current.events[-10:]:
+                add(e.product_id, ANCHOR_WEIGHT["session"] * policies.anchor_weight(e.product_id, state, self.config), e.type)
+        if state.current is None or not (state.current.gift or state.current.off_profile):
+            for e in reversed(state.profile_events[-30:]):
+                if e.type in STRENGTH:
+                    add(e.product_id, STRENGTH[e.type] * policies.anchor_weight(e.product_id, state, self.config), e.type)
+        return dict(sorted(anchors.items(), key=lambda kv: -kv[1][0])[:12])
+
+    # -- 3-6. candidates, policies, ranking, explanations ------------------------------------
+    def _allowed(self, state: ShopperState, anchors: dict[str, tuple[float, str]], ask: Ask, now: float,
+                 cards: dict[str, ProductCard], page: bool):
+        """The candidates, and those of them the policies and the ask allow:
+        (offers, allowed rows, evidence, the rule as a function of a card, due restocks)."""
+        tree = self.graph.categories
+        offers = self._candidates(anchors, state, ask, now, cards, page or self.strict_across,
+                                  page and not ask.same_category)
+        evidence = offers.evidence()
+        repurchase = self.graph.repurchase()
+        due = {pid for pid, _, _ in policies.restocks(state, cards, repurchase, self.config, now)}
+        blocked = policies.owned_categories(state, cards, repurchase, self.config, now)
+        excluded = set() if ask.same_category or not self.strict_across else {cards[a].category for a in anchors} - {None}
+
+        def allowed(card: ProductCard) -> bool:
+            if card.id in state.dismissed:
+                return False
+            if card.id not in due and (card.id in state.interacted or card.category in blocked or card.category in excluded):
+                return False
+            return not ask.categories or tree.within(card.category, ask.categories)
+
+        return offers, [i for i, card in enumerate(offers.cards) if allowed(card)], evidence, allowed, due
+
+    def _recommend(self, state: ShopperState, anchors: dict[str, tuple[float, str]], ask: Ask, now: float,
+                   cards: dict[str, ProductCard], page: bool) -> Answer:
+        offers, keep, evidence, allowed, due = self._allowed(state, anchors, ask, now, cards, page)
+        scores = (self.ranker.score(self._features(offers, keep, evidence, anchors, state, page, cards))
+                  if keep else np.zeros(0))
+        shown = self._shown.get(state.shopper_id or "") or _Shown()
+        if shown.impressions and len(keep):
+            fade = np.array([policies.fade(offers.cards[i].id, state, shown.impressions.get(offers.cards[i].id, 0),
+                                           self.config) for i in keep])
+            scores = scores + np.log2(fade) * (scores.std() + 1e-3)  # each fade halving: a standard deviation down
+        ranked = np.array(keep, dtype=np.int64)[np.argsort(-scores, kind="stable")].tolist()
+        score_of = dict(zip(keep, scores.tolist()))
+        if page and not ask.same_category and not self.strict_across:
+            # An item of no known category cannot be shown to complete the look: capped too.
+            in_view = {cards[a].category for a in anchors} | {None}
+            ranked = _cap(ranked, [offers.cards[i].category in in_view for i in ranked], int(ask.k * SAME_LEAF_SHARE))
+
+        # Due restocks belong in the visible slots; then the ranking (under the hand-set weights,
+        # the best of each leaf first); then exploration.
+        restock_first = [i for i in ranked if offers.cards[i].id in due][: max(1, ask.k // 4)]
+        rest = [i for i in ranked if i not in set(restock_first)]
+        explore = round(ask.k * self.config.explore_share) if ask.explore else 0
+        chosen = restock_first + (_fill_categories(rest, offers.cards, ask.k - explore - len(restock_first))
+                                  if self.strict_across else rest[: ask.k - explore - len(restock_first)])
+        picks = [(i, False) for i in chosen]
+        if explore:
+            picks += self._explore(state, offers, ranked, chosen, explore, page, now, shown, allowed, score_of)
+            taken = {i for i, _ in picks}
+            picks += itertools.islice(((i, False) for i in ranked if i not in taken), ask.k - len(picks))
+        picks = picks[: ask.k]
+        short_because = None
+        if len(picks) < ask.k:
+            picks, short_because = self._fill(state, offers, picks, ask, allowed, score_of, cards)
+        picked = [offers.cards[i] for i, _ in picks]
+        self._remember(state, picked)
+        cards.update((card.id, card) for card in picked)
+        reasons = self._reasons(offers, [i for i, _ in picks], anchors, state)
+        return Answer([self._recommendation(cards, offers.cards[i], score_of.get(i, 0.0), reasons[i], exploring)
+                       for i, exploring in picks], short_because)
+
+    def _candidates(self, anchors: dict[str, tuple[float, str]], state: ShopperState, ask: Ask, now: float,
+                    cards: dict[str, ProductCard], across: bool, page: bool) -> Offers:
+        ids = list(anchors)
+        walks = self.graph.walk(ids, across_groups=across and not ask.same_category) if ids else NO_WALKS
+        offers = walk_offers(walks, np.array([w for w, _ in anchors.values()]), state.dismissed)
+        if self.vectors is not None:
+            self._model_offers(offers, anchors, state, page)
+        for pid, days, cycle in policies.restocks(state, cards, self.graph.repurchase(), self.config, now):
+            offers.add(cards[pid], "restock", 1.0, explain.restock_path, (state.shopper_id, pid, days, cycle))
+        trending = self.graph.trending()
+        trip = policies.trip_location(state, self.config, now, ask.location)
+        for card in trending.by_location.get(trip, [])[:20] if trip else []:
+            offers.add(card, "trip", 1.0, explain.trip_path, (trip, card.id))
+        if not offers.cards:  # a cold start: what is trending, groups ordered by this shopper's draw
+            shown = self._shown.get(state.shopper_id or "") or _Shown()
+            ordered = policies.explore_groups(state, trending, len(trending.by_group), int(now // policies.DAY), shown.groups)
+            for rank, group in enumerate(ordered):
+                for card in trending.by_group[group][:5]:
+                    offers.add(card, "trending", 1.0 / (1 + rank), explain.trending_path,
+                               (group, self.graph.categories.names.get(group, group), card.id))
+        return offers
+
+    def _model_offers(self, offers: Offers, anchors: dict[str, tuple[float, str]], state: ShopperState,
+                      page: bool) -> None:
+        """The sources that need the artifact: LookGNN's best complements of the anchors (its
+        category-gated score over every product, weighted like the anchors), content match
+        with the anchors, and the shopper's preference vector."""
+        vectors = self.vectors
+        rows = [(r, w) for a, (w, _) in anchors.items() if (r := self._vector_row.get(a)) is not None]
+        touched = np.fromiter((r for pid in state.interacted if (r := self._vector_row.get(pid)) is not None), dtype=np.int64)
+        complement_top = content_top = preference_top = popular_top = np.zeros(0, dtype=np.int64)
+        crowd_top: list[tuple[int, float, int, int]] = []
+        if rows:
+            anchor_rows, weights = np.array([r for r, _ in rows]), np.array([w for _, w in rows])
+            seen = np.concatenate([touched, anchor_rows])
+            # On a product page most of the list must come from other categories than the
+            # items in view: the best of those, and a fifth as many of the same categories.
+            same = np.isin(vectors.product_category, vectors.product_category[anchor_rows]) if page else None
+
+            def best(scores: np.ndarray, k: int) -> np.ndarray:
+                if same is None:
+                    return top_rows(scores, k, seen)
+                across, alike = scores.copy(), scores.copy()
+                across[same], alike[~same] = -np.inf, -np.inf
+                return np.concatenate([top_rows(across, k, seen), top_rows(alike, k // 5, seen)])
+
+            complement_top = best(vectors.gnn_scores(anchor_rows, weights=weights), NEIGHBOURS)
+            match = vectors.content_scores(anchor_rows, weights / weights.sum())
+            content_top = best(match, PERSONAL)
+            content_top = content_top[match[content_top] > 0]
+            crowd_rows, crowd_evidence, crowd_anchor, crowd_count = self._co_engaged(anchor_rows, weights)
+            fresh = ~np.isin(crowd_rows, seen) & (~same[crowd_rows] if same is not None else True)
+            crowd_rows, crowd_evidence = crowd_rows[fresh], crowd_evidence[fresh]
+            crowd_anchor, crowd_count = crowd_anchor[fresh], crowd_count[fresh]
+            top = np.argsort(-crowd_evidence, kind="stable")[:NEIGHBOURS]
+            crowd_top = [(int(crowd_rows[t]), float(crowd_evidence[t]), int(crowd_anchor[t]), int(crowd_count[t])) for t in top]
+        preference = self._preference(state)
+        if preference is not None:
+            preference_top = top_rows(vectors.arrays["product"] @ preference, PERSONAL, touched)
+        if not page and self._popular is not None:  # a feed may hold best sellers; a product page, complements
+            popular_top = self._popular[~np.isin(self._popular, touched)][:NEIGHBOURS // 2]
+        product_ids = vectors.ids["product"]
+        found = self.graph.cards([product_ids[r] for top in (complement_top, content_top, preference_top, popular_top)
+                                  for r in top] + [product_ids[r] for r, *_ in crowd_top])
+        anchor_list = tuple((a, anchors[a][1]) for a in anchors)
+        anchor_ids = [product_ids[r] for r, _ in rows]
+        for r, evidence, anchor, count in crowd_top:
+            if (card := found.get(product_ids[r]) or offers.card(product_ids[r])) is not None:
+                offers.add(card, "crowd", evidence, explain.crowd_path, (anchor_ids[anchor], card.id, count))
+        for rank, r in enumerate(popular_top.tolist()):
+            if (card := found.get(product_ids[r])) is not None:
+                name = self.graph.categories.names.get(card.category, card.category) if card.category else None
+                offers.add(card, "popular", 1.0 - rank / len(popular_top), explain.popular_path, (card.category, name, card.id))
+        for source, top, build in (("embedding", complement_top, self._complement_path),
+                                   ("content", content_top, self._content_path),
+                                   ("personal", preference_top, self._personal_path)):
+            for rank, r in enumerate(top.tolist()):
+                if (card := found.get(product_ids[r]) or offers.card(product_ids[r])) is not None:
+                    args = (state.shopper_id, anchor_list, card.id) if source == "personal" else (anchor_list, card.id)
+                    offers.add(card, source, 1.0 - rank / len(top), build, args)
+
+    def _co_engaged(self, anchor_rows: np.ndarray, weights: np.ndarray):
+        """The anchors' companions in the artifact's crowd counts: (product rows, evidence summed
+        over the anchors as weight x log(1 + count), the anchor that gives most, its count)."""
+        arrays = self.vectors.arrays
+        if "crowd_indptr" not in arrays:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, np.zeros(0), empty, empty
+        indptr, items, counts = arrays["crowd_indptr"], arrays["crowd_items"], arrays["crowd_counts"]
+        spans = [(int(indptr[r]), int(indptr[r + 1])) for r in anchor_rows]
+        rows = np.concatenate([items[s:e] for s, e in spans]).astype(np.int64)
+        count = np.concatenate([counts[s:e] for s, e in spans]).astype(np.int64)
+        anchor = np.repeat(np.arange(len(spans)), [e - s for s, e in spans])
+        evidence = weights[anchor] * np.log1p(count)
+        unique, slot = np.unique(rows, return_inverse=True)
+        total = np.bincount(slot, weights=evidence, minlength=len(unique))
+        best = np.lexsort((-evidence, slot))  # per product, its strongest anchor first
+        first = best[np.searchsorted(slot[best], np.arange(len(unique)))]
+        return unique, total, anchor[first], count[first]
+
+    def _preference(self, state: ShopperState) -> np.ndarray | None:
+        """The shopper's preference vector: learnt in training, plus their profile's engagement
+        since folded in (each product's vector weighted by the event's strength)."""
+        vectors = self.vectors
+        learnt = self._shopper_row.get(state.shopper_id) if state.shopper_id else None
+        rows = [(r, STRENGTH[e.type]) for e in state.profile_events[-50:]
+                if e.type in STRENGTH and (r := self._vector_row.get(e.product_id)) is not None]
+        if state.current is not None:
+            rows += [(r, 2 * STRENGTH.get(e.type, 0.5)) for e in state.current.events[-10:]
+                     if e.type in STRENGTH and (r := self._vector_row.get(e.product_id)) is not None]
+        if learnt is None and not rows:
+            return None
+        vector = np.zeros(vectors.arrays["product"].shape[1], dtype=np.float32)
+        if learnt is not None:
+            vector += vectors.arrays["shopper"][learnt]
+        if rows:
+            folded = vectors.arrays["product"][[r for r, _ in rows]]
+            weights = np.array([w for _, w in rows], dtype=np.float32)
+            vector += (weights[:, None] * folded).sum(0) / weights.sum()
+        return vector
+
+    def _features(self, offers: Offers, keep: list[int], evidence: np.ndarray, anchors: dict[str, tuple[float, str]],
+                  state: ShopperState, page: bool, cards: dict[str, ProductCard]) -> np.ndarray:
+        """The features of each candidate of `keep`; `cards`: the request's known products."""
+        tree = self.graph.categories
+        leaves, groups = Counter(), Counter()
+        profile = [e for e in state.profile_events if e.type in STRENGTH and e.product_id in cards]
+        for e in profile:
+            leaf = cards[e.product_id].category
+            leaves[leaf] += 1
+            groups[tree.group(leaf)] += 1
+        total = max(len(profile), 1)
+        context = Context(
+            anchor_leaves={cards[a].category for a in anchors} - {None},
+            leaf_share={k: v / total for k, v in leaves.items()}, group_share={k: v / total for k, v in groups.items()},
+            history=len(profile), in_view=page or state.current is not None, group_of=tree.group,
+            leaf_return=self._leaf_return)
+        if self.vectors is not None:
+            rows = np.fromiter((self._vector_row.get(offers.cards[i].id, -1) for i in keep), dtype=np.int64, count=len(keep))
+            known = rows >= 0
+            context.complement = self._complement(anchors, rows, known)
+            preference = self._preference(state)
+            if preference is not None:
+                context.preference = _standardised(self.vectors.arrays["product"][np.maximum(rows, 0)] @ preference, known)
+            anchor_rows = [(r, w) for a, (w, _) in anchors.items() if (r := self._vector_row.get(a)) is not None]
+            if anchor_rows:
+                weights = np.array([w for _, w in anchor_rows])
+                anchor_ids = np.array([r for r, _ in anchor_rows])
+                match = self.vectors.content_scores(anchor_ids, weights / weights.sum(), among=np.maximum(rows, 0))
+                context.content = np.where(known, match, 0.0)
+                crowd_rows, crowd_evidence, _, _ = self._co_engaged(anchor_ids, weights)
+                found = np.searchsorted(crowd_rows, rows)
+                hit = known & (found < len(crowd_rows)) & (crowd_rows[np.minimum(found, max(len(crowd_rows) - 1, 0))] == rows) \
+                    if len(crowd_rows) else np.zeros(len(rows), dtype=bool)
+                context.co_engagement = np.where(hit, crowd_evidence[np.minimum(found, max(len(crowd_rows) - 1, 0))], 0.0) \
+                    if len(crowd_rows) else np.zeros(len(rows))
+            for name in ("popularity", "trend"):
+                if name in self.vectors.arrays:
+                    setattr(context, name, np.where(known, np.log1p(self.vectors.arrays[name][np.maximum(rows, 0)]), 0.0))
+        return features(offers, keep, evidence, context)
+
+    def _complement(self, anchors, rows: np.ndarray, known: np.ndarray) -> np.ndarray | None:
+        """Standardised LookGNN complement score of each candidate against the anchors,
+        weighted like the anchors so the item in view and the session lead the profile."""
+        context = [(r, w) for a, (w, _) in anchors.items() if (r := self._vector_row.get(a)) is not None]
+        if not context or not known.any():
+            return None
+        scores = np.zeros(len(rows))
+        scores[known] = self.vectors.gnn_scores(np.array([r for r, _ in context]), among=rows[known],
+                                                weights=np.array([w for _, w in context]))
+        return _standardised(scores, known)
+
+    def _explore(self, state, offers: Offers, ranked: list[int], chosen: list[int], slots: int, page: bool,
+                 now: float, shown: _Shown, allowed, score_of: dict) -> list[tuple[int, bool]]:
+        """Exploration slots. On a product page: the best candidates (all of them complete the
+        item in view) from category groups the list does not show yet. In a feed: Thompson
+        sampling over category groups the shopper does not usually buy."""
+        tree, picks = self.graph.categories, []
+        taken = set(chosen)
+        if page:
+            groups = {tree.group(offers.cards[i].category) for i in chosen}
+            for i in ranked:
+                group = tree.group(offers.cards[i].category)
+                if i not in taken and group not in groups:
+                    picks.append((i, True))
+                    groups.add(group)
+                    taken.add(i)
+                    if len(picks) == slots:
+                        break
+            return picks
+        trending = self.graph.trending()
+        for group in policies.explore_groups(state, trending, slots, int(now // policies.DAY), shown.groups):
+            for card in trending.by_group.get(group, []):
+                if card.id not in offers.position or offers.position[card.id] not in taken:
+                    if not allowed(card):
+                        continue
+                    i = offers.add(card, "trending", 0.0, explain.trending_path,
+                                   (group, tree.names.get(group, group), card.id, True))
+                    score_of.setdefault(i, 0.0)
+                    picks.append((i, True))
+                    taken.add(i)
+                    break
+        return picks
+
+    def _fill(self, state: ShopperState, offers: Offers, picks: list, ask: Ask, allowed, score_of: dict,
+              cards: dict[str, ProductCard]) -> tuple[list, str | None]:
+        """A list the sources left short, filled from best sellers that pass the same rules,
+        the shopper's usual category groups first; says why when even that falls short."""
+        why = f"the shopper's own paths found {len(picks)} of the {ask.k} items asked for"
+        taken = {offers.cards[i].id for i, _ in picks}
+        pool: list[ProductCard] = []
+        if self._popular is not None:
+            ids = self.vectors.ids["product"]
+            pool = list(self.graph.cards([ids[r] for r in self._popular[: 20 * ask.k + 200]]).values())
+        trending = self.graph.trending()
+        usual = [g for g, _ in state.profile_groups.most_common()]
+        for group in [*usual, *sorted(g for g in trending.by_group if g not in usual)]:
+            pool += trending.by_group.get(group, [])
+        if self._popular is not None and usual:  # best sellers of the shopper's usual groups first
+            rank = {g: n for n, g in enumerate(usual)}
+            pool.sort(key=lambda c: rank.get(self.graph.categories.group(c.category), len(rank)))
+        for card in pool:
+            if len(picks) >= ask.k:
+                break
+            if card.id in taken or not allowed(card):
+                continue
+            name = self.graph.categories.names.get(card.category, card.category) if card.category else None
+            i = offers.add(card, "popular", 1.0, explain.popular_path, (card.category, name, card.id, why))
+            score_of.setdefault(i, 0.0)
+            picks.append((i, False))
+            taken.add(card.id)
+        if len(picks) >= ask.k:
+            return picks, None
+        rules = ["what the shopper already has or dismissed"]
+        if ask.categories:
+            rules.append(f"category {', '.join(ask.categories)}")
+        if not ask.same_category:
+            rules.append("other categories than the item in view" if ask.product_id else "complementary categories")
+        return picks, f"only {len(picks)} products pass the filters ({'; '.join(rules)})"
+
+    def _reasons(self, offers: Offers, picked: list[int], anchors: dict[str, tuple[float, str]], state: ShopperState
+                 ) -> dict[int, list[tuple[float, object, tuple]]]:
+        """Every reason each picked candidate was offered for: (evidence, path builder, its arguments)."""
+        walks, ids = offers.walks, list(anchors)
+        reasons: dict[int, list] = {i: [] for i in picked}
+        rows = np.flatnonzero(np.isin(walks.candidate, picked))
+        for i, anchor, way, via, e in zip(*(column[rows].tolist() for column in
+                                           (walks.candidate, walks.anchor, walks.way, walks.via, offers.walk_evidence))):
+            a, pid = ids[anchor], offers.cards[i].id
+            if way == LOOK:
+                look = walks.looks[via]
+                reasons[i].append((e, explain.look_path, (a, look.look_id, look.look_name, look.mined, pid,
+                                                          anchors[a][1])))
+            elif way == ATTRIBUTE:
+                reasons[i].append((e, explain.attribute_path, (a, walks.attributes[via], pid, anchors[a][1])))
+            else:
+                reasons[i].append((e, explain.crowd_path, (a, pid, via)))
+        for i, _, e, build, args in offers.others:
+            if i in reasons:
+                reasons[i].append((e, build, args))
+        return reasons
+
+    # -- paths that need the artifact --------------------------------------------------------
+    def _content_path(self, cards, anchors: tuple[tuple[str, str], ...], pid: str) -> explain.Path:
+        """The anchor and the attribute (or category) it shares with `pid` that says most."""
+        anchor, token = self._shared_token(anchors, pid)
+        vectors = self.vectors
+        n_attributes = len(vectors.ids.get("attribute", []))
+        if anchor is None:
+            return explain.embedding_path(cards, anchors[0][0], pid)
+        verb = dict(anchors)[anchor]
+        if token < n_attributes:
+            return explain.attribute_path(cards, anchor, vectors.ids["attribute"][token], pid, verb)
+        category = vectors.ids["category"][token - n_attributes]
+        name = self.graph.categories.names.get(category, category)
+        return explain.Path([explain._step(cards, anchor), explain.Step("Category", category, name), explain._step(cards, pid)],
+                            ["IN_CATEGORY", "IN_CATEGORY"],
+                            f"also in {name}, like the {explain._name(cards, anchor)} you {verb}")
+
+    def _complement_path(self, cards, anchors: tuple[tuple[str, str], ...], pid: str) -> explain.Path:
+        """LookGNN's pick, shown by the graph path it rests on when there is one (an attribute
+        or category shared with an anchor), else as the model's own judgement."""
+        anchor, _ = self._shared_token(anchors, pid)
+        if anchor is not None:
+            return self._content_path(cards, anchors, pid)
+        return explain.embedding_path(cards, anchors[0][0], pid)
+
+    def _personal_path(self, cards, shopper_id: str | None, anchors: tuple[tuple[str, str], ...], pid: str) -> explain.Path:
+        anchor, token = self._shared_token(anchors, pid)
+        if anchor is not None:  # a graph path to what they had, when there is one
+            path = self._content_path(cards, anchors, pid)
+            return explain.Path([explain.Step("Shopper", shopper_id or "", shopper_id or "this visit"), *path.nodes],
+                                ["INTERACTED", *path.relationships], f"for your taste: {path.sentence}")
+        closest = anchors[0] if anchors else (pid, "viewed")
+        return explain.personal_path(cards, shopper_id, closest[0], pid, closest[1])
+
+    def _shared_token(self, anchors: tuple[tuple[str, str], ...], pid: str) -> tuple[str | None, int]:
+        vectors = self.vectors
+        row = self._vector_row.get(pid)
+        if row is None:
+            return None, -1
+        mine = dict(vectors.tokens_of(row))
+        best = (0.0, None, -1)
+        for anchor, _ in anchors:
+            r = self._vector_row.get(anchor)
+            if r is None:
+                continue
+            for token, weight in vectors.tokens_of(r):
+                if token in mine and weight * mine[token] > best[0]:
+                    best = (weight * mine[token], anchor, token)
+        return best[1], best[2]
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _remember(self, state: ShopperState, shown: list[ProductCard]) -> None:
+        """Impressions per shopper and product (bounded), reset by any engagement."""
+        if not state.shopper_id:
+            return
+        with self._lock:
+            record = self._shown.pop(state.shopper_id, None) or _Shown()
+            self._shown[state.shopper_id] = record  # now the most recently served
+            for card in shown:
+                count = record.impressions.pop(card.id, 0)  # re-inserted: the most recently shown last
+                record.impressions[card.id] = 0 if card.id in state.interacted else count + 1
+                record.groups[self.graph.categories.group(card.category)] += 1
+            while len(record.impressions) > MAX_IMPRESSIONS:  # the longest unshown go first
+                del record.impressions[next(iter(record.impressions))]
+            while len(self._shown) > MAX_SHOPPERS_REMEMBERED:
+                self._shown.popitem(last=False)
+
+    def _recommendation(self, cards, card: ProductCard, score: float, reasons: list, exploring: bool) -> Recommendation:
+        paths = [build(cards, *args) for _, build, args in sorted(reasons, key=lambda r: -r[0])[:2]]
+        return Recommendation(card.id, card.name, card.category, round(float(score), 4), paths, exploring,
+                              paths[0].sentence if paths else "")
+
+
+def _standardised(scores: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Scores standardised over the known rows; unknown rows 0."""
+    out = np.zeros(len(scores))
+    if known.sum() > 1:
+        values = scores[known]
+        out[known] = (values - values.mean()) / (values.std() + 1e-9)
+    return out
+
+
+def _cap(ranked: list[int], capped: list[bool], most: int) -> list[int]:
+    """`ranked` with the capped items past the first `most` moved to the end (order kept)."""
+    head, tail = [], []
+    for i, is_capped in zip(ranked, capped):
+        (tail if is_capped and (most := most - 1) < 0 else head).append(i)
+    return head + tail
+
+
+def _fill_categories(ranked: list[int], cards: list[ProductCard], k: int) -> list[int]:
+    """Best item of each leaf category first, in rank order; then the rest."""
+    if k <= 0:
+        return []
+    first, seen = [], set()
+    for i in ranked:
+        if cards[i].category not in seen:
+            seen.add(cards[i].category)
+            first.append(i)
+            if len(first) == k:
+                return first
+    chosen = set(first)
+    return first + [i for i in ranked if i not in chosen][: k - len(first)]

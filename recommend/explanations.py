@@ -1,0 +1,112 @@
+"""Explanations: the path behind every recommendation, as nodes and as a sentence.
+
+Contract: a builder takes the cards of the products it names (id -> `ProductCard`) and the
+reason's arguments, and returns a `Path` whose nodes are graph nodes (Product, Look,
+Attribute, Category, Shopper, or the Crowd's sessions) joined by the relationships of the
+graph model. Paths are built only for the items returned, the strongest reason first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..graph.traversal import ProductCard
+
+VERBS = {"view": "viewed", "cart": "put in your bag", "purchase": "bought", "context": "are looking at"}
+
+
+@dataclass
+class Step:
+    label: str
+    id: str
+    name: str
+
+
+@dataclass
+class Path:
+    nodes: list[Step]
+    relationships: list[str]
+    sentence: str
+
+
+@dataclass
+class Recommendation:
+    product_id: str
+    name: str
+    category: str | None
+    score: float
+    paths: list[Path]
+    exploration: bool = False
+    reason: str = ""
+    """The first path's sentence."""
+
+
+@dataclass
+class Answer:
+    """What a recommendation route returns: the items, and why the list is shorter than asked
+    when it is (None when it is full)."""
+
+    items: list[Recommendation]
+    short_because: str | None = None
+
+
+def _step(cards: dict[str, ProductCard], pid: str) -> Step:
+    return Step("Product", pid, cards[pid].name if pid in cards else pid)
+
+
+def _name(cards: dict[str, ProductCard], pid: str) -> str:
+    return cards[pid].name if pid in cards else pid
+
+
+def look_path(cards, a: str, look_id: str, look_name: str, mined: bool, q: str, verb: str) -> Path:
+    sentence = (f"often bought together with the {_name(cards, a)} you {verb}" if mined
+                else f"goes with the {_name(cards, a)} you {verb} in the look '{look_name}'")
+    return Path([_step(cards, a), Step("Look", look_id, look_name), _step(cards, q)], ["INCLUDES", "INCLUDES"], sentence)
+
+
+def attribute_path(cards, a: str, key: str, q: str, verb: str) -> Path:
+    kind, _, value = key.partition(":")
+    return Path([_step(cards, a), Step("Attribute", key, value), _step(cards, q)],
+                ["HAS_ATTRIBUTE", "HAS_ATTRIBUTE"], f"matches the {value} {kind} of the {_name(cards, a)} you {verb}")
+
+
+def crowd_path(cards, a: str, q: str, count: int) -> Path:
+    sessions = f"{count} shopping session{'s' if count != 1 else ''}"
+    return Path([_step(cards, a), Step("Crowd", f"sessions with {a}", sessions), _step(cards, q)],
+                ["INTERACTED", "INTERACTED"],
+                f"shoppers who looked at the {_name(cards, a)} also looked at this ({sessions})")
+
+
+def embedding_path(cards, a: str, q: str) -> Path:
+    return Path([_step(cards, a), _step(cards, q)], ["COMPLEMENTS"],
+                f"LookGNN finds it completes looks with the {_name(cards, a)}")
+
+
+def personal_path(cards, shopper_id: str | None, a: str, q: str, verb: str) -> Path:
+    """The shopper's own taste, learnt from what they engaged with; `a` is the item of their
+    history the candidate is closest to."""
+    return Path([Step("Shopper", shopper_id or "", shopper_id or "this visit"), _step(cards, a), _step(cards, q)],
+                ["INTERACTED", "COMPLEMENTS"], f"for your taste: close to the {_name(cards, a)} you {verb}")
+
+
+def restock_path(cards, shopper_id: str | None, pid: str, days: float, cycle: float) -> Path:
+    return Path([Step("Shopper", shopper_id or "", shopper_id or ""), _step(cards, pid)], ["INTERACTED"],
+                f"time to restock: you buy this about every {cycle:.0f} days, last {days:.0f} days ago")
+
+
+def trip_path(cards, trip: str, pid: str) -> Path:
+    return Path([Step("Crowd", f"sessions in {trip}", f"shoppers in {trip}"), _step(cards, pid)],
+                ["INTERACTED"], f"popular with shoppers in {trip} right now")
+
+
+def trending_path(cards, group: str, group_name: str, pid: str, explore: bool = False) -> Path:
+    sentence = f"something different: trending in {group_name}" if explore else f"trending in {group_name}"
+    return Path([Step("Category", group, group_name), _step(cards, pid)], ["IN_CATEGORY"], sentence)
+
+
+def popular_path(cards, category: str | None, category_name: str | None, pid: str, why: str | None = None) -> Path:
+    """A best seller; `why`, when it filled a list the other sources left short, says why."""
+    where = f" in {category_name}" if category_name else ""
+    nodes = [Step("Category", category, category_name or category)] if category else []
+    return Path([*nodes, _step(cards, pid)], ["IN_CATEGORY"] if category else [],
+                f"a best seller{where}" + (f" ({why})" if why else ""))

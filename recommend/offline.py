@@ -1,0 +1,217 @@
+"""The engine offline: the real engine, served from a training graph, asked what the held-out
+interactions were. Two users:
+
+- `lookgraph train` learns the ranker from it: for shoppers whose latest product is held out
+  (and, in shops without looks, sessions whose last item is), the engine's candidates and
+  their features, labelled by whether each is the held-out product (`ranker_groups`);
+- `lookgraph evaluate --methods engine` measures what the API would answer (`EngineMethod`).
+
+The training graph (a `GraphExport`, held-out edges already removed) is written into a
+temporary embedded store, so candidates come from the same walks, policies and filters as a
+request to `lookgraph serve` does. Names, prices, locations and gift flags are not part of an
+export: offline, products are named by their ids and no session is a trip or a gift.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ..embeddings.export import GraphExport
+from ..embeddings.metrics import Query
+from ..graph.model import EVENT_TYPES, Attribute, Category, Event, Look, Product, Shopper
+from ..graph.sqlite_store import SQLiteGraphStore
+from .engine import Ask, Engine
+from .policies import PolicyConfig
+
+OFFLINE_SESSION = "offline/"
+"""Session ids the offline queries ask with (never a stored session)."""
+
+
+def write_export(graph: GraphExport, store: SQLiteGraphStore) -> None:
+    """Every node and edge of `graph` as native records in an empty embedded store."""
+    ids = graph.ids
+    parent = dict(zip(*graph.edges[("category", "child_of", "category")].tolist()))
+    names = graph.category_names + ids["category"][len(graph.category_names):]
+    attributes: list[list[Attribute]] = [[] for _ in ids["product"]]
+    for p, a in graph.edges[("product", "has", "attribute")].T.tolist():
+        attributes[p].append(Attribute.from_key(ids["attribute"][a]))
+    owner = {s: u for u, s in graph.edges[("shopper", "had", "session")].T.tolist()}
+    session_of = {lk: s for lk, s in graph.edges[("look", "found_in", "session")].T.tolist()}
+    session, product = graph.edges[("session", "interacted", "product")]
+    with store.bulk_load() as writer:
+        writer.write("categories", [Category(cid, names[i], ids["category"][parent[i]] if i in parent else None)
+                                    for i, cid in enumerate(ids["category"])])
+        writer.write("products", [Product(pid, pid, ids["category"][c] if c >= 0 else None, None, tuple(attributes[i]))
+                                  for i, (pid, c) in enumerate(zip(ids["product"], graph.product_category.tolist()))])
+        writer.write("shoppers", [Shopper(sid) for sid in ids["shopper"]])
+        writer.write("events", [
+            Event(f"e{n}", ids["session"][s], ids["product"][p], EVENT_TYPES[t], ts,
+                  ids["shopper"][owner[s]] if s in owner else None)
+            for n, (s, p, t, ts) in enumerate(zip(session.tolist(), product.tolist(), graph.event_type.tolist(),
+                                                  graph.event_ts.tolist()))])
+        curated = graph.count("look") - len(graph.mined_looks)
+        writer.write("looks", [Look(ids["look"][lk], ids["look"][lk], tuple(ids["product"][p] for p in items),
+                                    ids["session"][session_of[lk]] if lk in session_of else None)
+                               for lk, items in enumerate(graph.look_items()[:curated]) if len(items)])
+        writer.write("looks", graph.mined_looks)
+
+
+class _Clock:
+    """The offline engine's clock: each query is asked at the moment it happened."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextmanager
+def offline_engine(graph: GraphExport, vectors, ranker=None, config: PolicyConfig | None = None) -> Iterator[Engine]:
+    """An engine over `graph` in a temporary embedded store, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="lookgraph-offline-") as folder:
+        store = SQLiteGraphStore(Path(folder) / "offline.sqlite", synchronous="OFF")
+        try:
+            store.ensure_schema()
+            write_export(graph, store)
+            latest = float(graph.event_ts.max()) + 1.0 if len(graph.event_ts) else 0.0
+            engine = Engine(store, store.traversal(vectors), vectors, config or PolicyConfig(), _Clock(latest), ranker)
+            yield engine
+        finally:
+            store.close()
+
+
+def ask_shopper(engine: Engine, graph: GraphExport, shopper: int, when: float | None, k: int) -> list[str]:
+    """What the API would answer the shopper (their feed, `GET /shoppers/{id}/recommendations`)."""
+    if when is not None:
+        engine.clock.now = when
+    return [r.product_id for r in engine.for_shopper(graph.ids["shopper"][shopper], Ask(k=k, explore=False)).items]
+
+
+def ask_session(engine: Engine, graph: GraphExport, context: np.ndarray, k: int, n: int) -> list[str]:
+    """What the API would answer an anonymous visitor with these items (`POST /sessions/...`)."""
+    items = tuple(graph.ids["product"][p] for p in context.tolist())
+    return [r.product_id for r in engine.for_session(f"{OFFLINE_SESSION}{n}", Ask(k=k, items=items, explore=False)).items]
+
+
+def ask_look(engine: Engine, graph: GraphExport, context: np.ndarray, k: int) -> list[str]:
+    """What the API would answer for completing a look with these items in it
+    (`GET /products/{first}/complete-the-look?item=...`)."""
+    first, *rest = (graph.ids["product"][p] for p in context.tolist())
+    return [r.product_id for r in engine.complete_the_look(first, Ask(k=k, items=tuple(rest))).items]
+
+
+def ranker_groups(engine: Engine, graph: GraphExport, shoppers: list[tuple[int, Query]], times: list[float],
+                  looks: list[Query], sessions: list[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(features, relevance) of the engine's candidates for each held-out query: shoppers'
+    feeds, looks completed around their other items, anonymous visitors with a session's items."""
+    groups = []
+    for (shopper, query), when in zip(shoppers, times):
+        engine.clock.now = when
+        ids, x = engine.candidate_features(graph.ids["shopper"][shopper], Ask(k=20, explore=False))
+        groups.append((x, np.array([pid == graph.ids["product"][query.target] for pid in ids], dtype=np.float64)))
+    for query in looks:
+        first, *rest = (graph.ids["product"][p] for p in query.context.tolist())
+        ids, x = engine.candidate_features(None, Ask(k=20, product_id=first, items=tuple(rest)), look=True)
+        groups.append((x, np.array([pid == graph.ids["product"][query.target] for pid in ids], dtype=np.float64)))
+    for n, query in enumerate(sessions):
+        items = tuple(graph.ids["product"][p] for p in query.context.tolist())
+        ids, x = engine.candidate_features(None, Ask(k=20, items=items, explore=False, session_id=f"{OFFLINE_SESSION}{n}"))
+        groups.append((x, np.array([pid == graph.ids["product"][query.target] for pid in ids], dtype=np.float64)))
+    return groups
+
+
+def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=None, mine: bool = True):
+    """What `lookgraph train` learns from a graph, in one call (also the `engine` method of
+    `lookgraph evaluate`, so the evaluation measures what training publishes):
+
+    1. a split of the graph's own: a share of looks (validation) and, in a shop without looks,
+       of sessions; the latest product of a share of shoppers;
+    2. looks mined from the rest's baskets (`mining.py`), added to its curated ones;
+    3. LookGNN on the rest, early stopping on the looks or else on those shoppers;
+    4. the engine served from the rest, asked for those shoppers (their feed) and for the held-out
+       looks and sessions (an anonymous visitor with the other items): its candidates' features,
+       labelled by the held-out product, train the LambdaRank ranker (a fifth of the queries
+       held out for its early stopping).
+
+    Returns (TrainResult, LearnedRanker or None, the split, the mined looks)."""
+    from ..embeddings.evaluate import make_split
+    from ..embeddings.export import with_looks
+    from ..embeddings.train import train
+    from .mining import mine_looks
+    from .ranker import fit_ranker
+
+    say = log_line or (lambda line: None)
+    has_looks = graph.edges[("look", "includes", "product")].shape[1] > 0
+    split = make_split(graph, config.seed, test_share=0.0 if has_looks else 0.1,
+                       validation_share=0.1 if has_looks else 0.0, shopper_share=0.5)
+    mined = mine_looks(split.train) if mine else []
+    say(f"mined {len(mined):,} looks from baskets")
+    split.train = with_looks(split.train, mined)
+    result = train(split.train, config, split.validation, progress=progress, shoppers=split.shoppers, log_line=log_line)
+    ranker = None
+    if split.shoppers or split.sessions or split.validation:
+        say(f"ranker: asking the engine for {len(split.shoppers)} held-out shoppers, {len(split.validation)} looks "
+            f"and {len(split.sessions)} sessions")
+        with offline_engine(split.train, result.vectors) as engine:
+            engine.strict_across = False  # as the learned ranker will be served
+            groups = ranker_groups(engine, split.train, split.shoppers, split.shopper_times, split.validation,
+                                   split.sessions)
+        order = np.random.default_rng(config.seed).permutation(len(groups))
+        cut = int(len(groups) * 0.8)
+        try:
+            ranker = fit_ranker([groups[i] for i in order[:cut]], [groups[i] for i in order[cut:]], seed=config.seed)
+            report = ranker.describe()
+            report["candidate_recall"] = round(float(np.mean([y.any() for _, y in groups])), 4) if groups else 0.0
+            say(f"ranker: {report['trees']} trees, validation NDCG@20 {report['valid_ndcg@20']}, the held-out "
+                f"product among the candidates for {report['candidate_recall']:.0%} of the queries")
+        except ValueError as err:
+            say(f"ranker: not trained ({err}); the hand-set evidence weights will rank")
+    return result, ranker, split, mined
+
+
+class EngineMethod:
+    """`lookgraph evaluate --methods engine`: what `lookgraph train` publishes (LookGNN and the
+    ranker, `fit_artifact`), served by the real engine over the split's training graph and
+    asked through the same calls as the API's routes: a shopper's feed
+    (`GET /shoppers/{id}/recommendations`), a look completed around its other items
+    (`GET /products/{id}/complete-the-look?item=...`), an anonymous session's next item
+    (`POST /sessions/{id}/recommendations` with the session's items). Lists are the served top k (no exploration
+    slots); a target the list does not hold ranks beyond k."""
+
+    name = "engine (served)"
+    served = True
+
+    def __init__(self, config, k: int = 20, log=None):
+        self.config, self.k, self.log = config, k, log
+
+    def fit(self, graph: GraphExport, validation=None) -> None:
+        from ..embeddings.export import with_looks
+
+        result, self.ranker, _, mined = fit_artifact(graph, self.config, log_line=self.log)
+        graph = self.graph = with_looks(graph, mined)  # served with the looks training mined, as published
+        self.vectors = result.vectors
+        self._engine = offline_engine(graph, self.vectors, self.ranker)
+        self.engine = self._engine.__enter__()
+        self._asked = 0
+
+    def close(self) -> None:
+        self._engine.__exit__(None, None, None)
+
+    def _rows(self, ids: list[str]) -> np.ndarray:
+        position = self.engine._vector_row
+        return np.array([position[pid] for pid in ids if pid in position], dtype=np.int64)
+
+    def served_list(self, shopper: int | None, context: np.ndarray, when: float | None, look: bool) -> np.ndarray:
+        """Product rows of the served list, best first."""
+        if shopper is not None:
+            return self._rows(ask_shopper(self.engine, self.graph, shopper, when, self.k))
+        if look:
+            return self._rows(ask_look(self.engine, self.graph, context, self.k))
+        self._asked += 1
+        return self._rows(ask_session(self.engine, self.graph, context, self.k, self._asked))

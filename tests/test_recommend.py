@@ -1,0 +1,193 @@
+"""The segment-of-one engine: mined looks, the learned ranker, the offline engine that trains
+it, and what a storefront sees of them (full lists, reasons, product pages across categories)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lookgraph.cli import app
+from lookgraph.embeddings.evaluate import make_split
+from lookgraph.embeddings.export import export_graph, with_looks
+from lookgraph.embeddings.train import TrainConfig
+from lookgraph.graph.model import Category, Event, Product, Shopper
+from lookgraph.graph.sqlite_store import SQLiteGraphStore
+from lookgraph.loaders.demo import DemoSpec, write_demo_store
+from lookgraph.loaders.native import NativeSource
+from lookgraph.loaders.pipeline import load
+from lookgraph.recommend.engine import SAME_LEAF_SHARE, Ask, Engine
+from lookgraph.recommend.features import FEATURES
+from lookgraph.recommend.mining import mine_looks
+from lookgraph.recommend.offline import fit_artifact, offline_engine, write_export
+from lookgraph.recommend.ranker import LearnedRanker, fit_ranker
+
+from .test_store_contract import write_native
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = TrainConfig(dim=32, epochs=3, seed=3)
+
+
+def basket_shop(store, tmp_path, baskets: int = 30):
+    """Jeans are bought with boots in most baskets, with a scarf once; socks go with anything."""
+    categories = [Category("fashion", "Fashion"), *(Category(c, c.title(), "fashion") for c in ("jeans", "boots", "scarves", "socks"))]
+    products = [Product("jeans", "Jeans", "jeans"), Product("jeans-b", "Other jeans", "jeans"),
+                Product("boots", "Boots", "boots"), Product("scarf", "Scarf", "scarves"), Product("socks", "Socks", "socks")]
+    events, n = [], 0
+    for b in range(baskets):
+        items = ["jeans", "boots"] if b % 3 else ["socks", "jeans-b"]
+        if b == 0:
+            items = ["jeans", "scarf"]
+        for item in items + (["socks"] if b % 2 else []):
+            events.append(Event(f"e{n}", f"s{b}", item, "purchase", 1_000.0 * b + n, f"u{b % 7}"))
+            n += 1
+    load(write_native(tmp_path / "in", categories=categories, products=products,
+                      shoppers=[Shopper(f"u{i}") for i in range(7)], events=events), store)
+    return export_graph(store)
+
+
+def test_mining_finds_what_goes_together_across_categories_more_often_than_chance(embedded, tmp_path):
+    graph = basket_shop(embedded, tmp_path)
+    looks = mine_looks(graph, min_support=2, min_lift=1.2)
+    as_sets = {frozenset(look.product_ids): look for look in looks}
+    together = as_sets[frozenset({"jeans", "boots"})]
+    assert together.mined and together.id.startswith("mined:") and together.support == 20
+    assert together.lift == pytest.approx(20 * 30 / (21 * 20), rel=0.01)  # baskets x together / (jeans x boots)
+    assert together.name in ("often bought together: Jeans + Boots", "often bought together: Boots + Jeans")
+    assert frozenset({"jeans", "scarf"}) not in as_sets  # one basket: below the support
+    assert not any({"jeans", "jeans-b"} <= set(look.product_ids) for look in looks)  # same category: never
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("recommend")
+    write_demo_store(folder / "demo", DemoSpec(products=300, shoppers=50, events=5_000, seed=11))
+    store = SQLiteGraphStore(folder / "graph.db")
+    load(NativeSource(folder / "demo"), store)
+    graph = export_graph(store)
+    result, ranker, split, mined = fit_artifact(graph, FAST)
+    yield store, graph, result, ranker, split, mined
+    store.close()
+
+
+def test_training_mines_looks_and_learns_a_ranker_from_the_engines_own_candidates(demo):
+    _, _, result, ranker, split, mined = demo
+    assert mined and all(look.mined for look in mined)
+    assert split.train.mined_looks == mined and split.train.count("look") == len(split.train.ids["look"])
+    assert isinstance(ranker, LearnedRanker) and ranker.report["features"] == list(FEATURES)
+    assert ranker.report["trees"] >= 1 and sum(ranker.report["gain"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_ranker_learns_which_feature_tells_and_survives_a_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    telling = FEATURES.index("content_match")
+
+    def group():
+        x = rng.normal(size=(30, len(FEATURES)))
+        y = np.zeros(30)
+        y[np.argmax(x[:, telling])] = 1.0
+        return x, y
+
+    ranker = fit_ranker([group() for _ in range(120)], [group() for _ in range(30)])
+    assert next(iter(ranker.report["gain"])) == "content_match"
+    x, y = group()
+    assert np.argmax(ranker.score(x)) == np.argmax(y)
+    ranker.save(tmp_path)
+    again = LearnedRanker.load(tmp_path)
+    assert np.allclose(again.score(x), ranker.score(x)) and again.report == ranker.report
+
+
+def test_the_offline_store_holds_the_training_graph(demo, tmp_path):
+    _, _, _, _, split, _ = demo
+    store = SQLiteGraphStore(tmp_path / "offline.db")
+    store.ensure_schema()
+    write_export(split.train, store)
+    again = export_graph(store, mined_looks=True)
+    assert again.count("product") == split.train.count("product")
+    assert again.edges[("session", "interacted", "product")].shape == split.train.edges[("session", "interacted", "product")].shape
+    assert sorted(look.id for look in store.iter_records("looks") if look.mined) == sorted(lk.id for lk in split.train.mined_looks)
+    store.close()
+
+
+def test_every_shopper_gets_a_full_list_and_product_pages_stay_across_categories(demo):
+    _, graph, result, ranker, split, mined = demo
+    with offline_engine(with_looks(graph, mined), result.vectors, ranker) as engine:
+        for shopper in graph.ids["shopper"][:20]:
+            answer = engine.for_shopper(shopper, Ask(k=20))
+            assert len(answer.items) == 20 and answer.short_because is None
+            assert all(item.paths and item.reason for item in answer.items)
+        newcomer = engine.for_shopper("never-seen", Ask(k=20))
+        assert len(newcomer.items) == 20
+        for product in graph.ids["product"][:20]:
+            page = engine.complete_the_look(product, Ask(k=20)).items
+            leaf = engine.graph.cards([product])[product].category
+            same = sum(item.category in (leaf, None) for item in page)
+            assert len(page) == 20 and same <= int(20 * SAME_LEAF_SHARE)
+
+
+def test_a_filtered_list_says_why_it_is_short(demo):
+    store, graph, result, ranker, _, _ = demo
+    categories = list(store.iter_records("categories"))
+    parents = {c.parent_id for c in categories}
+    leaf = next(c for c in categories if c.id not in parents)
+    in_leaf = [p.id for p in store.iter_records("products") if p.category_id == leaf.id]
+    engine = Engine(store, store.traversal(result.vectors), result.vectors, ranker=ranker)
+    answer = engine.for_shopper(graph.ids["shopper"][0], Ask(k=100, categories=(leaf.id,)))
+    assert {item.category for item in answer.items} <= {leaf.id}
+    if len(answer.items) < 100:
+        assert answer.short_because.startswith(f"only {len(answer.items)} products pass the filters")
+        assert len(answer.items) <= len(in_leaf)
+
+
+def test_mined_looks_explain_themselves_as_bought_together(store, tmp_path):
+    graph = basket_shop(store, tmp_path)
+    store.replace_mined_looks(mine_looks(graph, min_support=2, min_lift=1.2))
+    engine = Engine(store, store.traversal())
+    page = engine.complete_the_look("jeans", Ask(k=3)).items
+    boots = next(item for item in page if item.product_id == "boots")
+    mined = next(path for path in boots.paths if path.nodes[1].label == "Look")
+    assert [step.label for step in mined.nodes] == ["Product", "Look", "Product"]
+    assert mined.nodes[1].id.startswith("mined:") and mined.relationships == ["INCLUDES", "INCLUDES"]
+    assert mined.sentence == "often bought together with the Jeans you are looking at"
+
+
+def test_the_evaluation_measures_the_served_engine(demo):
+    from lookgraph.embeddings.evaluate import evaluate_method
+    from lookgraph.embeddings.baselines import content_matrix
+    from lookgraph.recommend.offline import EngineMethod
+
+    _, graph, *_ = demo
+    split = make_split(graph, 1)
+    method = EngineMethod(FAST)
+    method.fit(split.train)
+    try:
+        scores = evaluate_method(method, split, content_matrix(graph), graph.product_category)
+    finally:
+        method.close()
+    assert scores["shopper_full_lists"] == 1.0
+    assert 0.0 <= scores["shopper_recall@20"] <= 1.0 and scores["cross_category@20"] >= 0.8
+
+
+def test_explain_model_names_the_rankers_features(demo, tmp_path, monkeypatch):
+    store, *_ = demo
+    monkeypatch.setenv("LOOKGRAPH_HOME", str(tmp_path))
+    from lookgraph.embeddings.publish import train_and_publish
+
+    train_and_publish(store, tmp_path, FAST)
+    out = CliRunner().invoke(app, ["explain-model"])
+    assert out.exit_code == 0, out.output
+    assert "ranker lambdarank" in out.output and "content_match" in out.output and "share of gain" in out.output
+
+
+def test_the_store_interface_does_not_import_the_in_memory_walks():
+    tree = ast.parse((ROOT / "graph" / "store.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any(m and "memory_traversal" in m for m in imported)
+    run = subprocess.run([sys.executable, "-c", "import lookgraph.graph.memory_traversal, lookgraph.graph.store"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
