@@ -1,0 +1,1 @@
+"""The recommendation engine: candidates -> features -> ranker -> policies -> explanations."""
