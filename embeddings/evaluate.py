@@ -261,7 +261,7 @@ def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainCon
                                                log=lambda line: log(f"seed {seed} engine: {line}")),
             }[name]()
             started = time.perf_counter()
-            if name == "lookgnn":
+            if name in ("lookgnn", "engine"):
                 method.fit(split.train, split.validation)
             else:
                 method.fit(split.train)

@@ -113,14 +113,17 @@ class LookVectors:
         return np.einsum("nd,nd->n", items, per_category[row])
 
     def complete(self, context: np.ndarray, cap: int | None = SAME_CATEGORY_CAP,
-                 content_weight: float | None = None) -> np.ndarray:
-        """Every product's score for completing a look around `context` (product rows):
-        the standardised GNN complement score plus `content_weight` times the standardised
-        content match, then the cross-category cap. Context items themselves are not excluded."""
+                 content_weight: float | None = None, weights: np.ndarray | None = None,
+                 content: np.ndarray | None = None) -> np.ndarray:
+        """Every product's score for completing a look around `context` (product rows, weighted
+        by `weights` when given): the standardised GNN complement score plus `content_weight`
+        times the standardised content match (`content`: already computed), then the
+        cross-category cap. Context items themselves are not excluded."""
         weight = self.meta.get("content_weight", 0.5) if content_weight is None else content_weight
-        scores = _standardise(self.gnn_scores(context))
+        scores = _standardise(self.gnn_scores(context, weights=weights))
         if weight:
-            scores = scores + weight * _standardise(self.content_scores(context))
+            match = self.content_scores(context, weights) if content is None else content
+            scores = scores + weight * _standardise(match)
         categories = np.where(self.product_category < len(self.arrays["category_type"]) - 1, self.product_category, -1)
         return across_categories(scores, categories, context, cap)
 

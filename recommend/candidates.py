@@ -15,8 +15,9 @@ policies'. The sources:
   product);
 - `personal`: the products nearest the shopper's learnt preference vector (or, for a shopper
   the model has not seen, the vector folded in from their engagement);
-- `restock`, `trip`, `trending`: consumables due, what sells at a trip's location, and for a
-  cold start what sells now;
+- `restock`, `returning`, `trip`, `trending`: consumables due, what the shopper carted or kept
+  coming back to (`policies.touched`), what sells at a trip's location, and for a cold start
+  what sells now;
 - `popular`: best sellers, offered only to fill a list the other sources left short.
 """
 
@@ -28,7 +29,8 @@ import numpy as np
 
 from ..graph.traversal import CROWD, LOOK, ProductCard, Walks
 
-SOURCES = ("look", "attribute", "crowd", "content", "embedding", "personal", "restock", "trip", "trending", "popular")
+SOURCES = ("look", "attribute", "crowd", "content", "embedding", "personal", "restock", "returning", "trip", "trending",
+           "popular")
 COLUMN = {name: i for i, name in enumerate(SOURCES)}
 WALK_COLUMN = np.array([COLUMN["look"], COLUMN["attribute"], COLUMN["crowd"]])  # by LOOK, ATTRIBUTE, CROWD
 NO_WALKS = Walks(*(np.zeros(0, dtype=np.int64),) * 4, [], [], [])
@@ -48,6 +50,8 @@ class Offers:
         self.cards: list[ProductCard] = list(walks.cards)
         self.position = {card.id: i for i, card in enumerate(self.cards)}
         self.others: list[tuple[int, int, float, Callable, tuple]] = []
+        self.catalogue: dict[str, object] = {}
+        """Scores the artifact gave every product for this request (by name), for the features."""
 
     def card(self, product_id: str) -> ProductCard | None:
         i = self.position.get(product_id)

@@ -202,18 +202,21 @@ class Engine:
         """The candidates, and those of them the policies and the ask allow:
         (offers, allowed rows, evidence, the rule as a function of a card, due restocks)."""
         tree = self.graph.categories
+        # What the shopper had is not offered again, except what they are coming back to (a feed only).
+        out, coming_back = policies.touched(state, self.config, now) if state.shopper_id and not page else (state.interacted, [])
         offers = self._candidates(anchors, state, ask, now, cards, page or self.strict_across,
-                                  page and not ask.same_category)
+                                  page and not ask.same_category, out, coming_back)
         evidence = offers.evidence()
         repurchase = self.graph.repurchase()
         due = {pid for pid, _, _ in policies.restocks(state, cards, repurchase, self.config, now)}
+        due |= {pid for pid, *_ in coming_back}  # offered back, first in line
         blocked = policies.owned_categories(state, cards, repurchase, self.config, now)
         excluded = set() if ask.same_category or not self.strict_across else {cards[a].category for a in anchors} - {None}
 
         def allowed(card: ProductCard) -> bool:
             if card.id in state.dismissed:
                 return False
-            if card.id not in due and (card.id in state.interacted or card.category in blocked or card.category in excluded):
+            if card.id not in due and (card.id in out or card.category in blocked or card.category in excluded):
                 return False
             return not ask.categories or tree.within(card.category, ask.categories)
 
@@ -236,8 +239,8 @@ class Engine:
             in_view = {cards[a].category for a in anchors} | {None}
             ranked = _cap(ranked, [offers.cards[i].category in in_view for i in ranked], int(ask.k * SAME_LEAF_SHARE))
 
-        # Due restocks belong in the visible slots; then the ranking (under the hand-set weights,
-        # the best of each leaf first); then exploration.
+        # Due restocks and what the shopper is coming back to belong in the visible slots; then
+        # the ranking (under the hand-set weights, the best of each leaf first); then exploration.
         restock_first = [i for i in ranked if offers.cards[i].id in due][: max(1, ask.k // 4)]
         rest = [i for i in ranked if i not in set(restock_first)]
         explore = round(ask.k * self.config.explore_share) if ask.explore else 0
@@ -260,14 +263,20 @@ class Engine:
                        for i, exploring in picks], short_because)
 
     def _candidates(self, anchors: dict[str, tuple[float, str]], state: ShopperState, ask: Ask, now: float,
-                    cards: dict[str, ProductCard], across: bool, page: bool) -> Offers:
+                    cards: dict[str, ProductCard], across: bool, page: bool, out: set[str],
+                    coming_back: list) -> Offers:
         ids = list(anchors)
         walks = self.graph.walk(ids, across_groups=across and not ask.same_category) if ids else NO_WALKS
         offers = walk_offers(walks, np.array([w for w, _ in anchors.values()]), state.dismissed)
         if self.vectors is not None:
-            self._model_offers(offers, anchors, state, page)
+            self._model_offers(offers, anchors, state, page, out)
         for pid, days, cycle in policies.restocks(state, cards, self.graph.repurchase(), self.config, now):
             offers.add(cards[pid], "restock", 1.0, explain.restock_path, (state.shopper_id, pid, days, cycle))
+        for pid, how, times, days in coming_back:
+            if pid in cards:
+                # The strongest signal a storefront has: above any path from an anchor (at most 6).
+                offers.add(cards[pid], "returning", 6.0 * times / (1.0 + days), explain.returning_path,
+                           (state.shopper_id, pid, how, times, days))
         trending = self.graph.trending()
         trip = policies.trip_location(state, self.config, now, ask.location)
         for card in trending.by_location.get(trip, [])[:20] if trip else []:
@@ -282,15 +291,18 @@ class Engine:
         return offers
 
     def _model_offers(self, offers: Offers, anchors: dict[str, tuple[float, str]], state: ShopperState,
-                      page: bool) -> None:
-        """The sources that need the artifact: LookGNN's best complements of the anchors (its
-        category-gated score over every product, weighted like the anchors), content match
-        with the anchors, and the shopper's preference vector."""
+                      page: bool, out: set[str]) -> None:
+        """The sources that need the artifact, each over the whole catalogue: LookGNN's score
+        for completing the anchors (as `LookVectors.complete` serves it: the category-gated
+        complement plus the content match at its validated weight), content match alone, the
+        crowd's counted co-engagement, the shopper's preference vector, and in a feed the best
+        sellers. The catalogue-wide scores stay on `offers.catalogue` for the features."""
         vectors = self.vectors
         rows = [(r, w) for a, (w, _) in anchors.items() if (r := self._vector_row.get(a)) is not None]
-        touched = np.fromiter((r for pid in state.interacted if (r := self._vector_row.get(pid)) is not None), dtype=np.int64)
+        touched = np.fromiter((r for pid in out if (r := self._vector_row.get(pid)) is not None), dtype=np.int64)
         complement_top = content_top = preference_top = popular_top = np.zeros(0, dtype=np.int64)
         crowd_top: list[tuple[int, float, int, int]] = []
+        catalogue = offers.catalogue
         if rows:
             anchor_rows, weights = np.array([r for r, _ in rows]), np.array([w for _, w in rows])
             seen = np.concatenate([touched, anchor_rows])
@@ -305,19 +317,20 @@ class Engine:
                 across[same], alike[~same] = -np.inf, -np.inf
                 return np.concatenate([top_rows(across, k, seen), top_rows(alike, k // 5, seen)])
 
-            complement_top = best(vectors.gnn_scores(anchor_rows, weights=weights), NEIGHBOURS)
-            match = vectors.content_scores(anchor_rows, weights / weights.sum())
+            catalogue["content"] = match = vectors.content_scores(anchor_rows, weights / weights.sum())
+            catalogue["complement"] = complement = vectors.complete(anchor_rows, cap=None, weights=weights, content=match)
+            complement_top = best(complement, NEIGHBOURS)
             content_top = best(match, PERSONAL)
             content_top = content_top[match[content_top] > 0]
             crowd_rows, crowd_evidence, crowd_anchor, crowd_count = self._co_engaged(anchor_rows, weights)
+            catalogue["co_engagement"] = (crowd_rows, crowd_evidence)
             fresh = ~np.isin(crowd_rows, seen) & (~same[crowd_rows] if same is not None else True)
-            crowd_rows, crowd_evidence = crowd_rows[fresh], crowd_evidence[fresh]
-            crowd_anchor, crowd_count = crowd_anchor[fresh], crowd_count[fresh]
-            top = np.argsort(-crowd_evidence, kind="stable")[:NEIGHBOURS]
+            top = np.flatnonzero(fresh)[np.argsort(-crowd_evidence[fresh], kind="stable")[:NEIGHBOURS]]
             crowd_top = [(int(crowd_rows[t]), float(crowd_evidence[t]), int(crowd_anchor[t]), int(crowd_count[t])) for t in top]
         preference = self._preference(state)
         if preference is not None:
-            preference_top = top_rows(vectors.arrays["product"] @ preference, PERSONAL, touched)
+            catalogue["preference"] = scores = vectors.arrays["product"] @ preference
+            preference_top = top_rows(scores, PERSONAL, touched)
         if not page and self._popular is not None:  # a feed may hold best sellers; a product page, complements
             popular_top = self._popular[~np.isin(self._popular, touched)][:NEIGHBOURS // 2]
         product_ids = vectors.ids["product"]
@@ -399,37 +412,21 @@ class Engine:
         if self.vectors is not None:
             rows = np.fromiter((self._vector_row.get(offers.cards[i].id, -1) for i in keep), dtype=np.int64, count=len(keep))
             known = rows >= 0
-            context.complement = self._complement(anchors, rows, known)
-            preference = self._preference(state)
-            if preference is not None:
-                context.preference = _standardised(self.vectors.arrays["product"][np.maximum(rows, 0)] @ preference, known)
-            anchor_rows = [(r, w) for a, (w, _) in anchors.items() if (r := self._vector_row.get(a)) is not None]
-            if anchor_rows:
-                weights = np.array([w for _, w in anchor_rows])
-                anchor_ids = np.array([r for r, _ in anchor_rows])
-                match = self.vectors.content_scores(anchor_ids, weights / weights.sum(), among=np.maximum(rows, 0))
-                context.content = np.where(known, match, 0.0)
-                crowd_rows, crowd_evidence, _, _ = self._co_engaged(anchor_ids, weights)
-                found = np.searchsorted(crowd_rows, rows)
-                hit = known & (found < len(crowd_rows)) & (crowd_rows[np.minimum(found, max(len(crowd_rows) - 1, 0))] == rows) \
-                    if len(crowd_rows) else np.zeros(len(rows), dtype=bool)
-                context.co_engagement = np.where(hit, crowd_evidence[np.minimum(found, max(len(crowd_rows) - 1, 0))], 0.0) \
-                    if len(crowd_rows) else np.zeros(len(rows))
+            at = np.maximum(rows, 0)
+            catalogue = offers.catalogue
+            if "complement" in catalogue:
+                context.complement = _standardised(catalogue["complement"][at], known)
+                context.content = np.where(known, catalogue["content"][at], 0.0)
+                crowd_rows, crowd_evidence = catalogue["co_engagement"]
+                if len(crowd_rows):
+                    slot = np.minimum(np.searchsorted(crowd_rows, rows), len(crowd_rows) - 1)
+                    context.co_engagement = np.where(known & (crowd_rows[slot] == rows), crowd_evidence[slot], 0.0)
+            if "preference" in catalogue:
+                context.preference = _standardised(catalogue["preference"][at], known)
             for name in ("popularity", "trend"):
                 if name in self.vectors.arrays:
-                    setattr(context, name, np.where(known, np.log1p(self.vectors.arrays[name][np.maximum(rows, 0)]), 0.0))
+                    setattr(context, name, np.where(known, np.log1p(self.vectors.arrays[name][at]), 0.0))
         return features(offers, keep, evidence, context)
-
-    def _complement(self, anchors, rows: np.ndarray, known: np.ndarray) -> np.ndarray | None:
-        """Standardised LookGNN complement score of each candidate against the anchors,
-        weighted like the anchors so the item in view and the session lead the profile."""
-        context = [(r, w) for a, (w, _) in anchors.items() if (r := self._vector_row.get(a)) is not None]
-        if not context or not known.any():
-            return None
-        scores = np.zeros(len(rows))
-        scores[known] = self.vectors.gnn_scores(np.array([r for r, _ in context]), among=rows[known],
-                                                weights=np.array([w for _, w in context]))
-        return _standardised(scores, known)
 
     def _explore(self, state, offers: Offers, ranked: list[int], chosen: list[int], slots: int, page: bool,
                  now: float, shown: _Shown, allowed, score_of: dict) -> list[tuple[int, bool]]:

@@ -94,6 +94,13 @@ def restock_path(cards, shopper_id: str | None, pid: str, days: float, cycle: fl
                 f"time to restock: you buy this about every {cycle:.0f} days, last {days:.0f} days ago")
 
 
+def returning_path(cards, shopper_id: str | None, pid: str, how: str, times: int, days: float) -> Path:
+    when = "today" if days < 1 else f"{days:.0f} day{'s' if days >= 1.5 else ''} ago"
+    sentence = (f"still in your bag from {when}" if how == "cart"
+                else f"you came back to this {times} times, last {when}")
+    return Path([Step("Shopper", shopper_id or "", shopper_id or ""), _step(cards, pid)], ["INTERACTED"], sentence)
+
+
 def trip_path(cards, trip: str, pid: str) -> Path:
     return Path([Step("Crowd", f"sessions in {trip}", f"shoppers in {trip}"), _step(cards, pid)],
                 ["INTERACTED"], f"popular with shoppers in {trip} right now")

@@ -126,7 +126,8 @@ def ranker_groups(engine: Engine, graph: GraphExport, shoppers: list[tuple[int, 
     return groups
 
 
-def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=None, mine: bool = True):
+def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=None, mine: bool = True,
+                 validation: list[Query] | None = None):
     """What `lookgraph train` learns from a graph, in one call (also the `engine` method of
     `lookgraph evaluate`, so the evaluation measures what training publishes):
 
@@ -139,7 +140,8 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
        labelled by the held-out product, train the LambdaRank ranker (a fifth of the queries
        held out for its early stopping).
 
-    Returns (TrainResult, LearnedRanker or None, the split, the mined looks)."""
+    `validation`: looks already held out of `graph` (the evaluation's), used instead of holding
+    out more. Returns (TrainResult, LearnedRanker or None, the split, the mined looks)."""
     from ..embeddings.evaluate import make_split
     from ..embeddings.export import with_looks
     from ..embeddings.train import train
@@ -149,7 +151,9 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
     say = log_line or (lambda line: None)
     has_looks = graph.edges[("look", "includes", "product")].shape[1] > 0
     split = make_split(graph, config.seed, test_share=0.0 if has_looks else 0.1,
-                       validation_share=0.1 if has_looks else 0.0, shopper_share=0.5)
+                       validation_share=0.1 if has_looks and not validation else 0.0, shopper_share=0.5)
+    if validation:
+        split.validation = list(validation)
     mined = mine_looks(split.train) if mine else []
     say(f"mined {len(mined):,} looks from baskets")
     split.train = with_looks(split.train, mined)
@@ -193,7 +197,7 @@ class EngineMethod:
     def fit(self, graph: GraphExport, validation=None) -> None:
         from ..embeddings.export import with_looks
 
-        result, self.ranker, _, mined = fit_artifact(graph, self.config, log_line=self.log)
+        result, self.ranker, _, mined = fit_artifact(graph, self.config, log_line=self.log, validation=validation)
         graph = self.graph = with_looks(graph, mined)  # served with the looks training mined, as published
         self.vectors = result.vectors
         self._engine = offline_engine(graph, self.vectors, self.ranker)

@@ -7,9 +7,12 @@ configurable through `PolicyConfig` (environment: `LOOKGRAPH_POLICY_*`), and tes
    that category is not recommended to that shopper (a sofa); a category shoppers come back
    to for new items (books, basics) stays open; the item bought is never offered again;
    consumables come back near their learned cycle, as a restock of what they bought.
-2. Seen is not wanted: what a shopper already interacted with is not recommended again;
-   items shown many times without engagement fade; a dismissal removes the item and lowers
-   the looks that contain it; items viewed again and again without a cart count less as taste.
+2. Seen is not wanted, unless the shopper comes back to it: what a shopper bought or dismissed
+   is not recommended again; an item carted and not bought, or viewed twice, in the last
+   `return_days` is the strongest signal there is and comes back in a visible slot; a single
+   view is not a refusal: it only keeps the item out for `return_days`; items shown many times
+   without engagement fade; a dismissal lowers the looks that contain the item; items viewed
+   again and again without a cart count less as taste.
 3. Shopping for someone else: a gift session, or one far from the shopper's profile, shapes
    that session's recommendations but never the long-term profile.
 4. Travel: a session's location is context for that session only, and suggestions bound to a
@@ -50,6 +53,9 @@ class PolicyConfig(BaseSettings):
     seen_is_not_wanted: bool = True
     impressions_to_fade: int = 5
     repeated_views: int = 3
+    return_days: float = 7.0
+    """An item carted or viewed twice within this many days comes back; one only viewed is out
+    for this long."""
     gift_and_profile_shift: bool = True
     travel: bool = True
     location_ttl_hours: float = 24.0
@@ -187,6 +193,34 @@ def restocks(state: ShopperState, cards: dict[str, ProductCard], repurchase: dic
 
 
 # -- 2. seen is not wanted ---------------------------------------------------------------
+def touched(state: ShopperState, config: PolicyConfig, now: float) -> tuple[set[str], list[tuple[str, str, int, float]]]:
+    """(the products not to offer again, the products the shopper is coming back to as
+    (id, "cart" or "view", times, days since the last)). Bought or dismissed: never again
+    (a consumable returns as a restock); carted, or viewed twice, in the last `return_days`:
+    coming back; viewed once: out for `return_days`, then a candidate like any other."""
+    if not config.seen_is_not_wanted:
+        return set(), []
+    last: dict[str, float] = {}
+    views: Counter = Counter()
+    carted, final = set(), set(state.dismissed)
+    horizon = now - config.return_days * DAY
+    for s in state.sessions:
+        for e in s.events:
+            last[e.product_id] = max(last.get(e.product_id, e.ts), e.ts)
+            if e.type == "purchase":
+                final.add(e.product_id)
+            elif e.type == "cart" and e.ts >= horizon:
+                carted.add(e.product_id)
+            elif e.type == "view" and e.ts >= horizon:
+                views[e.product_id] += 1
+    coming_back = [(pid, "cart" if pid in carted else "view", views[pid] if pid not in carted else 1, (now - last[pid]) / DAY)
+                   for pid in sorted(carted | {p for p, n in views.items() if n >= 2}, key=lambda p: -last[p])
+                   if pid not in final]
+    recent = {pid for pid, ts in last.items() if ts >= horizon}
+    return final | (recent - {pid for pid, *_ in coming_back}), coming_back
+
+
+
 def fade(product_id: str, state: ShopperState, impressions: int, config: PolicyConfig) -> float:
     """Multiplier for a candidate: 1 unless shown again and again without engagement."""
     if not config.seen_is_not_wanted or impressions < config.impressions_to_fade:

@@ -22,7 +22,7 @@ from .candidates import SOURCES
 from .features import FEATURES
 
 EVIDENCE_WEIGHT = {"look": 1.0, "attribute": 0.4, "crowd": 0.3, "content": 0.4, "embedding": 0.5, "personal": 0.5,
-                   "restock": 2.0, "trip": 0.3, "trending": 0.2, "popular": 0.05}
+                   "restock": 2.0, "returning": 2.0, "trip": 0.3, "trending": 0.2, "popular": 0.05}
 _WEIGHTS = np.array([EVIDENCE_WEIGHT[s] for s in SOURCES])
 _COMPLEMENT, _PREFERENCE = FEATURES.index("complement"), FEATURES.index("preference")
 

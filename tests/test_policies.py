@@ -10,7 +10,7 @@ from lookgraph.graph.model import Event
 from lookgraph.graph.traversal import ProductCard
 from lookgraph.recommend.candidates import NO_WALKS, Offers
 from lookgraph.recommend.engine import Ask, Engine
-from lookgraph.recommend.policies import PolicyConfig
+from lookgraph.recommend.policies import PolicyConfig, touched
 
 from .scenario import DAY, NOW, Clock, build
 
@@ -170,3 +170,23 @@ def test_evidence_from_beyond_the_walks_counts_when_the_walks_found_nothing():
         offers.add(ProductCard(f"p{n}", f"P{n}", None), "trending", evidence, None, ())
     offers.add(ProductCard("p0", "P0", None), "embedding", 0.5, None, ())
     assert offers.evidence().sum(1).tolist() == pytest.approx([0.7, 0.1, 0.05])
+
+
+def test_what_a_shopper_comes_back_to_returns_and_one_view_is_no_refusal(shop):
+    store, engine, clock = shop
+    store.append_events([event(1, "boots-2", "cart", session="ann-bag", ts=NOW - 2 * DAY),
+                         event(2, "tote-1", "view", session="ann-look", ts=NOW - 3 * DAY),
+                         event(3, "tote-1", "view", session="ann-look2", ts=NOW - 1 * DAY),
+                         event(4, "belt-1", "view", session="ann-once", ts=NOW - 1 * DAY),
+                         event(5, "boots-1", "purchase", session="ann-bought", ts=NOW - 1 * DAY)])
+    recs = engine.for_shopper("ann", Ask(k=10, explore=False)).items
+    first = {r.product_id: r for r in recs[:3]}
+    sentences = lambda pid: [p.sentence for p in first[pid].paths]  # noqa: E731
+    assert "still in your bag from 2 days ago" in sentences("boots-2")  # carted, not bought: in a visible slot
+    assert "you came back to this 2 times, last 1 day ago" in sentences("tote-1")
+    assert {"belt-1", "boots-1"}.isdisjoint(ids(recs))  # one view: out for now; bought: never again
+    clock.now = NOW + 8 * DAY  # a week later the single view is no refusal, the purchase still is
+    later = ids(engine.for_shopper("ann", Ask(k=20, explore=False)).items)
+    assert "boots-1" not in later and "boots-2" not in later[:1]
+    _, coming_back = touched(engine._moment("ann", Ask())[0], engine.config, clock.now)
+    assert coming_back == []  # the bag and the views are over a week old: nothing is pushed back
