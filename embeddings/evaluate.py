@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .baselines import BPRMF, CoOccurrence, ContentKNN, LightGCNBaseline, Popularity, content_matrix, shopper_products
+from .baselines import BPRMF, ContentKNN, CoOccurrence, LightGCNBaseline, Popularity, content_matrix, shopper_products
 from .export import GraphExport
 from .gds import FastRPKNN
 from .metrics import Query, hit_rate_at, ndcg_at, rank_of, top_k

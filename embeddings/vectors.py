@@ -75,13 +75,6 @@ class LookVectors:
         per_token = weights_ * query[tokens]
         return np.add.reduceat(np.append(per_token, 0), indptr[:-1]) * (np.diff(indptr) > 0)
 
-    def tokens_of(self, product: int) -> list[tuple[int, float]]:
-        """(token, TF-IDF weight) of one product's content: attribute rows first, then
-        category rows offset by the number of attributes."""
-        indptr = self.arrays["content_indptr"]
-        start, end = int(indptr[product]), int(indptr[product + 1])
-        return list(zip(self.arrays["content_tokens"][start:end].tolist(), self.arrays["content_weights"][start:end].tolist()))
-
     def category_values(self, name: str) -> dict[str, float]:
         """A per-category array of the artifact (e.g. `leaf_return_rate`) by category id."""
         if name not in self.arrays or "category" not in self.ids:

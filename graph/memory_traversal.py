@@ -24,7 +24,6 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-
 from typing import TYPE_CHECKING
 
 import numpy as np

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -29,21 +28,26 @@ from ..graph.store import GraphStore, UnknownNode
 from ..graph.traversal import ATTRIBUTE, LOOK, ProductCard, Traversal
 from . import explanations as explain
 from . import policies
-from .candidates import NEIGHBOURS, NO_WALKS, PERSONAL, Offers, top_rows, walk_offers
+from .candidates import NO_WALKS, SOURCES, Offers, walk_offers
 from .explanations import VERBS, Answer, Recommendation
 from .features import Context, features
+from .model_sources import STRENGTH, ModelSources
 from .policies import PolicyConfig, ShopperState
 from .ranker import EvidenceRanker, LearnedRanker
 
 # How much each anchor counts: the item in view, then the current session, then the profile
 # (whose many anchors would otherwise outvote a single fresh event).
 ANCHOR_WEIGHT = {"context": 6.0, "session": 4.0}
-STRENGTH = {"purchase": 1.0, "cart": 0.8, "view": 0.5}
 HISTORY = 5_000
 """Events read per request: enough that a heavy shopper is not offered what they already had."""
 MAX_IMPRESSIONS = 1_000
 MAX_SHOPPERS_REMEMBERED = 200_000
 """Impressions are remembered for at most this many products per shopper, and this many shoppers."""
+EXPLAINED_FIRST = ("returning", "restock", "look", "attribute", "crowd", "content", "embedding", "personal", "trip",
+                   "trending", "popular")
+"""Which reasons an item's paths show first: what the shopper did, then a look, then the other
+graph paths, then the model's; by evidence within one source."""
+FIRST = {source: rank for rank, source in enumerate(EXPLAINED_FIRST)}
 SAME_LEAF_SHARE = 0.2
 """On a product page (without `same_category`), at most this share of the list may share a
 leaf category with the items in view (or have none): complete the look, not more of the same."""
@@ -86,11 +90,7 @@ class Engine:
         already in view (the ranker learns from candidates gathered with this off)."""
         self._shown: OrderedDict[str, _Shown] = OrderedDict()  # by shopper, least recently served first
         self._lock = threading.Lock()
-        # Interned ids, as the in-memory walks' are (see MemoryTraversal._number_product).
-        self._vector_row: dict[str, int] = {sys.intern(pid): i for i, pid in enumerate(vectors.ids["product"])} if vectors else {}
-        self._shopper_row = {sid: i for i, sid in enumerate(vectors.ids.get("shopper", []))} if vectors else {}
-        self._leaf_return = vectors.category_values("leaf_return_rate") if vectors else {}
-        self._popular = top_rows(vectors.arrays["popularity"], 5_000) if vectors and "popularity" in vectors.arrays else None
+        self.model = ModelSources(vectors, graph) if vectors is not None else None
 
     # -- entry points ------------------------------------------------------------------------
     def for_shopper(self, shopper_id: str, ask: Ask) -> Answer:
@@ -268,8 +268,8 @@ class Engine:
         ids = list(anchors)
         walks = self.graph.walk(ids, across_groups=across and not ask.same_category) if ids else NO_WALKS
         offers = walk_offers(walks, np.array([w for w, _ in anchors.values()]), state.dismissed)
-        if self.vectors is not None:
-            self._model_offers(offers, anchors, state, page, out)
+        if self.model is not None:
+            self.model.offer(offers, anchors, state, page, out)
         for pid, days, cycle in policies.restocks(state, cards, self.graph.repurchase(), self.config, now):
             offers.add(cards[pid], "restock", 1.0, explain.restock_path, (state.shopper_id, pid, days, cycle))
         for pid, how, times, days in coming_back:
@@ -290,109 +290,6 @@ class Engine:
                                (group, self.graph.categories.names.get(group, group), card.id))
         return offers
 
-    def _model_offers(self, offers: Offers, anchors: dict[str, tuple[float, str]], state: ShopperState,
-                      page: bool, out: set[str]) -> None:
-        """The sources that need the artifact, each over the whole catalogue: LookGNN's score
-        for completing the anchors (as `LookVectors.complete` serves it: the category-gated
-        complement plus the content match at its validated weight), content match alone, the
-        crowd's counted co-engagement, the shopper's preference vector, and in a feed the best
-        sellers. The catalogue-wide scores stay on `offers.catalogue` for the features."""
-        vectors = self.vectors
-        rows = [(r, w) for a, (w, _) in anchors.items() if (r := self._vector_row.get(a)) is not None]
-        touched = np.fromiter((r for pid in out if (r := self._vector_row.get(pid)) is not None), dtype=np.int64)
-        complement_top = content_top = preference_top = popular_top = np.zeros(0, dtype=np.int64)
-        crowd_top: list[tuple[int, float, int, int]] = []
-        catalogue = offers.catalogue
-        if rows:
-            anchor_rows, weights = np.array([r for r, _ in rows]), np.array([w for _, w in rows])
-            seen = np.concatenate([touched, anchor_rows])
-            # On a product page most of the list must come from other categories than the
-            # items in view: the best of those, and a fifth as many of the same categories.
-            same = np.isin(vectors.product_category, vectors.product_category[anchor_rows]) if page else None
-
-            def best(scores: np.ndarray, k: int) -> np.ndarray:
-                if same is None:
-                    return top_rows(scores, k, seen)
-                across, alike = scores.copy(), scores.copy()
-                across[same], alike[~same] = -np.inf, -np.inf
-                return np.concatenate([top_rows(across, k, seen), top_rows(alike, k // 5, seen)])
-
-            catalogue["content"] = match = vectors.content_scores(anchor_rows, weights / weights.sum())
-            catalogue["complement"] = complement = vectors.complete(anchor_rows, cap=None, weights=weights, content=match)
-            complement_top = best(complement, NEIGHBOURS)
-            content_top = best(match, PERSONAL)
-            content_top = content_top[match[content_top] > 0]
-            crowd_rows, crowd_evidence, crowd_anchor, crowd_count = self._co_engaged(anchor_rows, weights)
-            catalogue["co_engagement"] = (crowd_rows, crowd_evidence)
-            fresh = ~np.isin(crowd_rows, seen) & (~same[crowd_rows] if same is not None else True)
-            top = np.flatnonzero(fresh)[np.argsort(-crowd_evidence[fresh], kind="stable")[:NEIGHBOURS]]
-            crowd_top = [(int(crowd_rows[t]), float(crowd_evidence[t]), int(crowd_anchor[t]), int(crowd_count[t])) for t in top]
-        preference = self._preference(state)
-        if preference is not None:
-            catalogue["preference"] = scores = vectors.arrays["product"] @ preference
-            preference_top = top_rows(scores, PERSONAL, touched)
-        if not page and self._popular is not None:  # a feed may hold best sellers; a product page, complements
-            popular_top = self._popular[~np.isin(self._popular, touched)][:NEIGHBOURS // 2]
-        product_ids = vectors.ids["product"]
-        found = self.graph.cards([product_ids[r] for top in (complement_top, content_top, preference_top, popular_top)
-                                  for r in top] + [product_ids[r] for r, *_ in crowd_top])
-        anchor_list = tuple((a, anchors[a][1]) for a in anchors)
-        anchor_ids = [product_ids[r] for r, _ in rows]
-        for r, evidence, anchor, count in crowd_top:
-            if (card := found.get(product_ids[r]) or offers.card(product_ids[r])) is not None:
-                offers.add(card, "crowd", evidence, explain.crowd_path, (anchor_ids[anchor], card.id, count))
-        for rank, r in enumerate(popular_top.tolist()):
-            if (card := found.get(product_ids[r])) is not None:
-                name = self.graph.categories.names.get(card.category, card.category) if card.category else None
-                offers.add(card, "popular", 1.0 - rank / len(popular_top), explain.popular_path, (card.category, name, card.id))
-        for source, top, build in (("embedding", complement_top, self._complement_path),
-                                   ("content", content_top, self._content_path),
-                                   ("personal", preference_top, self._personal_path)):
-            for rank, r in enumerate(top.tolist()):
-                if (card := found.get(product_ids[r]) or offers.card(product_ids[r])) is not None:
-                    args = (state.shopper_id, anchor_list, card.id) if source == "personal" else (anchor_list, card.id)
-                    offers.add(card, source, 1.0 - rank / len(top), build, args)
-
-    def _co_engaged(self, anchor_rows: np.ndarray, weights: np.ndarray):
-        """The anchors' companions in the artifact's crowd counts: (product rows, evidence summed
-        over the anchors as weight x log(1 + count), the anchor that gives most, its count)."""
-        arrays = self.vectors.arrays
-        if "crowd_indptr" not in arrays:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, np.zeros(0), empty, empty
-        indptr, items, counts = arrays["crowd_indptr"], arrays["crowd_items"], arrays["crowd_counts"]
-        spans = [(int(indptr[r]), int(indptr[r + 1])) for r in anchor_rows]
-        rows = np.concatenate([items[s:e] for s, e in spans]).astype(np.int64)
-        count = np.concatenate([counts[s:e] for s, e in spans]).astype(np.int64)
-        anchor = np.repeat(np.arange(len(spans)), [e - s for s, e in spans])
-        evidence = weights[anchor] * np.log1p(count)
-        unique, slot = np.unique(rows, return_inverse=True)
-        total = np.bincount(slot, weights=evidence, minlength=len(unique))
-        best = np.lexsort((-evidence, slot))  # per product, its strongest anchor first
-        first = best[np.searchsorted(slot[best], np.arange(len(unique)))]
-        return unique, total, anchor[first], count[first]
-
-    def _preference(self, state: ShopperState) -> np.ndarray | None:
-        """The shopper's preference vector: learnt in training, plus their profile's engagement
-        since folded in (each product's vector weighted by the event's strength)."""
-        vectors = self.vectors
-        learnt = self._shopper_row.get(state.shopper_id) if state.shopper_id else None
-        rows = [(r, STRENGTH[e.type]) for e in state.profile_events[-50:]
-                if e.type in STRENGTH and (r := self._vector_row.get(e.product_id)) is not None]
-        if state.current is not None:
-            rows += [(r, 2 * STRENGTH.get(e.type, 0.5)) for e in state.current.events[-10:]
-                     if e.type in STRENGTH and (r := self._vector_row.get(e.product_id)) is not None]
-        if learnt is None and not rows:
-            return None
-        vector = np.zeros(vectors.arrays["product"].shape[1], dtype=np.float32)
-        if learnt is not None:
-            vector += vectors.arrays["shopper"][learnt]
-        if rows:
-            folded = vectors.arrays["product"][[r for r, _ in rows]]
-            weights = np.array([w for _, w in rows], dtype=np.float32)
-            vector += (weights[:, None] * folded).sum(0) / weights.sum()
-        return vector
-
     def _features(self, offers: Offers, keep: list[int], evidence: np.ndarray, anchors: dict[str, tuple[float, str]],
                   state: ShopperState, page: bool, cards: dict[str, ProductCard]) -> np.ndarray:
         """The features of each candidate of `keep`; `cards`: the request's known products."""
@@ -408,9 +305,9 @@ class Engine:
             anchor_leaves={cards[a].category for a in anchors} - {None},
             leaf_share={k: v / total for k, v in leaves.items()}, group_share={k: v / total for k, v in groups.items()},
             history=len(profile), in_view=page or state.current is not None, group_of=tree.group,
-            leaf_return=self._leaf_return)
-        if self.vectors is not None:
-            rows = np.fromiter((self._vector_row.get(offers.cards[i].id, -1) for i in keep), dtype=np.int64, count=len(keep))
+            leaf_return=self.model.leaf_return if self.model else {})
+        if self.model is not None:
+            rows = np.fromiter((self.model.row.get(offers.cards[i].id, -1) for i in keep), dtype=np.int64, count=len(keep))
             known = rows >= 0
             at = np.maximum(rows, 0)
             catalogue = offers.catalogue
@@ -467,14 +364,15 @@ class Engine:
         why = f"the shopper's own paths found {len(picks)} of the {ask.k} items asked for"
         taken = {offers.cards[i].id for i, _ in picks}
         pool: list[ProductCard] = []
-        if self._popular is not None:
+        popular = self.model.popular if self.model else None
+        if popular is not None:
             ids = self.vectors.ids["product"]
-            pool = list(self.graph.cards([ids[r] for r in self._popular[: 20 * ask.k + 200]]).values())
+            pool = list(self.graph.cards([ids[r] for r in popular[: 20 * ask.k + 200]]).values())
         trending = self.graph.trending()
         usual = [g for g, _ in state.profile_groups.most_common()]
         for group in [*usual, *sorted(g for g in trending.by_group if g not in usual)]:
             pool += trending.by_group.get(group, [])
-        if self._popular is not None and usual:  # best sellers of the shopper's usual groups first
+        if popular is not None and usual:  # best sellers of the shopper's usual groups first
             rank = {g: n for n, g in enumerate(usual)}
             pool.sort(key=lambda c: rank.get(self.graph.categories.group(c.category), len(rank)))
         for card in pool:
@@ -497,8 +395,9 @@ class Engine:
         return picks, f"only {len(picks)} products pass the filters ({'; '.join(rules)})"
 
     def _reasons(self, offers: Offers, picked: list[int], anchors: dict[str, tuple[float, str]], state: ShopperState
-                 ) -> dict[int, list[tuple[float, object, tuple]]]:
-        """Every reason each picked candidate was offered for: (evidence, path builder, its arguments)."""
+                 ) -> dict[int, list[tuple[int, float, object, tuple]]]:
+        """Every reason each picked candidate was offered for: (the source's rank in
+        `EXPLAINED_FIRST`, evidence, path builder, its arguments)."""
         walks, ids = offers.walks, list(anchors)
         reasons: dict[int, list] = {i: [] for i in picked}
         rows = np.flatnonzero(np.isin(walks.candidate, picked))
@@ -507,66 +406,16 @@ class Engine:
             a, pid = ids[anchor], offers.cards[i].id
             if way == LOOK:
                 look = walks.looks[via]
-                reasons[i].append((e, explain.look_path, (a, look.look_id, look.look_name, look.mined, pid,
-                                                          anchors[a][1])))
+                reasons[i].append((FIRST["look"], e, explain.look_path,
+                                   (a, look.look_id, look.look_name, look.mined, pid, anchors[a][1])))
             elif way == ATTRIBUTE:
-                reasons[i].append((e, explain.attribute_path, (a, walks.attributes[via], pid, anchors[a][1])))
+                reasons[i].append((FIRST["attribute"], e, explain.attribute_path, (a, walks.attributes[via], pid, anchors[a][1])))
             else:
-                reasons[i].append((e, explain.crowd_path, (a, pid, via)))
-        for i, _, e, build, args in offers.others:
+                reasons[i].append((FIRST["crowd"], e, explain.crowd_path, (a, pid, via)))
+        for i, column, e, build, args in offers.others:
             if i in reasons:
-                reasons[i].append((e, build, args))
+                reasons[i].append((FIRST[SOURCES[column]], e, build, args))
         return reasons
-
-    # -- paths that need the artifact --------------------------------------------------------
-    def _content_path(self, cards, anchors: tuple[tuple[str, str], ...], pid: str) -> explain.Path:
-        """The anchor and the attribute (or category) it shares with `pid` that says most."""
-        anchor, token = self._shared_token(anchors, pid)
-        vectors = self.vectors
-        n_attributes = len(vectors.ids.get("attribute", []))
-        if anchor is None:
-            return explain.embedding_path(cards, anchors[0][0], pid)
-        verb = dict(anchors)[anchor]
-        if token < n_attributes:
-            return explain.attribute_path(cards, anchor, vectors.ids["attribute"][token], pid, verb)
-        category = vectors.ids["category"][token - n_attributes]
-        name = self.graph.categories.names.get(category, category)
-        return explain.Path([explain._step(cards, anchor), explain.Step("Category", category, name), explain._step(cards, pid)],
-                            ["IN_CATEGORY", "IN_CATEGORY"],
-                            f"also in {name}, like the {explain._name(cards, anchor)} you {verb}")
-
-    def _complement_path(self, cards, anchors: tuple[tuple[str, str], ...], pid: str) -> explain.Path:
-        """LookGNN's pick, shown by the graph path it rests on when there is one (an attribute
-        or category shared with an anchor), else as the model's own judgement."""
-        anchor, _ = self._shared_token(anchors, pid)
-        if anchor is not None:
-            return self._content_path(cards, anchors, pid)
-        return explain.embedding_path(cards, anchors[0][0], pid)
-
-    def _personal_path(self, cards, shopper_id: str | None, anchors: tuple[tuple[str, str], ...], pid: str) -> explain.Path:
-        anchor, token = self._shared_token(anchors, pid)
-        if anchor is not None:  # a graph path to what they had, when there is one
-            path = self._content_path(cards, anchors, pid)
-            return explain.Path([explain.Step("Shopper", shopper_id or "", shopper_id or "this visit"), *path.nodes],
-                                ["INTERACTED", *path.relationships], f"for your taste: {path.sentence}")
-        closest = anchors[0] if anchors else (pid, "viewed")
-        return explain.personal_path(cards, shopper_id, closest[0], pid, closest[1])
-
-    def _shared_token(self, anchors: tuple[tuple[str, str], ...], pid: str) -> tuple[str | None, int]:
-        vectors = self.vectors
-        row = self._vector_row.get(pid)
-        if row is None:
-            return None, -1
-        mine = dict(vectors.tokens_of(row))
-        best = (0.0, None, -1)
-        for anchor, _ in anchors:
-            r = self._vector_row.get(anchor)
-            if r is None:
-                continue
-            for token, weight in vectors.tokens_of(r):
-                if token in mine and weight * mine[token] > best[0]:
-                    best = (weight * mine[token], anchor, token)
-        return best[1], best[2]
 
     # -- helpers ------------------------------------------------------------------------------
     def _remember(self, state: ShopperState, shown: list[ProductCard]) -> None:
@@ -586,7 +435,7 @@ class Engine:
                 self._shown.popitem(last=False)
 
     def _recommendation(self, cards, card: ProductCard, score: float, reasons: list, exploring: bool) -> Recommendation:
-        paths = [build(cards, *args) for _, build, args in sorted(reasons, key=lambda r: -r[0])[:2]]
+        paths = [build(cards, *args) for _, _, build, args in sorted(reasons, key=lambda r: (r[0], -r[1]))[:2]]
         return Recommendation(card.id, card.name, card.category, round(float(score), 4), paths, exploring,
                               paths[0].sentence if paths else "")
 

@@ -208,7 +208,7 @@ class EngineMethod:
         self._engine.__exit__(None, None, None)
 
     def _rows(self, ids: list[str]) -> np.ndarray:
-        position = self.engine._vector_row
+        position = self.engine.model.row
         return np.array([position[pid] for pid in ids if pid in position], dtype=np.int64)
 
     def served_list(self, shopper: int | None, context: np.ndarray, when: float | None, look: bool) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from lookgraph.graph.model import Event
 from lookgraph.graph.traversal import ProductCard
 from lookgraph.recommend.candidates import NO_WALKS, Offers

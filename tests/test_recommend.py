@@ -10,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from lookgraph.cli import app
 from lookgraph.embeddings.evaluate import make_split
 from lookgraph.embeddings.export import export_graph, with_looks
@@ -26,6 +24,7 @@ from lookgraph.recommend.features import FEATURES
 from lookgraph.recommend.mining import mine_looks
 from lookgraph.recommend.offline import fit_artifact, offline_engine, write_export
 from lookgraph.recommend.ranker import LearnedRanker, fit_ranker
+from typer.testing import CliRunner
 
 from .test_store_contract import write_native
 
@@ -157,8 +156,8 @@ def test_mined_looks_explain_themselves_as_bought_together(store, tmp_path):
 
 
 def test_the_evaluation_measures_the_served_engine(demo):
-    from lookgraph.embeddings.evaluate import evaluate_method
     from lookgraph.embeddings.baselines import content_matrix
+    from lookgraph.embeddings.evaluate import evaluate_method
     from lookgraph.recommend.offline import EngineMethod
 
     _, graph, *_ = demo
