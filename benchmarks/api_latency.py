@@ -144,9 +144,12 @@ def engine_ratio(home: Path, shoppers: list[str]) -> dict:
 
     from threadpoolctl import threadpool_limits
 
+    from lookgraph.recommend.ranker import LearnedRanker
+
     store = SQLiteGraphStore(home / "graph.db")
-    vectors = LookVectors.load(latest_artifact(home))
-    engine = Engine(store, store.traversal(vectors), vectors)
+    folder = latest_artifact(home)
+    vectors = LookVectors.load(folder)
+    engine = Engine(store, store.traversal(vectors), vectors, ranker=LearnedRanker.load(folder))  # as served
     threadpool_limits(1)  # as `lookgraph serve` runs
     rows = {sid: i for i, sid in enumerate(vectors.ids["shopper"])}
     items = vectors.arrays["product"]
