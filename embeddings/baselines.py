@@ -37,21 +37,35 @@ def item_groups(graph: GraphExport, max_size: int = 50) -> list[np.ndarray]:
     session longer than `max_size` items (a binge, a dense catalogue's day) is cut, in time
     order, into windows of at most that many: what is near in time goes together, and
     dropping such sessions would drop most of a dense shop's co-engagement."""
-    groups = [items for items in graph.look_items() if len(items) > 1]
+    return [items for items in graph.look_items() if len(items) > 1] + session_windows(graph, POSITIVE_EVENTS, max_size)
+
+
+def session_windows(graph: GraphExport, event_types, size: int) -> list[np.ndarray]:
+    """Each session's distinct products engaged with by `event_types` (indexes into
+    `EVENT_TYPES`), cut in the order first engaged into windows of at most `size`; windows of
+    two or more items, each sorted."""
     session, product = graph.edges[("session", "interacted", "product")]
-    keep = np.isin(graph.event_type, POSITIVE_EVENTS)
+    keep = np.isin(graph.event_type, event_types)
     session, product, ts = session[keep], product[keep], graph.event_ts[keep]
     order = np.lexsort((ts, session))
     session, product = session[order], product[order]
-    bounds = np.flatnonzero(np.diff(session)) + 1
-    for items in np.split(product, bounds):
+    windows = []
+    for items in np.split(product, np.flatnonzero(np.diff(session)) + 1):
         _, first = np.unique(items, return_index=True)
-        items = items[np.sort(first)]  # distinct, in the order first engaged
-        for start in range(0, len(items), max_size):
-            window = items[start : start + max_size]
-            if len(window) > 1:
-                groups.append(np.sort(window))
-    return groups
+        items = items[np.sort(first)]
+        windows += [np.sort(items[s : s + size]) for s in range(0, len(items), size) if len(items[s : s + size]) > 1]
+    return windows
+
+
+def group_pairs(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair (a, b), a != b, of items sharing a group, as two arrays."""
+    firsts, seconds = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for items in groups:
+        a, b = np.meshgrid(items, items)
+        off = a != b
+        firsts.append(a[off])
+        seconds.append(b[off])
+    return np.concatenate(firsts), np.concatenate(seconds)
 
 
 def content_tokens(graph: GraphExport) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -114,15 +128,8 @@ class CoOccurrence:
     name = "co-occurrence"
 
     def fit(self, graph: GraphExport) -> None:
-        rows, cols = [], []
-        for items in item_groups(graph):
-            a, b = np.meshgrid(items, items)
-            off = a != b
-            rows.append(a[off])
-            cols.append(b[off])
         n = graph.count("product")
-        row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-        col = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+        row, col = group_pairs(item_groups(graph))
         self.matrix = torch.sparse_coo_tensor(np.stack([row, col]), torch.ones(len(row)), (n, n)).coalesce().to_sparse_csr()
         self.fallback = Popularity()
         self.fallback.fit(graph)

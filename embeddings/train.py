@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .baselines import content_tokens, item_groups, shopper_products
+from .baselines import content_tokens, group_pairs, item_groups, shopper_products
 from .export import GraphExport
 from .metrics import Query, ndcg_at, rank_of
 from .model import LookGNN
@@ -273,16 +273,9 @@ def co_engagement(graph: GraphExport, per_product: int = 50) -> dict[str, np.nda
     how many groups they share (`crowd_indptr`, `crowd_items`, `crowd_counts`). Unlike the
     crowd walk of a request, it keeps the sessions too long to walk."""
     n = graph.count("product")
-    firsts, seconds = [], []
-    for items in item_groups(graph):
-        a, b = np.meshgrid(items, items)
-        off = a != b
-        firsts.append(a[off])
-        seconds.append(b[off])
+    first, second = group_pairs(item_groups(graph))
     indptr = np.zeros(n + 1, dtype=np.int64)
-    if not firsts:
-        return {"crowd_indptr": indptr, "crowd_items": np.zeros(0, np.int32), "crowd_counts": np.zeros(0, np.int32)}
-    keys, counts = np.unique(np.concatenate(firsts) * n + np.concatenate(seconds), return_counts=True)
+    keys, counts = np.unique(first * n + second, return_counts=True)
     src, dst = keys // n, keys % n
     order = np.lexsort((dst, -counts, src))
     src, dst, counts = src[order], dst[order], counts[order]

@@ -22,6 +22,7 @@ import hashlib
 
 import numpy as np
 
+from ..embeddings.baselines import session_windows
 from ..embeddings.export import GraphExport
 from ..graph.model import Look
 
@@ -31,21 +32,8 @@ MINED_PREFIX = "mined:"
 
 def baskets(graph: GraphExport) -> list[np.ndarray]:
     """Distinct products per basket (sorted), as described above."""
-    session, product = graph.edges[("session", "interacted", "product")]
-    strong = np.isin(graph.event_type, (1, 2))  # cart, purchase
-    keep = strong if strong.any() else np.isin(graph.event_type, (0,))
-    session, product, ts = session[keep], product[keep], graph.event_ts[keep]
-    order = np.lexsort((ts, session))
-    session, product = session[order], product[order]
-    out = []
-    for items in np.split(product, np.flatnonzero(np.diff(session)) + 1):
-        _, first = np.unique(items, return_index=True)
-        items = items[np.sort(first)]
-        for start in range(0, len(items), WINDOW):
-            window = np.sort(items[start : start + WINDOW])
-            if len(window) > 1:
-                out.append(window)
-    return out
+    strong = (1, 2)  # cart, purchase
+    return session_windows(graph, strong if np.isin(graph.event_type, strong).any() else (0,), WINDOW)
 
 
 def mine_looks(graph: GraphExport, min_support: int = 2, min_lift: float = 2.0, max_items: int = 4,
