@@ -1,7 +1,9 @@
 """Train LookGNN on an exported graph: read this file top to bottom.
 
 1. Positives. Complementarity: pairs of products that belong together (in a look, or bought
-   or browsed in one session). Engagement: shopper-product pairs of positive interactions.
+   or browsed in one session). Engagement: shopper-product pairs of positive interactions,
+   drawn by strength (a purchase 3, a cart 2, a view 1) and recency (halved every
+   `engagement_half_life_days` before the graph's last event): the shopper's preference.
 2. Negatives. For each complement pair, a random product, or (for half of them) a product
    from the anchor's own leaf category: that is what teaches "complement, not similar".
 3. Propagation. A graph that fits (`full_graph_size`) is propagated whole at every step, as
@@ -49,6 +51,7 @@ class TrainConfig:
     patience: int = 3
     id_dropout: float = 0.3
     engagement_weight: float = 0.5
+    engagement_half_life_days: float = 90.0
     same_category_negatives: float = 0.5
     max_pairs_per_group: int = 60
     max_steps_per_epoch: int = 400
@@ -95,6 +98,27 @@ def complement_pairs(graph: GraphExport, cap: int, rng: np.random.Generator) -> 
     return np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), dtype=np.int64)
 
 
+def engagement_weights(graph: GraphExport, pairs: np.ndarray, half_life_days: float) -> np.ndarray:
+    """How often to draw each (shopper, product) pair of `pairs`: its strongest event's weight
+    (purchase 3, cart 2, view 1) times 2^(-age / half life), age counted back from the graph's
+    last event; normalised to sum to 1."""
+    if not pairs.shape[1]:
+        return np.zeros(0)
+    session, product = graph.edges[("session", "interacted", "product")]
+    owner = np.full(graph.count("session"), -1)
+    had = graph.edges[("shopper", "had", "session")]
+    owner[had[1]] = had[0]
+    positive = np.isin(graph.event_type, (0, 1, 2)) & (owner[session] >= 0)
+    key = owner[session[positive]] * graph.count("product") + product[positive]
+    age_days = (graph.event_ts.max() - graph.event_ts[positive]) / 86_400
+    weight = (graph.event_type[positive].astype(np.float64) + 1) * np.exp2(-age_days / half_life_days)
+    pair_key = pairs[0] * graph.count("product") + pairs[1]
+    best = np.zeros(len(pair_key))
+    np.maximum.at(best, np.searchsorted(pair_key, key), weight)  # `pairs` come sorted (np.unique)
+    best = np.maximum(best, 1e-6)
+    return best / best.sum()
+
+
 def shopper_ndcg(vectors: LookVectors, queries: list[tuple[int, Query]]) -> float:
     ranks = np.array([rank_of(vectors.for_shopper(s, q.context), q.target, q.context) for s, q in queries])
     return ndcg_at(ranks, 20)
@@ -121,6 +145,7 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
     # -- 1. positives ----------------------------------------------------------------------
     complements = complement_pairs(graph, config.max_pairs_per_group, rng)
     engagements = shopper_products(graph)
+    engagement_p = engagement_weights(graph, engagements, config.engagement_half_life_days)
     n_products, n_categories = graph.count("product"), graph.count("category")
     product_category = np.where(graph.product_category >= 0, graph.product_category, n_categories)
     by_category_order = np.argsort(product_category, kind="stable")
@@ -164,7 +189,8 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
         model.train()
         tick = time.perf_counter()
         order = rng.permutation(complements.shape[1])
-        engagement_order = rng.permutation(engagements.shape[1]) if engagements.shape[1] else order[:0]
+        engagement_order = (rng.choice(engagements.shape[1], engagements.shape[1], p=engagement_p)
+                            if engagements.shape[1] else order[:0])
         total = 0.0
         for step in tqdm(range(steps), desc=f"epoch {epoch}", disable=not progress, leave=False):
             chunk = order[step * batch_size : (step + 1) * batch_size]

@@ -139,3 +139,24 @@ def test_a_shop_without_looks_trains_whole_graph_stops_early_on_shoppers_and_say
     assert all("val_shopper_ndcg@20" in record for record in result.history)
     assert len(result.history) < 30  # stopped early on the held-out shoppers, without looks
     assert len(lines) == len(result.history) and lines[0].startswith("epoch   1/30")
+
+
+def test_engagement_is_drawn_by_strength_and_recency():
+    from lookgraph.embeddings.baselines import shopper_products
+    from lookgraph.embeddings.export import GraphExport
+    from lookgraph.embeddings.train import engagement_weights
+
+    day = 86_400.0
+    # One shopper, one session each: p0 bought now, p1 viewed now, p2 bought 90 days ago.
+    edges = {e: np.zeros((2, 0), dtype=np.int64) for e in
+             [("shopper", "had", "session"), ("session", "interacted", "product"), ("product", "in", "category"),
+              ("category", "child_of", "category"), ("product", "has", "attribute"), ("look", "includes", "product"),
+              ("look", "found_in", "session"), ("shopper", "saved", "look")]}
+    edges[("shopper", "had", "session")] = np.array([[0, 0, 0], [0, 1, 2]])
+    edges[("session", "interacted", "product")] = np.array([[0, 1, 2], [0, 1, 2]])
+    ids = {"shopper": ["u"], "session": ["s0", "s1", "s2"], "product": ["p0", "p1", "p2"], "category": [],
+           "attribute": [], "look": []}
+    graph = GraphExport(ids, edges, np.array([2, 0, 2], dtype=np.int8), np.array([90 * day, 90 * day, 0.0]),
+                        np.zeros(0, dtype=np.int64), np.full(3, -1))
+    p = engagement_weights(graph, shopper_products(graph), half_life_days=90)
+    assert p[0] / p[1] == pytest.approx(3.0) and p[0] / p[2] == pytest.approx(2.0) and p.sum() == pytest.approx(1.0)
