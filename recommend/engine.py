@@ -204,12 +204,12 @@ class Engine:
         tree = self.graph.categories
         # What the shopper had is not offered again, except what they are coming back to (a feed only).
         out, coming_back = policies.touched(state, self.config, now) if state.shopper_id and not page else (state.interacted, [])
-        offers = self._candidates(anchors, state, ask, now, cards, page or self.strict_across,
-                                  page and not ask.same_category, out, coming_back)
-        evidence = offers.evidence()
         repurchase = self.graph.repurchase()
-        due = {pid for pid, _, _ in policies.restocks(state, cards, repurchase, self.config, now)}
-        due |= {pid for pid, *_ in coming_back}  # offered back, first in line
+        restocks = policies.restocks(state, cards, repurchase, self.config, now)
+        offers = self._candidates(anchors, state, ask, now, cards, page or self.strict_across,
+                                  page and not ask.same_category, out, restocks, coming_back)
+        evidence = offers.evidence()
+        due = {pid for pid, _, _ in restocks} | {pid for pid, *_ in coming_back}  # offered back, first in line
         blocked = policies.owned_categories(state, cards, repurchase, self.config, now)
         excluded = set() if ask.same_category or not self.strict_across else {cards[a].category for a in anchors} - {None}
 
@@ -242,7 +242,8 @@ class Engine:
         # Due restocks and what the shopper is coming back to belong in the visible slots; then
         # the ranking (under the hand-set weights, the best of each leaf first); then exploration.
         restock_first = [i for i in ranked if offers.cards[i].id in due][: max(1, ask.k // 4)]
-        rest = [i for i in ranked if i not in set(restock_first)]
+        first = set(restock_first)
+        rest = [i for i in ranked if i not in first]
         explore = round(ask.k * self.config.explore_share) if ask.explore else 0
         chosen = restock_first + (_fill_categories(rest, offers.cards, ask.k - explore - len(restock_first))
                                   if self.strict_across else rest[: ask.k - explore - len(restock_first)])
@@ -263,14 +264,14 @@ class Engine:
                        for i, exploring in picks], short_because)
 
     def _candidates(self, anchors: dict[str, tuple[float, str]], state: ShopperState, ask: Ask, now: float,
-                    cards: dict[str, ProductCard], across: bool, page: bool, out: set[str],
+                    cards: dict[str, ProductCard], across: bool, page: bool, out: set[str], restocks: list,
                     coming_back: list) -> Offers:
         ids = list(anchors)
         walks = self.graph.walk(ids, across_groups=across and not ask.same_category) if ids else NO_WALKS
         offers = walk_offers(walks, np.array([w for w, _ in anchors.values()]), state.dismissed)
         if self.model is not None:
             self.model.offer(offers, anchors, state, page, out)
-        for pid, days, cycle in policies.restocks(state, cards, self.graph.repurchase(), self.config, now):
+        for pid, days, cycle in restocks:
             offers.add(cards[pid], "restock", 1.0, explain.restock_path, (state.shopper_id, pid, days, cycle))
         for pid, how, times, days in coming_back:
             if pid in cards:
