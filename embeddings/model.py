@@ -46,8 +46,9 @@ EdgeType = tuple[str, str, str]
 
 class LookGNN(nn.Module):
     def __init__(self, num_nodes: dict[str, int], edge_types: list[EdgeType], num_categories: int,
-                 content: tuple, dim: int = 64, layers: int = 2, id_dropout: float = 0.3):
-        """`content` is `baselines.content_tokens(graph)`: (indptr, tokens, weights, vocabulary)."""
+                 content: tuple, dim: int = 64, layers: int = 2, id_dropout: float = 0.3, sparse: bool = False):
+        """`content` is `baselines.content_tokens(graph)`: (indptr, tokens, weights, vocabulary).
+        `sparse`: the id embeddings get sparse gradients (a mini-batch touches few rows of them)."""
         super().__init__()
         self.id_dropout = id_dropout
         indptr, tokens, weights, vocabulary = content
@@ -56,7 +57,7 @@ class LookGNN(nn.Module):
         self.register_buffer("content_weights", torch.as_tensor(weights))
         self.token = nn.EmbeddingBag(max(vocabulary, 1), dim, mode="sum")
         nn.init.normal_(self.token.weight, std=0.1)
-        self.embedding = nn.ModuleDict({t: nn.Embedding(max(n, 1), dim) for t, n in num_nodes.items()})
+        self.embedding = nn.ModuleDict({t: nn.Embedding(max(n, 1), dim, sparse=sparse) for t, n in num_nodes.items()})
         for table in self.embedding.values():
             nn.init.normal_(table.weight, std=0.1)
         self.convs = nn.ModuleList(

@@ -160,13 +160,18 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
     full = sum(index.shape[1] for index in graph.edges.values()) + sum(num_nodes.values()) <= config.full_graph_size
     sampler = FullGraph(edges, num_nodes) if full else NeighbourSampler(edges, num_nodes, config.fanouts, config.seed)
     batch_size = config.full_graph_batch_size if full else config.batch_size
+    # A mini-batch touches few rows of the id embeddings: sparse gradients and a lazy Adam for
+    # them, so that a step costs what its batch costs, not what the graph's tables cost.
     model = LookGNN(num_nodes, list(edges), n_categories, content_tokens(graph), config.dim, config.layers,
-                    config.id_dropout).to(device)
+                    config.id_dropout, sparse=not full).to(device)
     engaged = np.zeros(n_products, dtype=bool)
     engaged[graph.edges[("session", "interacted", "product")][1]] = True
     engaged[graph.edges[("look", "includes", "product")][1]] = True
     model.cold.copy_(torch.from_numpy(~engaged))  # never-seen products start from attributes alone
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    tables = list(model.embedding.parameters())
+    dense = [p for p in model.parameters() if all(p is not t for t in tables)]
+    optimizers = [torch.optim.Adam(dense, lr=config.lr),
+                  (torch.optim.Adam if full else torch.optim.SparseAdam)(tables, lr=config.lr)]
     category_of = torch.from_numpy(product_category).to(device)
 
     def negatives_for(anchors: np.ndarray) -> np.ndarray:
@@ -216,9 +221,11 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
                 he, hen = hp[3 * b : 3 * b + len(shopper)], hp[3 * b + len(shopper) :]
                 loss = loss + config.engagement_weight * torch.nn.functional.softplus(
                     model.engagement(hu, hen) - model.engagement(hu, he)).mean()
-            optimizer.zero_grad()
+            for optimizer in optimizers:
+                optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
+            for optimizer in optimizers:
+                optimizer.step()
             total += loss.item()
         record = {"epoch": epoch, "loss": total / steps, "seconds": round(time.perf_counter() - tick, 2)}
         if full:
