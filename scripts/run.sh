@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install lookgraph and run it end to end on the embedded store: generate and load a seeded demo
-# store, train LookGNN, serve the API, and show example recommendations with their explanations.
+# store, train LookGNN and the ranker, serve the API, and show example recommendations with their explanations.
 source "$(dirname "$0")/setup.sh"
 export LOOKGRAPH_HOME=${LOOKGRAPH_HOME:-.lookgraph}
 demo_key=${LOOKGRAPH_EXAMPLE_KEY:-demo-key-$(python -c 'import secrets; print(secrets.token_hex(12))')}
