@@ -52,6 +52,9 @@ class TrainConfig:
     id_dropout: float = 0.3
     engagement_weight: float = 0.5
     engagement_half_life_days: float = 90.0
+    min_ranker_queries: int = 100
+    """A ranker is learnt only from at least this many held-out queries whose answer the
+    engine's candidates hold; with fewer, the hand-set evidence weights rank."""
     same_category_negatives: float = 0.5
     max_pairs_per_group: int = 60
     max_steps_per_epoch: int = 400

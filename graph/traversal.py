@@ -147,6 +147,7 @@ class CategoryTree:
     names: dict[str, str] = field(default_factory=dict)
     parent: dict[str, str | None] = field(default_factory=dict)
     _groups: dict[str | None, str | None] = field(default_factory=dict, repr=False)
+    _departments: dict[str | None, str | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, categories: Iterable[Category]) -> CategoryTree:
@@ -169,6 +170,17 @@ class CategoryTree:
             chain.append(up)
         self._groups[category] = group = chain[-3] if len(chain) >= 3 else chain[0]
         return group
+
+    def department(self, category: str | None) -> str | None:
+        """The category one level below the root (e.g. `fashion/women`): who an item is for."""
+        found = self._departments.get(category, False)
+        if found is not False:
+            return found
+        chain = [category] if category is not None else []
+        while chain and (up := self.parent.get(chain[-1])) is not None:
+            chain.append(up)
+        self._departments[category] = department = (chain[-2] if len(chain) >= 2 else chain[0]) if chain else None
+        return department
 
     def within(self, category: str | None, wanted: Iterable[str]) -> bool:
         """Whether `category` is one of `wanted` or below one of them."""

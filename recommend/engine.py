@@ -234,6 +234,15 @@ class Engine:
             scores = scores + np.log2(fade) * (scores.std() + 1e-3)  # each fade halving: a standard deviation down
         ranked = np.array(keep, dtype=np.int64)[np.argsort(-scores, kind="stable")].tolist()
         score_of = dict(zip(keep, scores.tolist()))
+        if self.strict_across and not (state.current and state.current.gift):
+            # Under the hand-set weights, who an item is for is a rule (a learned ranker reads it
+            # from `department_affinity`): items of a department the shopper never shopped, and
+            # that neither the item in view nor this session is in, go last.
+            mine = {self.graph.categories.department(cards[pid].category)
+                    for pid in [*(e.product_id for e in state.profile_events), *anchors] if pid in cards} - {None}
+            if mine:
+                ranked = _cap(ranked, [self.graph.categories.department(offers.cards[i].category) not in mine
+                                       for i in ranked], 0)
         if page and not ask.same_category and not self.strict_across:
             # An item of no known category cannot be shown to complete the look: capped too.
             in_view = {cards[a].category for a in anchors} | {None}
@@ -295,16 +304,18 @@ class Engine:
                   state: ShopperState, page: bool, cards: dict[str, ProductCard]) -> np.ndarray:
         """The features of each candidate of `keep`; `cards`: the request's known products."""
         tree = self.graph.categories
-        leaves, groups = Counter(), Counter()
+        leaves, groups, departments = Counter(), Counter(), Counter()
         profile = [e for e in state.profile_events if e.type in STRENGTH and e.product_id in cards]
         for e in profile:
             leaf = cards[e.product_id].category
             leaves[leaf] += 1
             groups[tree.group(leaf)] += 1
+            departments[tree.department(leaf)] += 1
         total = max(len(profile), 1)
         context = Context(
             anchor_leaves={cards[a].category for a in anchors} - {None},
             leaf_share={k: v / total for k, v in leaves.items()}, group_share={k: v / total for k, v in groups.items()},
+            department_share={k: v / total for k, v in departments.items()}, department_of=tree.department,
             history=len(profile), in_view=page or state.current is not None, group_of=tree.group,
             leaf_return=self.model.leaf_return if self.model else {})
         if self.model is not None:

@@ -26,6 +26,7 @@ FEATURES = (
     "same_leaf",          # shares a leaf category with an anchor
     "leaf_affinity",      # share of the shopper's profile events in its leaf category
     "group_affinity",     # ... in its category group
+    "department_affinity",  # ... in its department (who it is for: women, men, home...)
     "leaf_return_rate",   # how often shoppers engage with a second product of its leaf category
     "history",            # log(1 + the shopper's profile events)
     "in_view",            # the request names an item in view or a session is going on
@@ -39,9 +40,11 @@ class Context:
     anchor_leaves: set = field(default_factory=set)
     leaf_share: dict = field(default_factory=dict)
     group_share: dict = field(default_factory=dict)
+    department_share: dict = field(default_factory=dict)
     history: int = 0
     in_view: bool = False
     group_of: callable = None
+    department_of: callable = None
     complement: np.ndarray | None = None
     preference: np.ndarray | None = None
     content: np.ndarray | None = None
@@ -74,7 +77,9 @@ def features(offers: Offers, rows: list[int], evidence: np.ndarray, context: Con
     out[:, s + 8] = [context.leaf_share.get(leaf, 0.0) for leaf in leaves]
     if context.group_of is not None:
         out[:, s + 9] = [context.group_share.get(context.group_of(leaf), 0.0) for leaf in leaves]
-    out[:, s + 10] = [context.leaf_return.get(leaf, 0.0) for leaf in leaves]
-    out[:, s + 11] = np.log1p(context.history)
-    out[:, s + 12] = float(context.in_view)
+    if context.department_of is not None:
+        out[:, s + 10] = [context.department_share.get(context.department_of(leaf), 0.0) for leaf in leaves]
+    out[:, s + 11] = [context.leaf_return.get(leaf, 0.0) for leaf in leaves]
+    out[:, s + 12] = np.log1p(context.history)
+    out[:, s + 13] = float(context.in_view)
     return out

@@ -166,16 +166,18 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
             engine.strict_across = False  # as the learned ranker will be served
             groups = ranker_groups(engine, split.train, split.shoppers, split.shopper_times, split.validation,
                                    split.sessions)
-        order = np.random.default_rng(config.seed).permutation(len(groups))
-        cut = int(len(groups) * 0.8)
-        try:
+        answerable = sum(bool(y.any()) for _, y in groups)
+        if answerable < config.min_ranker_queries:
+            say(f"ranker: not trained: the engine's candidates held the answer of {answerable} held-out queries, "
+                f"fewer than the {config.min_ranker_queries} a ranker is learnt from; the hand-set evidence weights rank")
+        else:
+            order = np.random.default_rng(config.seed).permutation(len(groups))
+            cut = int(len(groups) * 0.8)
             ranker = fit_ranker([groups[i] for i in order[:cut]], [groups[i] for i in order[cut:]], seed=config.seed)
             report = ranker.describe()
-            report["candidate_recall"] = round(float(np.mean([y.any() for _, y in groups])), 4) if groups else 0.0
+            report["candidate_recall"] = round(answerable / len(groups), 4)
             say(f"ranker: {report['trees']} trees, validation NDCG@20 {report['valid_ndcg@20']}, the held-out "
                 f"product among the candidates for {report['candidate_recall']:.0%} of the queries")
-        except ValueError as err:
-            say(f"ranker: not trained ({err}); the hand-set evidence weights will rank")
     return result, ranker, split, mined
 
 

@@ -7,8 +7,9 @@ within one request matters. Two rankers:
   interactions of the training graph (`recommend/offline.py`), saved with the artifact as
   `ranker.txt` (the model) and `ranker.json` (features, gain per feature, validation NDCG);
 - `EvidenceRanker`: the hand-set weights used when no ranker was trained (a store served
-  without a model, or an artifact from before the ranker): log(1 + weighted evidence) plus
-  the LookGNN complement and preference scores.
+  without a model, too little held-out data, or an artifact from before the ranker):
+  log(1 + weighted evidence) plus the LookGNN complement and preference scores (the engine
+  then puts items of a department the shopper never shopped last).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class EvidenceRanker:
 
     def describe(self) -> dict:
         return {"ranker": self.name, "weights": EVIDENCE_WEIGHT,
-                "plus": "complement + 0.5 x preference (both standardised per request)"}
+                "plus": "complement + 0.5 x preference (both standardised per request); items of a department "
+                        "the shopper never shopped last"}
 
 
 class LearnedRanker:

@@ -75,7 +75,9 @@ def demo(tmp_path_factory):
 
 
 def test_training_mines_looks_and_learns_a_ranker_from_the_engines_own_candidates(demo):
-    _, _, result, ranker, split, mined = demo
+    _, graph, _, none, _, _ = demo
+    assert none is None  # 50 shoppers: too few held-out answers to learn from; the hand-set weights rank
+    result, ranker, split, mined = fit_artifact(graph, TrainConfig(**{**FAST.__dict__, "min_ranker_queries": 10}))
     assert mined and all(look.mined for look in mined)
     assert split.train.mined_looks == mined and split.train.count("look") == len(split.train.ids["look"])
     assert isinstance(ranker, LearnedRanker) and ranker.report["features"] == list(FEATURES)
@@ -94,8 +96,9 @@ def test_the_ranker_learns_which_feature_tells_and_survives_a_round_trip(tmp_pat
 
     ranker = fit_ranker([group() for _ in range(120)], [group() for _ in range(30)])
     assert next(iter(ranker.report["gain"])) == "content_match"
-    x, y = group()
-    assert np.argmax(ranker.score(x)) == np.argmax(y)
+    fresh = [group() for _ in range(20)]
+    assert np.mean([np.argmax(ranker.score(x)) == np.argmax(y) for x, y in fresh]) >= 0.8
+    x, _ = fresh[0]
     ranker.save(tmp_path)
     again = LearnedRanker.load(tmp_path)
     assert np.allclose(again.score(x), ranker.score(x)) and again.report == ranker.report
@@ -177,7 +180,11 @@ def test_explain_model_names_the_rankers_features(demo, tmp_path, monkeypatch):
     monkeypatch.setenv("LOOKGRAPH_HOME", str(tmp_path))
     from lookgraph.embeddings.publish import train_and_publish
 
-    train_and_publish(store, tmp_path, FAST)
+    train_and_publish(store, tmp_path, FAST)  # too little data for a ranker: the hand-set weights, said so
+    out = CliRunner().invoke(app, ["explain-model"])
+    assert out.exit_code == 0, out.output
+    assert "ranker evidence (hand-set weights)" in out.output and "evidence look       x 1.0" in out.output
+    train_and_publish(store, tmp_path, TrainConfig(**{**FAST.__dict__, "min_ranker_queries": 10}))
     out = CliRunner().invoke(app, ["explain-model"])
     assert out.exit_code == 0, out.output
     assert "ranker lambdarank" in out.output and "content_match" in out.output and "share of gain" in out.output
@@ -190,3 +197,21 @@ def test_the_store_interface_does_not_import_the_in_memory_walks():
     run = subprocess.run([sys.executable, "-c", "import lookgraph.graph.memory_traversal, lookgraph.graph.store"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_a_shopper_of_one_department_is_not_offered_the_other(demo):
+    """Complements respect who the item is for: menswear for a shopper whose history is menswear
+    (at the top of the list: this 300-product shop runs out of one department's candidates by 20)."""
+    store, graph, result, ranker, _, mined = demo
+    department = {p.id: (p.category_id or "").split("/")[1] for p in store.iter_records("products")
+                  if (p.category_id or "").startswith("fashion/")}
+    shares = []
+    with offline_engine(with_looks(graph, mined), result.vectors, ranker) as engine:
+        for shopper in graph.ids["shopper"]:
+            seen = [department[e.product_id] for e in engine.store.events(shopper_id=shopper) if e.product_id in department]
+            if len(seen) < 5 or len(set(seen)) != 1:
+                continue
+            other = {"men": "women", "women": "men"}[seen[0]]
+            items = engine.for_shopper(shopper, Ask(k=10, explore=False)).items
+            shares.append(np.mean([department.get(item.product_id) == other for item in items]))
+    assert shares and np.mean(shares) < 0.1
