@@ -305,13 +305,15 @@ class Engine:
         """The features of each candidate of `keep`; `cards`: the request's known products."""
         tree = self.graph.categories
         leaves, groups, departments = Counter(), Counter(), Counter()
-        profile = [e for e in state.profile_events if e.type in STRENGTH and e.product_id in cards]
-        for e in profile:
-            leaf = cards[e.product_id].category
+        profile = [e.product_id for e in state.profile_events if e.type in STRENGTH and e.product_id in cards]
+        # Without a history (a product page, for anyone), the items in view are the context.
+        context_items = profile or [a for a in anchors if a in cards]
+        for pid in context_items:
+            leaf = cards[pid].category
             leaves[leaf] += 1
             groups[tree.group(leaf)] += 1
             departments[tree.department(leaf)] += 1
-        total = max(len(profile), 1)
+        total = max(len(context_items), 1)
         context = Context(
             anchor_leaves={cards[a].category for a in anchors} - {None},
             leaf_share={k: v / total for k, v in leaves.items()}, group_share={k: v / total for k, v in groups.items()},
