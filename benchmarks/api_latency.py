@@ -203,6 +203,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3, help="load rounds per concurrency; the median one is reported")
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second offered in the open-loop phase")
+    parser.add_argument("--engine-only", action="store_true",
+                        help="only the in-process phase (engine time per request), written to api_latency_engine.json")
     args = parser.parse_args()
     from lookgraph.graph.sqlite_store import SQLiteGraphStore
 
@@ -215,7 +217,13 @@ def main() -> None:
     store.close()
 
     results: dict = {"command": "python benchmarks/api_latency.py " + " ".join(sys.argv[1:]),
-                     "engine": engine_ratio(args.home, shoppers), "vector_index": vector_index_quality(args.home)}
+                     "engine": engine_ratio(args.home, shoppers)}
+    if args.engine_only:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "api_latency_engine.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(results, indent=2))
+        return
+    results["vector_index"] = vector_index_quality(args.home)
     env = dict(os.environ, LOOKGRAPH_HOME=str(args.home), LOOKGRAPH_API_KEYS=f"{KEY}:read,events")
     base = f"http://127.0.0.1:{args.port}"
     with serving([sys.executable, "-m", "lookgraph.cli", "serve", "--port", str(args.port)], env, base):
