@@ -29,6 +29,9 @@ from .engine import Ask, Engine
 from .policies import PolicyConfig
 
 OFFLINE_SESSION = "offline/"
+RANKER_QUERIES = 2_000
+"""At most this many held-out queries of each kind (shoppers, looks, sessions) train the ranker:
+enough for LambdaRank, and a fixed cost however large the shop."""
 """Session ids the offline queries ask with (never a stored session)."""
 
 
@@ -160,12 +163,15 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
     result = train(split.train, config, split.validation, progress=progress, shoppers=split.shoppers, log_line=log_line)
     ranker = None
     if split.shoppers or split.sessions or split.validation:
-        say(f"ranker: asking the engine for {len(split.shoppers)} held-out shoppers, {len(split.validation)} looks "
-            f"and {len(split.sessions)} sessions")
+        rng = np.random.default_rng(config.seed)
+        pick = lambda items: [items[i] for i in sorted(rng.permutation(len(items))[:RANKER_QUERIES])]  # noqa: E731
+        shoppers = pick(list(zip(split.shoppers, split.shopper_times)))
+        looks, sessions = pick(split.validation), pick(split.sessions)
+        say(f"ranker: asking the engine for {len(shoppers)} held-out shoppers, {len(looks)} looks "
+            f"and {len(sessions)} sessions")
         with offline_engine(split.train, result.vectors) as engine:
             engine.strict_across = False  # as the learned ranker will be served
-            groups = ranker_groups(engine, split.train, split.shoppers, split.shopper_times, split.validation,
-                                   split.sessions)
+            groups = ranker_groups(engine, split.train, [s for s, _ in shoppers], [t for _, t in shoppers], looks, sessions)
         answerable = sum(bool(y.any()) for _, y in groups)
         if answerable < config.min_ranker_queries:
             say(f"ranker: not trained: the engine's candidates held the answer of {answerable} held-out queries, "
