@@ -100,10 +100,17 @@ class LookVectors:
         context_categories, slot = np.unique(self.product_category[context], return_inverse=True)
         summed = np.zeros((len(context_categories), items.shape[1]), dtype=np.float32)
         np.add.at(summed, slot, weights[:, None] * self.arrays["product"][context])
-        item_categories, row = np.unique(categories, return_inverse=True)
+        item_categories, row = np.unique(categories, return_inverse=True) if among is not None else self._categories()
         gate = 1.0 / (1.0 + np.exp(-(types[item_categories][:, None, :] * types[context_categories][None, :, :] + bias)))
         per_category = np.einsum("ukd,kd->ud", gate, summed)
         return np.einsum("nd,nd->n", items, per_category[row])
+
+    def _categories(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct categories of the catalogue and each product's index among them, sorted
+        once (a sort of every product on every request cost 4 ms at 100k products)."""
+        if "_category_index" not in self.__dict__:
+            self.__dict__["_category_index"] = np.unique(self.product_category, return_inverse=True)
+        return self.__dict__["_category_index"]
 
     def complete(self, context: np.ndarray, cap: int | None = SAME_CATEGORY_CAP,
                  content_weight: float | None = None, weights: np.ndarray | None = None,
