@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from lookgraph.graph.sqlite_store import SQLiteGraphStore
 from lookgraph.loaders.demo import DemoSpec, write_demo_store
 
@@ -102,6 +101,20 @@ def demo_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("demo")
     write_demo_store(folder, SMALL)
     return folder
+
+
+def demo_in_store(folder: Path, spec: DemoSpec, without: tuple[str, ...] = ()) -> SQLiteGraphStore:
+    """A seeded demo store written under `folder` (less the entity files named in `without`,
+    e.g. "looks") and loaded into an embedded store beside it."""
+    from lookgraph.loaders.native import NativeSource
+    from lookgraph.loaders.pipeline import load
+
+    write_demo_store(folder / "demo", spec)
+    for kind in without:
+        (folder / "demo" / f"{kind}.csv").unlink(missing_ok=True)
+    store = SQLiteGraphStore(folder / "graph.db")
+    load(NativeSource(folder / "demo"), store)
+    return store
 
 
 def dataset(*parts: str) -> Path:

@@ -10,22 +10,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
 from lookgraph.cli import app
 from lookgraph.embeddings.evaluate import make_split
 from lookgraph.embeddings.export import export_graph, with_looks
 from lookgraph.embeddings.train import TrainConfig
 from lookgraph.graph.model import Category, Event, Product, Shopper
 from lookgraph.graph.sqlite_store import SQLiteGraphStore
-from lookgraph.loaders.demo import DemoSpec, write_demo_store
-from lookgraph.loaders.native import NativeSource
+from lookgraph.loaders.demo import DemoSpec
 from lookgraph.loaders.pipeline import load
 from lookgraph.recommend.engine import SAME_LEAF_SHARE, Ask, Engine
 from lookgraph.recommend.features import FEATURES
 from lookgraph.recommend.mining import mine_looks
 from lookgraph.recommend.offline import fit_artifact, offline_engine, write_export
 from lookgraph.recommend.ranker import LearnedRanker, fit_ranker
-from typer.testing import CliRunner
 
+from .conftest import demo_in_store
 from .test_store_contract import write_native
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,10 +65,7 @@ def test_mining_finds_what_goes_together_across_categories_more_often_than_chanc
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("recommend")
-    write_demo_store(folder / "demo", DemoSpec(products=300, shoppers=50, events=5_000, seed=11))
-    store = SQLiteGraphStore(folder / "graph.db")
-    load(NativeSource(folder / "demo"), store)
+    store = demo_in_store(tmp_path_factory.mktemp("recommend"), DemoSpec(products=300, shoppers=50, events=5_000, seed=11))
     graph = export_graph(store)
     result, ranker, split, mined = fit_artifact(graph, FAST)
     yield store, graph, result, ranker, split, mined

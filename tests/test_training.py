@@ -14,20 +14,16 @@ from lookgraph.embeddings.publish import train_and_publish
 from lookgraph.embeddings.train import TrainConfig, train
 from lookgraph.embeddings.vectors import LookVectors, latest_artifact
 from lookgraph.graph.model import Product
-from lookgraph.graph.sqlite_store import SQLiteGraphStore
-from lookgraph.loaders.demo import DemoSpec, write_demo_store
-from lookgraph.loaders.native import NativeSource
-from lookgraph.loaders.pipeline import load
+from lookgraph.loaders.demo import DemoSpec
+
+from .conftest import demo_in_store
 
 FAST = TrainConfig(dim=32, epochs=4, batch_size=256, seed=3)
 
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("train")
-    write_demo_store(folder / "demo", DemoSpec(products=400, shoppers=60, events=6_000, seed=5))
-    store = SQLiteGraphStore(folder / "graph.db")
-    load(NativeSource(folder / "demo"), store)
+    store = demo_in_store(tmp_path_factory.mktemp("train"), DemoSpec(products=400, shoppers=60, events=6_000, seed=5))
     # A product nobody has seen: a twin of p000200 by attributes and category.
     twin = store.get("products", "p000200")
     store.append_events([])  # no-op: appending nothing is fine
@@ -122,12 +118,7 @@ def test_the_complement_score_weighs_its_context(trained):
 def test_a_shop_without_looks_trains_whole_graph_stops_early_on_shoppers_and_says_each_epoch(tmp_path):
     import torch
 
-    folder = tmp_path / "demo"
-    write_demo_store(folder, DemoSpec(products=200, shoppers=40, events=3_000, seed=2))
-    (folder / "looks.csv").unlink()
-    (folder / "saved_looks.csv").unlink(missing_ok=True)
-    store = SQLiteGraphStore(tmp_path / "graph.db")
-    load(NativeSource(folder), store)
+    store = demo_in_store(tmp_path, DemoSpec(products=200, shoppers=40, events=3_000, seed=2), without=("looks", "saved_looks"))
     graph = export_graph(store)
     split = make_split(graph, 0, test_share=0.0, validation_share=0.0, shopper_share=0.5)
     lines: list[str] = []
