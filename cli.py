@@ -159,7 +159,9 @@ def train(
     batch_size: Annotated[int, typer.Option(min=16, help="Complement pairs per mini-batch.")] = 512,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed and data train the same model.")] = 7,
     device: Annotated[str, typer.Option(help="auto (a GPU when present), cpu or cuda.")] = "auto",
-    threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: half the cores, at most 4).")] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: the cores idle now, at most 4).")] = 0,
+    max_minutes: Annotated[float | None, typer.Option(min=0.1, help="Stop after the epoch that passes this many "
+                                                      "minutes, keeping the best epoch (default: early stopping alone).")] = None,
 ) -> None:
     """Train LookGNN embeddings for every node and the ranker, save a versioned artifact,
     write vectors back. One line per epoch on standard error."""
@@ -167,7 +169,8 @@ def train(
     from .embeddings.train import TrainConfig
 
     settings = Settings()
-    config = TrainConfig(dim=dim, epochs=epochs, batch_size=batch_size, seed=seed, device=device, threads=threads)
+    config = TrainConfig(dim=dim, epochs=epochs, batch_size=batch_size, seed=seed, device=device, threads=threads,
+                         max_minutes=max_minutes)
     with _store(store) as graph:
         try:
             folder, result = train_and_publish(graph, settings.home, config, progress=sys.stderr.isatty(),

@@ -49,23 +49,42 @@ def session_windows(graph: GraphExport, event_types, size: int) -> list[np.ndarr
     session, product, ts = session[keep], product[keep], graph.event_ts[keep]
     order = np.lexsort((ts, session))
     session, product = session[order], product[order]
-    windows = []
-    for items in np.split(product, np.flatnonzero(np.diff(session)) + 1):
-        _, first = np.unique(items, return_index=True)
-        items = items[np.sort(first)]
-        windows += [np.sort(items[s : s + size]) for s in range(0, len(items), size) if len(items[s : s + size]) > 1]
-    return windows
+    # Each session's first engagement with each product, in time order (vectorised: a shop
+    # has hundreds of thousands of sessions).
+    _, first = np.unique(session * graph.count("product") + product, return_index=True)
+    first = np.sort(first)
+    session, product = session[first], product[first]
+    session_start = np.flatnonzero(np.r_[True, np.diff(session) != 0])
+    rank = np.arange(len(session)) - np.repeat(session_start, np.diff(np.r_[session_start, len(session)]))
+    window = np.cumsum(np.r_[True, (np.diff(session) != 0) | (np.diff(rank // size) != 0)]) if len(session) else rank
+    order = np.lexsort((product, window))
+    product, window = product[order], window[order]
+    bounds = np.flatnonzero(np.diff(window)) + 1
+    return [items for items in np.split(product, bounds) if len(items) > 1]
 
 
 def group_pairs(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Every ordered pair (a, b), a != b, of items sharing a group, as two arrays."""
-    firsts, seconds = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-    for items in groups:
-        a, b = np.meshgrid(items, items)
-        off = a != b
-        firsts.append(a[off])
-        seconds.append(b[off])
-    return np.concatenate(firsts), np.concatenate(seconds)
+    first, second, _ = pairs_by_group(groups)
+    return first, second
+
+
+def pairs_by_group(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b, group) for every ordered pair a != b within each group, grouped in order."""
+    if not groups:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    sizes = np.array([len(items) for items in groups], dtype=np.int64)
+    items = np.concatenate(groups).astype(np.int64)
+    starts = np.cumsum(sizes) - sizes
+    group_of_item = np.repeat(np.arange(len(groups)), sizes)
+    repeats = sizes[group_of_item]  # each item pairs with every item of its group
+    first = np.repeat(items, repeats)
+    group = np.repeat(group_of_item, repeats)
+    offset = np.arange(len(first)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+    second = items[starts[group] + offset]
+    distinct = first != second
+    return first[distinct], second[distinct], group[distinct]
 
 
 def content_tokens(graph: GraphExport) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

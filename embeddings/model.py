@@ -71,7 +71,12 @@ class LookGNN(nn.Module):
         self.gate_bias = nn.Parameter(torch.zeros(dim))
         self.register_buffer("cold", torch.zeros(max(num_nodes["product"], 1), dtype=torch.bool))
 
-    def forward(self, node_ids: dict[str, torch.Tensor], edge_index: dict[EdgeType, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, node_ids: dict[str, torch.Tensor], edge_index: dict[EdgeType, torch.Tensor],
+                hops: dict[str, list[int]] | None = None) -> dict[str, torch.Tensor]:
+        """Embed a (sub)graph. `hops` (a sampled subgraph's, nodes in hop order): layer l updates
+        only the nodes within L-1-l hops of the seeds, the only ones later layers read (PyG's
+        `trim_to_layer`): the seeds' output is the same at a fraction of the cost, and only the
+        nodes within L-1 hops (the seeds when L is 1) are returned updated."""
         h = {t: self.embedding[t](ids) for t, ids in node_ids.items() if len(ids)}
         if "product" in h:
             keep = ~self.cold[node_ids["product"]]
@@ -79,9 +84,18 @@ class LookGNN(nn.Module):
                 keep &= torch.rand(keep.shape, device=keep.device) >= self.id_dropout
             h["product"] = h["product"] * keep.unsqueeze(1) + self.content(node_ids["product"])
         edges = {e: index for e, index in edge_index.items() if index.numel() and e[0] in h and e[2] in h}
-        for conv, norms in zip(self.convs, self.norms):
-            out = conv(h, edges)
-            h = {t: norms[t](x + out[t]) if t in out else x for t, x in h.items()}
+        for depth, (conv, norms) in enumerate(zip(self.convs, self.norms)):
+            updated = h
+            if hops is not None:
+                reach = len(self.convs) - 1 - depth
+                updated = {t: x[: hops[t][reach]] for t, x in h.items()}
+                edges = {e: index[:, index[1] < hops[e[2]][reach]] for e, index in edges.items()}
+            out: dict[str, torch.Tensor] = {}
+            for edge_type, index in edges.items():  # HeteroConv's sum over relations, bipartite
+                if index.numel():
+                    y = conv.convs[edge_type]((h[edge_type[0]], updated[edge_type[2]]), index)
+                    out[edge_type[2]] = out[edge_type[2]] + y if edge_type[2] in out else y
+            h = {t: norms[t](x + out[t]) if t in out else x for t, x in updated.items()}
         return h
 
     def content(self, products: torch.Tensor) -> torch.Tensor:

@@ -49,7 +49,7 @@ def train_and_publish(store: GraphStore, home: Path, config: TrainConfig, progre
                     "val_shopper_ndcg@20": max((e.get("val_shopper_ndcg@20", 0.0) for e in epochs), default=0.0),
                     "epochs": len(epochs),
                     "seconds_per_epoch": float(np.mean([e["seconds"] for e in epochs])) if epochs else 0.0,
-                    "train_seconds": result.seconds},
+                    "train_seconds": result.seconds, "threads": result.threads},
         "history": epochs,
     }
     folder = vectors.save(home / "models" / version)

@@ -26,6 +26,9 @@ class Subgraph:
     """Local [2, E] edges per relation, source -> destination."""
     seeds: dict[str, torch.Tensor]
     """Local position of each seed given to `sample`, in the order given."""
+    hops: dict[str, list[int]] | None = None
+    """Per type, how many of its nodes lie within 0, 1, ... hops of the seeds (nodes come in
+    hop order), so that a layer updates only the nodes later layers read; None: every node."""
 
 
 class NeighbourSampler:
@@ -70,6 +73,7 @@ class NeighbourSampler:
             return table[ids]
 
         seed_local = {t: localise(t, np.asarray(ids, dtype=np.int64)) for t, ids in seeds.items()}
+        hops = {t: [n] for t, n in count.items()}
         frontier = {t: np.unique(np.asarray(ids, dtype=np.int64)) for t, ids in seeds.items()}
         edges: dict[EdgeType, list[np.ndarray]] = {e: [] for e in self.csr}
         for fanout in self.fanouts:
@@ -88,6 +92,8 @@ class NeighbourSampler:
                 if len(fresh):
                     reached.setdefault(src_type, []).append(fresh)
             frontier = {t: np.concatenate(parts) for t, parts in reached.items()}
+            for t, n in count.items():
+                hops[t].append(n)
 
         node_ids = {t: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64) for t, parts in nodes.items()}
         for t, ids in node_ids.items():
@@ -97,6 +103,7 @@ class NeighbourSampler:
             edge_index={e: torch.from_numpy(np.concatenate(parts, axis=1)) if parts else torch.zeros(2, 0, dtype=torch.long)
                         for e, parts in edges.items()},
             seeds={t: torch.from_numpy(local) for t, local in seed_local.items()},
+            hops=hops,
         )
 
 

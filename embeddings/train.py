@@ -25,10 +25,17 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import psutil
 import torch
 from tqdm import tqdm
 
-from .baselines import content_tokens, group_pairs, item_groups, shopper_products
+from .baselines import (
+    content_tokens,
+    group_pairs,
+    item_groups,
+    pairs_by_group,
+    shopper_products,
+)
 from .export import GraphExport
 from .metrics import Query, ndcg_at, rank_of
 from .model import LookGNN
@@ -65,12 +72,19 @@ class TrainConfig:
     seed: int = 7
     device: str = "auto"
     threads: int = 0
-    """Torch's CPU threads; 0: half the cores, at most 4 (torch's default, every core, slowed
-    training many-fold on a machine doing other work too)."""
+    """Torch's CPU threads; 0: the cores idle now (`default_threads`). Torch's default, every
+    core, slowed training many-fold on a machine doing other work too."""
+    max_minutes: float | None = None
+    """Stop after the epoch that passes this many minutes of training (keeping the best weights
+    so far); None: only early stopping ends training."""
 
 
 def default_threads() -> int:
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
+    """The cores idle now (sampled over a quarter of a second; the load average lags by a
+    minute), 1 to 4: every core of an idle machine, without oversubscribing a busy one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    busy = psutil.cpu_percent(interval=0.25) / 100 * (os.cpu_count() or cores)
+    return max(1, min(4, cores - round(busy)))
 
 
 @dataclass
@@ -80,6 +94,7 @@ class TrainResult:
     vectors: LookVectors | None = None
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    threads: int = 1
 
 
 def _device(name: str) -> torch.device:
@@ -89,16 +104,13 @@ def _device(name: str) -> torch.device:
 
 
 def complement_pairs(graph: GraphExport, cap: int, rng: np.random.Generator) -> np.ndarray:
-    """Ordered pairs (a, b) of products that belong together, [2, N]; at most `cap` per group."""
-    pairs = []
-    for items in item_groups(graph):
-        a, b = np.meshgrid(items, items)
-        off = a != b
-        both = np.stack([a[off], b[off]])
-        if both.shape[1] > cap:
-            both = both[:, rng.choice(both.shape[1], cap, replace=False)]
-        pairs.append(both)
-    return np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), dtype=np.int64)
+    """Ordered pairs (a, b) of products that belong together, [2, N]; at most `cap` per group,
+    drawn at random."""
+    first, second, group = pairs_by_group(item_groups(graph))
+    order = np.lexsort((rng.random(len(group)), group))  # a random order within each group
+    group_start = np.searchsorted(group[order], group[order])
+    keep = order[np.arange(len(order)) - group_start < cap]
+    return np.stack([first[keep], second[keep]])
 
 
 def engagement_weights(graph: GraphExport, pairs: np.ndarray, half_life_days: float) -> np.ndarray:
@@ -140,7 +152,8 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
     `log_line`: called with one line per epoch (every output, not only terminals)."""
     config = config or TrainConfig()
     started = time.perf_counter()
-    torch.set_num_threads(config.threads or default_threads())
+    threads = config.threads or default_threads()
+    torch.set_num_threads(threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     device = _device(config.device)
@@ -189,7 +202,7 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
     content = content_tokens(graph)
     validation = (validation or [])[:400]
     shoppers = [] if validation else (shoppers or [])[:400]
-    result = TrainResult(config, model)
+    result = TrainResult(config, model, threads=threads)
     best_score, best_state, stale = -1.0, None, 0
     steps = max(1, min(config.max_steps_per_epoch, int(np.ceil(max(complements.shape[1], engagements.shape[1]) / batch_size))))
     for epoch in range(1, config.epochs + 1):
@@ -211,7 +224,7 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
                      "shopper": shopper}
             sub = sampler.sample(seeds)
             h = model({t: ids.to(device) for t, ids in sub.node_ids.items()},
-                      {e: ix.to(device) for e, ix in sub.edge_index.items()})
+                      {e: ix.to(device) for e, ix in sub.edge_index.items()}, sub.hops)
             seed_products = torch.from_numpy(np.concatenate([anchor, positive, negative])).to(device)
             hp = h["product"][sub.seeds["product"].to(device)]
             b = len(anchor)
@@ -253,6 +266,11 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
         if log_line is not None:
             log_line(line)
         if (validation or shoppers) and stale >= config.patience:
+            break
+        if config.max_minutes is not None and time.perf_counter() - started > config.max_minutes * 60:
+            if log_line is not None and epoch < config.epochs:
+                log_line(f"stopped after epoch {epoch}: the {config.max_minutes:g}-minute budget is spent "
+                         "(the best epoch's weights are kept)")
             break
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -339,7 +357,7 @@ def embed_all(model: LookGNN, sampler: NeighbourSampler, graph: GraphExport, dev
             seeds = np.arange(start, min(n, start + batch_size))
             sub = sampler.sample({node_type: seeds})
             h = model({t: ids.to(device) for t, ids in sub.node_ids.items()},
-                      {e: ix.to(device) for e, ix in sub.edge_index.items()})
+                      {e: ix.to(device) for e, ix in sub.edge_index.items()}, sub.hops)
             rows.append(h[node_type][sub.seeds[node_type].to(device)].cpu().numpy())
         out[node_type] = np.concatenate(rows) if rows else np.zeros((0, model.gate_bias.numel()), dtype=np.float32)
     out["category_type"] = model.category_type.weight.detach().cpu().numpy()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from lookgraph.embeddings.sampling import NeighbourSampler
 
 
@@ -34,3 +33,50 @@ def test_nodes_without_neighbours_are_kept_as_seeds():
     sub = sampler.sample({"p": np.array([2, 0])})
     assert sub.node_ids["p"][sub.seeds["p"]].tolist() == [2, 0]
     assert sub.edge_index[("u", "r", "p")].shape == (2, 1)
+
+
+def test_trimmed_propagation_gives_the_seeds_the_same_embedding_at_less_cost():
+    """Layer l updates only nodes within L-1-l hops of the seeds (`Subgraph.hops`): the seeds'
+    output must equal a propagation that updates every node of the subgraph."""
+    import torch
+    from lookgraph.embeddings.model import LookGNN
+
+    rng = np.random.default_rng(3)
+    num_nodes = {"shopper": 40, "product": 60}
+    forward = np.stack([rng.integers(0, 40, 400), rng.integers(0, 60, 400)])
+    edges = {("shopper", "engaged", "product"): forward, ("product", "rev_engaged", "shopper"): forward[::-1].copy()}
+    content = (np.zeros(61, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), 1)
+    torch.manual_seed(0)
+    model = LookGNN(num_nodes, list(edges), 1, content, dim=16, layers=2).eval()
+    sub = NeighbourSampler(edges, num_nodes, fanouts=(3, 2), seed=5).sample(
+        {"product": np.array([1, 2, 3]), "shopper": np.array([4])})
+    assert all(hops == sorted(hops) for hops in sub.hops.values())
+    assert sub.hops["product"][0] == 3 and sub.hops["product"][-1] == len(sub.node_ids["product"])
+    with torch.no_grad():
+        whole = model(sub.node_ids, sub.edge_index)
+        trimmed = model(sub.node_ids, sub.edge_index, sub.hops)
+    for node_type in ("product", "shopper"):
+        seeds = sub.seeds[node_type]
+        assert torch.allclose(whole[node_type][seeds], trimmed[node_type][seeds], atol=1e-6)
+    # Fewer rows updated: only what later layers read.
+    assert len(trimmed["product"]) < len(whole["product"])
+
+
+def test_pairs_and_session_windows_match_a_plain_loop():
+    from types import SimpleNamespace
+
+    from lookgraph.embeddings.baselines import group_pairs, session_windows
+
+    groups = [np.array([4, 1, 9]), np.array([2, 3]), np.array([7, 7, 8])]
+    first, second = group_pairs(groups)
+    expected = sorted((a, b) for g in groups for a in g.tolist() for b in g.tolist() if a != b)
+    assert sorted(zip(first.tolist(), second.tolist())) == expected
+
+    # Session 0 engages 5, 3, 5 (again), 1, 2, 6 in time order; session 1 a single item.
+    session = np.array([0, 0, 0, 0, 0, 0, 1])
+    product = np.array([5, 3, 5, 1, 2, 6, 4])
+    ts = np.array([1, 2, 3, 4, 5, 6, 1])
+    graph = SimpleNamespace(edges={("session", "interacted", "product"): np.stack([session, product])},
+                            event_type=np.zeros(7, dtype=np.int64), event_ts=ts, count=lambda t: 10)
+    windows = session_windows(graph, (0,), 2)  # first seen: 5 3 | 1 2 | 6 -> windows of two
+    assert [w.tolist() for w in windows] == [[3, 5], [1, 2]]

@@ -132,6 +132,28 @@ def test_a_shop_without_looks_trains_whole_graph_stops_early_on_shoppers_and_say
     assert len(lines) == len(result.history) and lines[0].startswith("epoch   1/30")
 
 
+def test_a_time_budget_ends_training_after_the_epoch_that_spends_it_and_says_so(trained):
+    graph, _ = trained
+    split = make_split(graph, 0, test_share=0.0, validation_share=0.2, shopper_share=0.0)
+    lines: list[str] = []
+    config = TrainConfig(dim=16, epochs=30, patience=30, seed=1, threads=1, max_minutes=1e-6)
+    result = train(split.train, config, split.validation, log_line=lines.append)
+    assert len(result.history) == 1 and result.vectors is not None
+    assert lines[-1].startswith("stopped after epoch 1: the 1e-06-minute budget is spent")
+
+
+def test_sampled_training_runs_the_trimmed_subgraph_and_embeds_every_product(demo_store):
+    """A graph over `full_graph_size` is mini-batched over sampled 2-hop neighbourhoods."""
+    graph = export_graph(demo_store)
+    split = make_split(graph, 0, test_share=0.0, validation_share=0.2, shopper_share=0.0)
+    config = TrainConfig(dim=16, epochs=2, batch_size=128, seed=1, threads=1, full_graph_size=1, max_steps_per_epoch=5)
+    result = train(split.train, config, split.validation)
+    assert not any(record.get("full_graph") for record in result.history)
+    vectors = result.vectors.arrays["product"]
+    assert vectors.shape == (graph.count("product"), 16) and np.isfinite(vectors).all()
+    assert len(np.unique(vectors.round(5), axis=0)) == graph.count("product")
+
+
 def test_engagement_is_drawn_by_strength_and_recency():
     from lookgraph.embeddings.baselines import shopper_products
     from lookgraph.embeddings.export import GraphExport
