@@ -289,11 +289,13 @@ def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainCon
 
 
 def markdown_table(report: dict) -> str:
-    metrics = [k for k in next(iter(report["results"].values())) if k != "fit_seconds"] + ["fit_seconds"]
+    # Every metric any method has (only the served engine has `shopper_full_lists`), in order.
+    metrics = [k for k in dict.fromkeys(k for values in report["results"].values() for k in values) if k != "fit_seconds"]
+    metrics.append("fit_seconds")
     lines = ["| method | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
     for name, values in report["results"].items():
-        cells = [f"{values[m]['mean']:.4f} ± {values[m]['std']:.4f}" if m != "fit_seconds"
-                 else f"{values[m]['mean']:.1f}" for m in metrics]
+        cells = ["—" if m not in values else f"{values[m]['mean']:.1f}" if m == "fit_seconds"
+                 else f"{values[m]['mean']:.4f} ± {values[m]['std']:.4f}" for m in metrics]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -78,3 +78,15 @@ def test_the_category_cap_keeps_at_most_cap_same_category_items_on_top():
     assert order[:5] == [1, 2, 4, 5, 7]  # two from category 0, then the other categories
     assert order[5:] == [3, 6]  # the rest of category 0, in their own order
     assert (across_categories(scores, categories, np.array([0]), cap=None) == scores).all()
+
+
+def test_the_table_lists_every_metric_of_any_method_and_marks_the_ones_a_method_lacks():
+    from lookgraph.embeddings.evaluate import markdown_table
+
+    cell = {"mean": 0.5, "std": 0.1}
+    table = markdown_table({"results": {"engine (served)": {"shopper_full_lists": cell, "look_hr@10": cell,
+                                                            "fit_seconds": cell},
+                                        "lookgnn": {"look_hr@10": cell, "fit_seconds": cell}}})
+    header, _, engine, lookgnn = table.splitlines()
+    assert header == "| method | shopper_full_lists | look_hr@10 | fit_seconds |"
+    assert lookgnn == "| lookgnn | — | 0.5000 ± 0.1000 | 0.5 |" and engine.count("±") == 2
