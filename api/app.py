@@ -8,15 +8,16 @@ import time
 from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import Body, Depends, FastAPI, Query, Request, Response
+from fastapi import Body, FastAPI, Path, Query, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from .. import __version__
-from ..embeddings.vectors import LookVectors, latest_artifact
+from ..embeddings.vectors import LookVectors, erase_shopper_from_artifacts, latest_artifact
 from ..graph.model import Attribute, Event, Look, Product
-from ..graph.store import GraphStore, UnknownNode
+from ..graph.store import AlreadyExists, GraphStore, SessionConflict, UnknownNode
 from ..graph.stores import open_store
 from ..recommend.engine import Ask, Engine
 from ..recommend.explanations import Answer
@@ -24,7 +25,7 @@ from ..recommend.policies import PolicyConfig
 from ..recommend.ranker import LearnedRanker
 from ..settings import Settings
 from . import schemas
-from .security import BodyLimit, parse_keys, require
+from .security import Gate, parse_keys, scope
 
 log = logging.getLogger("lookgraph.api")
 
@@ -85,9 +86,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     model = vectors.meta.get("version") if vectors else None
 
     app = FastAPI(title="lookgraph", version=__version__, description=DESCRIPTION)
-    app.state.api_keys = keys
     app.state.engine = engine
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Gate, routes=app.router.routes, keys=keys, max_bytes=settings.max_body_bytes)
 
     registry = CollectorRegistry()
     requests = Counter("lookgraph_requests_total", "HTTP requests", ["route", "status"], registry=registry)
@@ -101,7 +101,21 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     async def unknown(_: Request, err: UnknownNode):
         return JSONResponse({"detail": str(err)}, status_code=404)
 
-    read, write_events, admin = Depends(require("read")), Depends(require("events")), Depends(require("admin"))
+    @app.exception_handler(RequestValidationError)
+    async def unprocessable(request: Request, err: RequestValidationError):
+        """422 naming the field where the client put it: without the event form's tag."""
+        errors = [{**e, "loc": [part for i, part in enumerate(e["loc"]) if not (i == 1 and part in schemas.EVENT_FORMS)]}
+                  for e in err.errors()]
+        return await request_validation_exception_handler(request, RequestValidationError(errors))
+
+    @app.exception_handler(AlreadyExists)
+    async def exists(_: Request, err: AlreadyExists):
+        return JSONResponse({"detail": f"{err}; PUT replaces it"}, status_code=409)
+
+    def guarded(name: str, *codes: int) -> dict:
+        """A route's scope (enforced by `Gate` before the body is read) and the errors it answers."""
+        return {"openapi_extra": scope(name), "responses": schemas.errors(401, 403, *codes)}
+
     # Recommendation routes are `async def`: they are CPU-bound for a few milliseconds, and running
     # them one at a time on the event loop beats threads contending for the GIL. Routes that wait
     # on disk (event appends fsync) stay plain `def` and run in the threadpool.
@@ -124,32 +138,31 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     def invalid(location: list, message: str, part: str = "body") -> RequestValidationError:
         return RequestValidationError([{"type": "value_error", "loc": [part, *location], "msg": message, "input": None}])
 
-    @app.post("/events", response_model=schemas.EventsAccepted, dependencies=[write_events], tags=["events"])
-    def post_events(body: Annotated[schemas.EventIn | schemas.EventBatch, Body()]) -> schemas.EventsAccepted:
+    @app.post("/events", response_model=schemas.EventsAccepted, **guarded("events", 413), tags=["events"])
+    def post_events(body: Annotated[schemas.Events, Body()]) -> schemas.EventsAccepted:
         """One event or a batch (`{"events": [...]}`, at most 1,000). Idempotent by `event_id`."""
         batch, prefix = (body.events, ["events"]) if isinstance(body, schemas.EventBatch) else ([body], [])
         now = clock()
-        owners = store.session_owners({e.session_id for e in batch})
         known = engine.graph.cards({e.product_id for e in batch})
         events = []
         for i, e in enumerate(batch):
             where = [*prefix, i] if prefix else []
             if e.product_id not in known:
                 raise invalid([*where, "product_id"], f"unknown product {e.product_id!r}")
-            owner = owners.setdefault(e.session_id, e.shopper_id)
-            if owner != e.shopper_id:
-                raise invalid([*where, "shopper_id"], f"session {e.session_id!r} belongs to {owner!r}")
             ts = (e.ts if e.ts.tzinfo else e.ts.replace(tzinfo=timezone.utc)).timestamp() if e.ts else now
             events.append(Event(e.event_id, e.session_id, e.product_id, e.type, ts, e.shopper_id, e.location, e.gift))
-        new = store.append_events(events)
-        if new == len(events):  # a batch that repeats stored events cannot say which are new: not counted
+        try:  # the session's owner is checked inside the write transaction
+            new = store.append_events(events)
+        except SessionConflict as err:
+            raise invalid([*prefix, err.position, "shopper_id"] if prefix else ["shopper_id"], str(err)) from None
+        if new:  # the crowd's statistics are recounted from the store at their next refresh
             engine.graph.events_added(events)
         events_in.labels("true").inc(new)
         events_in.labels("false").inc(len(events) - new)
         return schemas.EventsAccepted(accepted=len(events), new=new)
 
     @app.get("/shoppers/{shopper_id}/recommendations", response_model=schemas.Recommendations,
-             dependencies=[read], tags=["recommendations"])
+             **guarded("read", 404), tags=["recommendations"])
     async def shopper_recommendations(shopper_id: str, query: Annotated[schemas.ShopperQuery, Query()]) -> Response:
         """Complementary items for a shopper now: their session, their taste, the item in view."""
         ask = Ask(query.k, query.product_id, query.location, query.gift,
@@ -158,7 +171,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         return out(engine.for_shopper(shopper_id, ask))
 
     @app.get("/products/{product_id}/complete-the-look", response_model=schemas.Recommendations,
-             dependencies=[read], tags=["recommendations"])
+             **guarded("read", 404), tags=["recommendations"])
     async def complete_the_look(product_id: str, query: Annotated[schemas.LookQuery, Query()]) -> Response:
         """What completes the look around a product, for anyone (no shopper needed)."""
         categories = known_categories(query.category, ["query", "category"])
@@ -170,7 +183,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                                                             same_category=query.same_category)))
 
     @app.post("/sessions/{session_id}/recommendations", response_model=schemas.Recommendations,
-              dependencies=[read], tags=["recommendations"])
+              **guarded("read", 404, 413), tags=["recommendations"])
     async def session_recommendations(session_id: str, body: schemas.SessionAsk) -> Response:
         """For an anonymous visitor: the session's events so far plus the items given."""
         known = engine.graph.cards(body.items)
@@ -181,29 +194,38 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                   body.same_category, session_id, tuple(body.items), body.explore)
         return out(engine.for_session(session_id, ask))
 
-    @app.get("/looks/{look_id}", response_model=schemas.LookOut, dependencies=[read], tags=["catalogue"])
+    @app.get("/looks/{look_id}", response_model=schemas.LookOut, **guarded("read", 404), tags=["catalogue"])
     def get_look(look_id: str) -> schemas.LookOut:
         look = store.get("looks", look_id)
         return schemas.LookOut(id=look.id, name=look.name, product_ids=list(look.product_ids), session_id=look.session_id)
 
-    @app.post("/looks", response_model=schemas.LookOut, status_code=201, dependencies=[admin], tags=["catalogue"])
-    def post_look(body: schemas.LookIn) -> schemas.LookOut:
-        """A merchandiser's look: recommendable at once."""
+    def look_of(look_id: str, body: schemas.LookFields) -> Look:
         known = engine.graph.cards(body.product_ids)
         for i, pid in enumerate(body.product_ids):
             if pid not in known:
                 raise invalid(["product_ids", i], f"unknown product {pid!r}")
         if body.session_id is not None and not store.session_owners([body.session_id]):
             raise invalid(["session_id"], f"unknown session {body.session_id!r}")
-        look = Look(body.id, body.name, tuple(body.product_ids), body.session_id)
-        with store.bulk_load() as writer:
-            writer.write("looks", [look])
+        return Look(look_id, body.name, tuple(body.product_ids), body.session_id)
+
+    @app.post("/looks", response_model=schemas.LookOut, status_code=201, **guarded("admin", 409, 413), tags=["catalogue"])
+    def post_look(body: schemas.LookIn) -> schemas.LookOut:
+        """A merchandiser's new look, recommendable at once; 409 when the id is taken."""
+        look = look_of(body.id, body)
+        store.create("looks", look)
         engine.graph.look_added(look)
         return schemas.LookOut(**body.model_dump())
 
-    @app.post("/products", status_code=201, dependencies=[admin], tags=["catalogue"])
-    def post_product(body: schemas.ProductIn) -> dict:
-        """A new product: recommendable at once through its attributes and looks, before retraining."""
+    @app.put("/looks/{look_id}", response_model=schemas.LookOut, **guarded("admin", 413), tags=["catalogue"])
+    def put_look(look_id: Annotated[str, Path(**schemas.ID)], body: schemas.LookFields) -> schemas.LookOut:
+        """Create the look or replace it whole (name, items in order, session)."""
+        look = look_of(look_id, body)
+        with store.bulk_load() as writer:
+            writer.write("looks", [look])
+        engine.graph.look_added(look)
+        return schemas.LookOut(id=look_id, **body.model_dump())
+
+    def product_of(product_id: str, body: schemas.ProductFields) -> Product:
         if body.category_id is not None:
             try:
                 store.get("categories", body.category_id)
@@ -212,21 +234,36 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         attributes = tuple(sorted({Attribute(kind.strip().lower(), v.strip())
                                    for kind, values in body.attributes.items()
                                    for v in (values if isinstance(values, list) else [values])}, key=lambda a: a.key))
-        product = Product(body.id, body.name, body.category_id, body.price, attributes)
+        return Product(product_id, body.name, body.category_id, body.price, attributes)
+
+    @app.post("/products", status_code=201, **guarded("admin", 409, 413), tags=["catalogue"])
+    def post_product(body: schemas.ProductIn) -> dict:
+        """A new product, recommendable at once through its attributes and looks, before
+        retraining; 409 when the id is taken."""
+        product = product_of(body.id, body)
+        store.create("products", product)
+        engine.graph.product_added(product)
+        return {"id": product.id}
+
+    @app.put("/products/{product_id}", **guarded("admin", 413), tags=["catalogue"])
+    def put_product(product_id: Annotated[str, Path(**schemas.ID)], body: schemas.ProductFields) -> dict:
+        """Create the product or replace it whole (name, category, price, attributes)."""
+        product = product_of(product_id, body)
         with store.bulk_load() as writer:
             writer.write("products", [product])
         engine.graph.product_added(product)
         return {"id": product.id}
 
-    @app.delete("/shoppers/{shopper_id}", response_model=schemas.Erased, dependencies=[admin], tags=["shoppers"])
+    @app.delete("/shoppers/{shopper_id}", response_model=schemas.Erased, **guarded("admin", 404), tags=["shoppers"])
     def erase_shopper(shopper_id: str) -> schemas.Erased:
         """Erase every trace of the shopper's personal data (events, sessions, saved looks,
         contact log, embeddings, and what this server remembers of them)."""
         removed = store.delete_shopper(shopper_id)
         engine.forget(shopper_id)
+        removed["artifacts"] = len(erase_shopper_from_artifacts(settings.home / "models", shopper_id))
         return schemas.Erased(shopper_id=shopper_id, removed=removed)
 
-    @app.post("/shoppers/{shopper_id}/outbound", response_model=schemas.OutboundOut, dependencies=[write_events],
+    @app.post("/shoppers/{shopper_id}/outbound", response_model=schemas.OutboundOut, **guarded("events", 404),
               tags=["shoppers"])
     def outbound(shopper_id: str, channel: Annotated[str, Query(pattern="^(email|push|sms)$")] = "email",
                  k: Annotated[int, Query(ge=1, le=20)] = 4) -> schemas.OutboundOut:
@@ -243,7 +280,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     def health() -> schemas.Health:
         return schemas.Health(status="ok", store=store.name, products=engine.graph.product_count(), model=model)
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def metrics() -> Response:
         """Prometheus metrics."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

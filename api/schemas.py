@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator
 from typing_extensions import TypedDict
 
 from ..recommend.explanations import Recommendation
 
-Id = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")
+ID = {"min_length": 1, "max_length": 200, "pattern": r"^[^\x00-\x1f\x7f]+$"}
+"""Ids: 1-200 characters, none of them a control character (NUL, newline, tab, DEL...)."""
+Id = Field(**ID)
+TEXT = r"^[^\x00-\x1f\x7f]*$"
+"""Free text (names, locations): no control characters either."""
 MAX_BATCH = 1_000
 
 
@@ -25,8 +29,8 @@ class EventIn(_In):
     type: Literal["view", "cart", "purchase", "dismiss"]
     ts: datetime | None = Field(None, description="When it happened (ISO 8601; no offset means UTC); "
                                                   "default: when received.")
-    shopper_id: str | None = Field(None, min_length=1, max_length=200, description="Absent for anonymous visitors.")
-    location: str | None = Field(None, max_length=200)
+    shopper_id: str | None = Field(None, **ID, description="Absent for anonymous visitors.")
+    location: str | None = Field(None, max_length=200, pattern=TEXT)
     gift: bool = False
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
@@ -38,16 +42,25 @@ class EventBatch(_In):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+EVENT_FORMS = ("event", "batch")
+"""The two forms of `POST /events`, told apart by the body's shape (an `events` key), so that a
+refusal speaks of the form the client sent only; the tag is left out of an error's location."""
+Events = Annotated[Annotated[EventIn, Tag("event")] | Annotated[EventBatch, Tag("batch")],
+                   Discriminator(lambda body: "batch" if isinstance(body, dict | EventBatch) and
+                                 (isinstance(body, EventBatch) or "events" in body) else "event")]
+
+
 class EventsAccepted(BaseModel):
     accepted: int
     new: int = Field(description="Events not seen before (event ids make posting idempotent).")
 
 
-class ProductIn(_In):
-    id: str = Id
-    name: str = Field(min_length=1, max_length=500)
-    category_id: str | None = Field(None, min_length=1, max_length=200)
-    price: float | None = Field(None, ge=0)
+class ProductFields(_In):
+    """A product's fields (`PUT /products/{id}` replaces them all)."""
+
+    name: str = Field(min_length=1, max_length=500, pattern=TEXT)
+    category_id: str | None = Field(None, **ID)
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
     attributes: dict[str, str | list[str]] = Field(default_factory=dict, max_length=100,
                                                    description='e.g. {"style": "casual", "colour": ["blue"]}')
 
@@ -61,11 +74,16 @@ class ProductIn(_In):
         return value
 
 
-class LookIn(_In):
+class ProductIn(ProductFields):
     id: str = Id
-    name: str = Field(min_length=1, max_length=500)
+
+
+class LookFields(_In):
+    """A look's fields (`PUT /looks/{id}` replaces them all)."""
+
+    name: str = Field(min_length=1, max_length=500, pattern=TEXT)
     product_ids: list[str] = Field(min_length=1, max_length=50)
-    session_id: str | None = None
+    session_id: str | None = Field(None, **ID)
 
     @field_validator("product_ids")
     @classmethod
@@ -73,6 +91,10 @@ class LookIn(_In):
         if len(set(value)) != len(value):
             raise ValueError("a product appears twice in the look")
         return value
+
+
+class LookIn(LookFields):
+    id: str = Id
 
 
 class LookOut(BaseModel):
@@ -85,7 +107,7 @@ class LookOut(BaseModel):
 class SessionAsk(_In):
     items: list[str] = Field(default_factory=list, max_length=50, description="Items in view or in the bag.")
     k: int = Field(20, ge=1, le=100)
-    location: str | None = Field(None, max_length=200)
+    location: str | None = Field(None, max_length=200, pattern=TEXT)
     gift: bool | None = None
     categories: list[str] = Field(default_factory=list, max_length=20)
     same_category: bool = False
@@ -113,7 +135,7 @@ class ShopperQuery(_ListQuery):
     """The query parameters of `GET /shoppers/{id}/recommendations`."""
 
     product_id: str | None = Field(None, max_length=200, description="The item in view.")
-    location: str | None = Field(None, max_length=200)
+    location: str | None = Field(None, max_length=200, pattern=TEXT)
     gift: bool | None = Field(None, description="This session is shopping for someone else.")
     session_id: str | None = Field(None, max_length=200)
     explore: bool = Field(True, description="Give a share of the slots to exploring beyond the usual taste.")
@@ -177,3 +199,20 @@ class Health(BaseModel):
     store: str
     products: int
     model: str | None
+
+
+class Problem(BaseModel):
+    detail: str | list[dict] = Field(description="What is wrong: a sentence, or (422) one entry per field "
+                                                  "with its location (`loc`) and message (`msg`).")
+
+
+_ERRORS = {401: "No API key, or an unknown one (`X-API-Key` header or `Authorization: Bearer`).",
+           403: "The API key lacks the scope this route needs.",
+           404: "A product, look, session or shopper named by the request does not exist.",
+           409: "The id is taken: `PUT` replaces an existing record.",
+           413: "The request body is over the configured limit (`LOOKGRAPH_MAX_BODY_BYTES`)."}
+
+
+def errors(*codes: int) -> dict:
+    """OpenAPI `responses` for the error codes a route can answer."""
+    return {code: {"model": Problem, "description": _ERRORS[code]} for code in codes}

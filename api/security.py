@@ -4,15 +4,17 @@ Keys come from `LOOKGRAPH_API_KEYS`: `key1:read,events;key2:admin` (or a JSON ob
 `{"key1": ["read", "events"]}`). Scopes: `read` (recommendations, looks), `events` (post
 events), `admin` (products, looks, erasure; implies every other scope). A request presents its
 key as `X-API-Key: <key>` or `Authorization: Bearer <key>`: no or an unknown key is 401, a key
-without the scope is 403.
+without the scope is 403, decided before the body is read (`Gate`).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import math
+import re
 
-from fastapi import HTTPException, Request, status
+from starlette.routing import Match
 
 SCOPES = ("read", "events", "admin")
 
@@ -40,64 +42,123 @@ def parse_keys(text: str | None) -> dict[str, frozenset[str]]:
     return keys
 
 
-def require(scope: str):
-    """A FastAPI dependency: the request's key must carry `scope` (or admin)."""
-
-    # async: a check this small is cheaper on the event loop than a hop to the threadpool.
-    async def check(request: Request) -> str:
-        keys: dict[str, frozenset[str]] = request.app.state.api_keys
-        presented = request.headers.get("x-api-key")
-        if presented is None:
-            auth = request.headers.get("authorization", "")
-            presented = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        if not presented:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing API key (X-API-Key header)",
-                                headers={"WWW-Authenticate": "Bearer"})
-        for key, scopes in keys.items():
-            if hmac.compare_digest(key.encode(), presented.encode()):
-                if scope in scopes or "admin" in scopes:
-                    return key
-                raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key lacks the '{scope}' scope")
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-
-    return check
+SCOPE_KEY = "x-scope"
+"""A route's `openapi_extra` names the scope it needs under this key; routes without one are
+public (health, metrics, the documentation)."""
 
 
-class BodyLimit:
-    """ASGI middleware: refuse bodies over `max_bytes` with 413, declared or streamed."""
+def scope(name: str) -> dict:
+    """`openapi_extra` for a route that needs the `name` scope (shown in the OpenAPI document)."""
+    assert name in SCOPES
+    return {SCOPE_KEY: name}
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+
+class Gate:
+    """ASGI middleware in front of every route, in this order, so that nothing is parsed for a
+    caller who may not call: (1) the key, `X-API-Key: <key>` or `Authorization: Bearer <key>`,
+    against the scope the matched route declares (401 without a known key, 403 without the
+    scope); (2) the body, read whole up to `max_bytes` (413 beyond, whether declared by
+    Content-Length or streamed in chunks); (3) a JSON body must be strict JSON: NaN, Infinity
+    and lone UTF-16 surrogates, which Python's parser accepts, are refused with 422 naming the
+    field. Malformed JSON is left to FastAPI's own 422."""
+
+    def __init__(self, app, routes, keys: dict[str, frozenset[str]], max_bytes: int):
+        self.app, self.routes, self.keys, self.max_bytes = app, routes, keys, max_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
+        needed = self._scope_of(scope)
+        if needed is not None:
+            refusal = self._refusal(scope, needed)
+            if refusal is not None:
+                return await _json(send, *refusal)
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await _too_large(send, self.max_bytes)
-        seen = 0
-
-        async def limited():
-            nonlocal seen
+            return await _json(send, 413, {"detail": f"request body over {self.max_bytes} bytes"})
+        body, more = b"", scope["method"] in ("POST", "PUT", "PATCH", "DELETE")
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await _json(send, 413, {"detail": f"request body over {self.max_bytes} bytes"})
+        if body and b"json" in headers.get(b"content-type", b""):
+            problem = _not_strict_json(body)
+            if problem is not None:
+                return await _json(send, 422, {"detail": [problem]})
+        delivered = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await _too_large(send, self.max_bytes)
+        async def replay():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _scope_of(self, scope) -> str | None:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return (getattr(route, "openapi_extra", None) or {}).get(SCOPE_KEY)
+        return None
+
+    def _refusal(self, scope, needed: str) -> tuple[int, dict, list] | None:
+        headers = dict(scope["headers"])
+        presented = headers.get(b"x-api-key", b"").decode("latin-1").strip()
+        if not presented:
+            auth = headers.get(b"authorization", b"").decode("latin-1")
+            presented = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        challenge = [(b"www-authenticate", b"Bearer")]
+        if not presented:
+            return 401, {"detail": "missing API key (X-API-Key header)"}, challenge
+        for key, scopes in self.keys.items():
+            if hmac.compare_digest(key.encode(), presented.encode("latin-1")):
+                if needed in scopes or "admin" in scopes:
+                    return None
+                return 403, {"detail": f"this API key lacks the '{needed}' scope"}, []
+        return 401, {"detail": "unknown API key"}, challenge
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _not_strict_json(body: bytes) -> dict | None:
+    """The first value of `body` that strict JSON cannot carry, as a FastAPI validation error."""
+    try:
+        document = json.loads(body)
+    except UnicodeDecodeError:
+        return {"type": "json_invalid", "loc": ["body"], "msg": "the body is not UTF-8 text", "input": None}
+    except ValueError:  # malformed: FastAPI says so in its own words
+        return None
+    stack: list[tuple[list, object]] = [(["body"], document)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return {"type": "finite_number", "loc": where, "msg": "NaN and Infinity are not JSON numbers",
+                    "input": str(value)}
+        if isinstance(value, str) and _SURROGATE.search(value):
+            return {"type": "string_unicode", "loc": where, "msg": "a lone UTF-16 surrogate is not text",
+                    "input": value.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")}
+        if isinstance(value, dict):
+            for name, item in value.items():
+                if _SURROGATE.search(name):
+                    return {"type": "string_unicode", "loc": where, "msg": "a lone UTF-16 surrogate in a key",
+                            "input": name.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")}
+                stack.append(([*where, name], item))
+        elif isinstance(value, list):
+            stack.extend(([*where, i], item) for i, item in enumerate(value))
+    return None
 
 
-async def _too_large(send, limit: int) -> None:
-    body = json.dumps({"detail": f"request body over {limit} bytes"}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+async def _json(send, status: int, content: dict, headers: list | None = None) -> None:
+    body = json.dumps(content).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
     await send({"type": "http.response.body", "body": body})

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from measure import RESULTS
+from measure import RESULTS, wait_until_answering
 
 KEY = "bench-key-0123456789abcdef"
 
@@ -80,14 +80,7 @@ def serving(command: list[str], env: dict, base: str):
     """A server process running `command`, once it answers `/health`; stopped afterwards."""
     server = subprocess.Popen(command, env=env)
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise SystemExit(f"{' '.join(command)} did not answer {base}/health in 2 minutes")
+        wait_until_answering(base)
         yield server
     finally:
         server.terminate()

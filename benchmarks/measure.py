@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,3 +68,15 @@ def peak_rss_mib(run) -> tuple[object, float]:
     os.waitpid(pid, 0)
     result, peak = json.loads(payload)
     return result, peak
+
+
+def wait_until_answering(base: str, seconds: float = 120) -> None:
+    """Return once `base`/health answers; exit after `seconds` without an answer."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.25)
+    raise SystemExit(f"{base} did not answer /health in {seconds:g} s")

@@ -37,9 +37,29 @@ UNWIND $rows AS row
 MERGE (s:Shopper {id: row.id})
 SET s.home_location = coalesce(row.home_location, s.home_location);
 
+// Which of the delivered event ids are stored already: a replay changes nothing.
+// name: stored_event_ids
+UNWIND $ids AS eventId
+MATCH ()-[seen:INTERACTED {event_id: eventId}]->()
+RETURN DISTINCT seen.event_id AS id;
+
+// Lock each session that new events name (made on first sight), as the manual's lost-update
+// pattern does (a write to a dummy property), and read its owner after the lock: of two
+// transactions claiming one new session, the second waits and then sees the first's owner.
+// `stored`: the session held events before (so a missing owner means an anonymous visitor).
+// name: claim_sessions
+UNWIND $session_ids AS sessionId
+MERGE (s:Session {id: sessionId})
+SET s._LOCK_ = true
+REMOVE s._LOCK_
+WITH s
+OPTIONAL MATCH (owner:Shopper)-[:HAD_SESSION]->(s)
+RETURN s.id AS session_id, owner.id AS owner, EXISTS { (s)-[:INTERACTED]->() } AS stored;
+
 // Events already stored (by event_id) are skipped, and so are repeats of an id within the batch
-// (the first is kept); the rest create their session (and shopper) on first sight. A session's
-// location is where it started; it is a gift session if any event is.
+// (the first is kept); the rest fill their session (claimed above, in the same transaction)
+// and create their shopper on first sight. A session's location is where it started; it is
+// a gift session if any event is.
 // name: append_events
 UNWIND $rows AS delivered
 WITH delivered.event_id AS eventId, collect(delivered)[0] AS row
@@ -47,11 +67,10 @@ OPTIONAL MATCH ()-[seen:INTERACTED {event_id: eventId}]->()
 WITH row WHERE seen IS NULL
 MATCH (p:Product {id: row.product_id})
 MERGE (s:Session {id: row.session_id})
-  ON CREATE SET s.started_at = row.ts, s.location = row.location, s.gift = row.gift
-  ON MATCH SET
-    s.location = CASE WHEN row.ts < s.started_at THEN row.location ELSE s.location END,
-    s.started_at = CASE WHEN row.ts < s.started_at THEN row.ts ELSE s.started_at END,
-    s.gift = s.gift OR row.gift
+WITH row, p, s, s.started_at IS NULL OR row.ts < s.started_at AS earlier
+SET s.location = CASE WHEN earlier THEN row.location ELSE s.location END,
+    s.started_at = CASE WHEN earlier THEN row.ts ELSE s.started_at END,
+    s.gift = coalesce(s.gift, false) OR row.gift
 FOREACH (shopperId IN CASE WHEN row.shopper_id IS NULL THEN [] ELSE [row.shopper_id] END |
   MERGE (u:Shopper {id: shopperId})
   MERGE (u)-[:HAD_SESSION]->(s)
@@ -59,6 +78,22 @@ FOREACH (shopperId IN CASE WHEN row.shopper_id IS NULL THEN [] ELSE [row.shopper
 CREATE (s)-[:INTERACTED {event_id: row.event_id, type: row.type, ts: row.ts,
                          location: row.location, gift: row.gift}]->(p)
 RETURN count(*) AS new_events;
+
+// A create that must be new: MERGE under the uniqueness constraint makes one of two
+// concurrent creators the creator; `created` is false for an id already taken.
+// name: claim_product_id
+MERGE (p:Product {id: $id})
+  ON CREATE SET p._NEW_ = true
+WITH p, p._NEW_ IS NOT NULL AS created
+REMOVE p._NEW_
+RETURN created;
+
+// name: claim_look_id
+MERGE (l:Look {id: $id})
+  ON CREATE SET l._NEW_ = true
+WITH l, l._NEW_ IS NOT NULL AS created
+REMOVE l._NEW_
+RETURN created;
 
 // A look's items (in order) and its session are replaced, not accumulated.
 // name: upsert_looks

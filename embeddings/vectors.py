@@ -15,6 +15,7 @@ with `LookVectors.complete()`, so what is measured is what is served.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +152,46 @@ class LookVectors:
             arrays = {k: data[k] for k in data.files}
         return cls(json.loads((folder / "ids.json").read_text()), arrays,
                    json.loads((folder / "model.json").read_text()))
+
+
+def erase_shopper_from_artifacts(models: Path, shopper_id: str) -> list[Path]:
+    """Rewrite every artifact under `models` that holds the shopper, without them: their id
+    leaves `ids.json` and their vector row leaves `vectors.npz` and the checkpoint's shopper
+    table (rows stay aligned with the ids). Each file is replaced whole (a temporary file,
+    then a rename), so a crash leaves the old file or the new one, never half of either.
+    Returns the artifact folders rewritten."""
+    import torch
+
+    rewritten = []
+    for folder in sorted(p for p in models.glob("*") if (p / "ids.json").is_file()):
+        ids = json.loads((folder / "ids.json").read_text())
+        if shopper_id not in ids.get("shopper", []):
+            continue
+        row = ids["shopper"].index(shopper_id)
+        del ids["shopper"][row]
+        with np.load(folder / "vectors.npz") as data:
+            arrays = {k: data[k] for k in data.files}
+        arrays["shopper"] = np.delete(arrays["shopper"], row, axis=0)
+        _replace(folder / "vectors.npz", lambda f: np.savez(f, **arrays))
+        _replace(folder / "ids.json", lambda f: f.write(json.dumps(ids).encode()))
+        checkpoint = folder / "checkpoint.pt"
+        if checkpoint.exists():
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+            key = "embedding.shopper.weight"
+            if key in state and len(state[key]) > row:
+                state[key] = torch.cat([state[key][:row], state[key][row + 1 :]])
+            _replace(checkpoint, lambda f: torch.save(state, f))
+        rewritten.append(folder)
+    return rewritten
+
+
+def _replace(path: Path, write) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
 
 
 def _standardise(scores: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from neo4j import GraphDatabase
 from .cypher import cypher, library
 from .model import Attribute, Category, Event, GraphStats, Look, Neighbour, Product, SavedLook, Shopper
 from .neo4j_traversal import CypherTraversal
-from .store import BulkWriter, GraphStore, UnknownNode
+from .store import AlreadyExists, BulkWriter, GraphStore, SessionConflict, UnknownNode
 
 _STATEMENT_OF_KIND = {
     "categories": "load.upsert_categories",
@@ -85,6 +85,12 @@ class Neo4jGraphStore(GraphStore):
         with self.driver.session(database=self.database) as session:
             return session.execute_write(lambda tx: tx.run(cypher(key), params).data())
 
+    def _in_write(self, work):
+        """`work(run)` in one write transaction, `run(key, **params)` running a library statement
+        in it; an exception from `work` rolls the whole of it back."""
+        with self.driver.session(database=self.database) as session:
+            return session.execute_write(lambda tx: work(lambda key, **params: tx.run(cypher(key), params).data()))
+
     def _read(self, key: str, **params) -> list[dict]:
         with self.driver.session(database=self.database) as session:
             return session.execute_read(lambda tx: tx.run(cypher(key), params).data())
@@ -120,6 +126,40 @@ class Neo4jGraphStore(GraphStore):
     def append_events(self, events: Sequence[Event]) -> int:
         return _Neo4jWriter(self).write("events", events)
 
+    def _append_batch(self, events: Sequence[Event]) -> int:
+        """One transaction: skip stored ids, lock and check the sessions, append the rest."""
+
+        def work(run) -> int:
+            stored = {r["id"] for r in run("load.stored_event_ids", ids=list({e.id for e in events}))}
+            firsts = {e.id: e for e in reversed(events)}
+            new = [e for e in events if e.id not in stored and firsts[e.id] is e]
+            if not new:
+                return 0
+            claimant: dict[str, Event] = {}
+            for e in new:
+                claimant.setdefault(e.session_id, e)
+            found = {r["session_id"]: r for r in run("load.claim_sessions", session_ids=list(claimant))}
+            position = {id(e): i for i, e in enumerate(events)}
+            for e in new:
+                session = found[e.session_id]
+                owner = session["owner"] if session["owner"] is not None or session["stored"] \
+                    else claimant[e.session_id].shopper_id
+                if owner != e.shopper_id:
+                    raise SessionConflict(position[id(e)], e.session_id, owner, e.shopper_id)
+            return run("load.append_events", rows=[_row("events", e) for e in new])[0]["new_events"]
+
+        return self._in_write(work)
+
+    def create(self, kind: str, record) -> None:
+        label, claim = {"products": ("Product", "load.claim_product_id"), "looks": ("Look", "load.claim_look_id")}[kind]
+
+        def work(run) -> None:
+            if not run(claim, id=record.id)[0]["created"]:
+                raise AlreadyExists(label, record.id)
+            run(_STATEMENT_OF_KIND[kind], rows=[_row(kind, record)])
+
+        self._in_write(work)
+
     def replace_mined_looks(self, looks: Sequence[Look]) -> int:
         # Not one transaction (a large set is written in batches): re-running it completes it.
         deleted = self._write("load.delete_other_mined_looks", keep=[lk.id for lk in looks])[0]["deleted"]
@@ -145,9 +185,17 @@ class Neo4jGraphStore(GraphStore):
         rows = self._read("embeddings.read_embeddings", ids=list(ids), label=label)
         return {r["id"]: (list(r["vector"]), r["model"]) for r in rows}
 
-    def record_contact(self, shopper_id, channel, ts) -> None:
-        if not self._write("contacts.record_contact", shopper_id=shopper_id, channel=channel, ts=ts):
-            raise UnknownNode("Shopper", shopper_id)
+    def claim_contact(self, shopper_id, channel, now, since, decide) -> tuple:
+        def work(run) -> tuple:
+            found = run("contacts.lock_contacts", shopper_id=shopper_id, since=since)
+            if not found:
+                raise UnknownNode("Shopper", shopper_id)
+            decision = decide(sorted(found[0]["times"]))
+            if decision[0]:
+                run("contacts.record_contact", shopper_id=shopper_id, channel=channel, ts=now)
+            return decision
+
+        return self._in_write(work)
 
     def contacts(self, shopper_id, since) -> list[tuple[str, float]]:
         return [(r["channel"], r["ts"]) for r in self._read("contacts.contacts", shopper_id=shopper_id, since=since)]
@@ -237,8 +285,8 @@ class _Neo4jWriter(BulkWriter):
         new_events = 0
         size = self.store.batch_size
         for start in range(0, len(records), size):
-            rows = [_row(kind, r) for r in records[start : start + size]]
-            result = self.store._write(_STATEMENT_OF_KIND[kind], rows=rows)
-            if kind == "events" and result:
-                new_events += result[0]["new_events"]
+            if kind == "events":
+                new_events += self.store._append_batch(records[start : start + size])
+                continue
+            self.store._write(_STATEMENT_OF_KIND[kind], rows=[_row(kind, r) for r in records[start : start + size]])
         return new_events

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +34,7 @@ from .model import (
     SavedLook,
     Shopper,
 )
-from .store import BulkWriter, GraphStore, UnknownNode
+from .store import AlreadyExists, BulkWriter, GraphStore, SessionConflict, UnknownNode
 
 SCHEMA_VERSION = 2
 _MIGRATIONS = {1: ("ALTER TABLE look ADD COLUMN mined INTEGER NOT NULL DEFAULT 0",
@@ -135,6 +136,7 @@ _TABLE_OF_KIND = {
     "looks": "look",
     "sessions": "session",
 }
+_LABEL_OF_KIND = {"products": "Product", "looks": "Look"}
 
 # (label, relationship) -> [(direction, far label, SQL selecting (far id, props json))]
 _NEIGHBOURS: dict[tuple[str, str], list[tuple[str, str, str]]] = {
@@ -217,6 +219,7 @@ class SQLiteGraphStore(GraphStore):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left in free pages
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
             self._local.conn = conn
             self._connections.append(conn)
@@ -323,7 +326,21 @@ class SQLiteGraphStore(GraphStore):
                 "DELETE FROM session WHERE shopper_id = ?", (shopper_id,)
             ).rowcount
             removed["shoppers"] = conn.execute("DELETE FROM shopper WHERE id = ?", (shopper_id,)).rowcount
-            return removed
+        self._checkpoint()
+        return removed
+
+    def _checkpoint(self, tries: int = 50) -> None:
+        """Copy the write-ahead log into the database file and empty it: after an erasure the
+        log's older copies of the erased pages are gone too (`secure_delete` has zeroed them in
+        the file). A reader in the middle of a read can hold the log; it is retried briefly."""
+        for _ in range(tries):
+            with self._write_lock:
+                busy, _, _ = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.path}: the write-ahead log stayed in use; the erased rows are deleted but "
+                           "their older copies stay in the log until its next checkpoint")
 
     def write_embeddings(self, label, ids, vectors, model) -> None:
         rows = ((label, node_id, model, np.asarray(v, dtype=np.float32).tobytes()) for node_id, v in zip(ids, vectors))
@@ -348,11 +365,23 @@ class SQLiteGraphStore(GraphStore):
                 out[node_id] = (np.frombuffer(blob, dtype=np.float32).tolist(), model)
         return out
 
-    def record_contact(self, shopper_id, channel, ts) -> None:
-        with self._transaction() as conn:
+    def claim_contact(self, shopper_id, channel, now, since, decide) -> tuple:
+        with self._transaction() as conn:  # BEGIN IMMEDIATE: one claim at a time, across processes too
             if conn.execute("SELECT 1 FROM shopper WHERE id = ?", (shopper_id,)).fetchone() is None:
                 raise UnknownNode("Shopper", shopper_id)
-            conn.execute("INSERT INTO contact (shopper_id, channel, ts) VALUES (?, ?, ?)", (shopper_id, channel, ts))
+            times = [t for (t,) in conn.execute(
+                "SELECT ts FROM contact WHERE shopper_id = ? AND ts >= ? ORDER BY ts", (shopper_id, since))]
+            decision = decide(times)
+            if decision[0]:
+                conn.execute("INSERT INTO contact (shopper_id, channel, ts) VALUES (?, ?, ?)", (shopper_id, channel, now))
+            return decision
+
+    def create(self, kind: str, record) -> None:
+        table = _TABLE_OF_KIND[kind]
+        with self._transaction() as conn:
+            if conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (record.id,)).fetchone() is not None:
+                raise AlreadyExists(_LABEL_OF_KIND[kind], record.id)
+            _SQLiteWriter(conn).write(kind, [record])
 
     def contacts(self, shopper_id, since) -> list[tuple[str, float]]:
         return self._conn().execute(
@@ -360,6 +389,23 @@ class SQLiteGraphStore(GraphStore):
         ).fetchall()
 
     # -- reads -------------------------------------------------------------------------
+    def carts_and_purchases(self, days: float) -> list[tuple[str, int, float, str | None]]:
+        """The crowd's carts and purchases of the last `days` before the newest one, as
+        (product, weight: cart 2, purchase 3, time, location): what trending counts."""
+        return self._conn().execute(
+            "SELECT product_id, CASE type WHEN 'purchase' THEN 3 ELSE 2 END, ts, location FROM event"
+            " WHERE type IN ('cart', 'purchase')"
+            " AND ts >= (SELECT max(ts) FROM event WHERE type IN ('cart', 'purchase')) - ?", (days * 86_400,)).fetchall()
+
+    def purchase_times(self) -> dict[tuple[str, str], list[float]]:
+        """Each shopper's purchase times per product: what the repurchase statistics count."""
+        times: dict[tuple[str, str], list[float]] = {}
+        for shopper, product, ts in self._conn().execute(
+                "SELECT s.shopper_id, e.product_id, e.ts FROM event e JOIN session s ON s.id = e.session_id"
+                " WHERE e.type = 'purchase' AND s.shopper_id IS NOT NULL"):
+            times.setdefault((shopper, product), []).append(ts)
+        return times
+
     def traversal(self, vectors=None) -> MemoryTraversal:
         """The engine's walks over an index in memory, streamed from this store's tables."""
         return MemoryTraversal.build(self, vectors)
@@ -577,8 +623,10 @@ class _SQLiteWriter(BulkWriter):
             [(lk.id, pid, pos) for lk in rows for pos, pid in enumerate(lk.product_ids)],
         )
 
-    def _write_events(self, rows: Sequence[Event]):
+    def _write_events(self, delivered: Sequence[Event]):
         conn = self.conn
+        rows = self._new_events(delivered)
+        self._check_owners(delivered, rows)
         shoppers = {e.shopper_id for e in rows if e.shopper_id is not None}
         conn.executemany("INSERT OR IGNORE INTO shopper (id) VALUES (?)", [(s,) for s in shoppers])
         sessions: dict[str, list] = {}
@@ -605,6 +653,34 @@ class _SQLiteWriter(BulkWriter):
             [(e.id, e.session_id, e.product_id, e.type, e.ts, e.location, int(e.gift)) for e in rows],
         )
         return conn.total_changes - before
+
+    def _new_events(self, delivered: Sequence[Event]) -> list[Event]:
+        """The events of `delivered` not stored yet, each id once (its first delivery): a
+        replay must not touch the session or shopper rows either."""
+        firsts = {e.id: e for e in reversed(delivered)}
+        ids = list(firsts)
+        stored: set[str] = set()
+        for start in range(0, len(ids), 900):  # SQLite caps bound parameters per statement
+            chunk = ids[start : start + 900]
+            stored.update(r[0] for r in self.conn.execute(
+                f"SELECT id FROM event WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return [e for e in delivered if e.id not in stored and firsts[e.id] is e]
+
+    def _check_owners(self, delivered: Sequence[Event], new: list[Event]) -> None:
+        """Raise `SessionConflict` when a new event's session belongs to someone else: its
+        stored owner, or the shopper of the batch's first event in it."""
+        owners: dict[str, str | None] = {}
+        ids = list({e.session_id for e in new})
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            for session_id, owner in self.conn.execute(
+                    f"SELECT id, shopper_id FROM session WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                owners[session_id] = owner
+        position = {id(e): i for i, e in enumerate(delivered)}
+        for e in new:
+            owner = owners.setdefault(e.session_id, e.shopper_id)
+            if owner != e.shopper_id:
+                raise SessionConflict(position[id(e)], e.session_id, owner, e.shopper_id)
 
     def _write_saved_looks(self, rows: Sequence[SavedLook]):
         self.conn.executemany(

@@ -22,6 +22,25 @@ class UnknownNode(LookupError):
         self.node_id = node_id
 
 
+class SessionConflict(ValueError):
+    """An event names a session that belongs to someone else (or is anonymous while the
+    event names a shopper, or the reverse). Decided inside the write transaction, so two
+    shoppers' first events for one new session cannot both be stored."""
+
+    def __init__(self, position: int, session_id: str, owner: str | None, shopper_id: str | None):
+        who = repr(owner) if owner is not None else "an anonymous visitor"
+        super().__init__(f"session {session_id!r} belongs to {who}, not {shopper_id!r}")
+        self.position, self.session_id, self.owner, self.shopper_id = position, session_id, owner, shopper_id
+
+
+class AlreadyExists(LookupError):
+    """A create named an id the store already holds."""
+
+    def __init__(self, label: str, node_id: str):
+        super().__init__(f"{label} {node_id!r} already exists")
+        self.label, self.node_id = label, node_id
+
+
 class BulkWriter(abc.ABC):
     """Writes validated records of one load. Obtained from `GraphStore.bulk_load()`."""
 
@@ -59,9 +78,19 @@ class GraphStore(abc.ABC):
 
     @abc.abstractmethod
     def append_events(self, events: Sequence[Event]) -> int:
-        """Durably append events (idempotent by event id); returns how many were new.
-        Sessions and shoppers they name are created on first sight. When this returns,
-        the events survive a crash of the process."""
+        """Durably append events; returns how many were new. Idempotent by event id: an event
+        whose id is stored (or repeats an earlier one of the batch) changes nothing, whatever
+        else it says. Sessions and shoppers the new events name are created on first sight.
+        A session belongs to the shopper (or anonymous visitor) of its first event: an event
+        that says otherwise raises `SessionConflict` and nothing of the batch is written; the
+        owner is read inside the write transaction. When this returns, the events survive a
+        crash of the process."""
+
+    @abc.abstractmethod
+    def create(self, kind: str, record) -> None:
+        """Add one product or look (`kind` "products" or "looks") that must be new: raises
+        `AlreadyExists`, writing nothing, when its id is taken (checked and written in one
+        transaction). `bulk_load` replaces instead."""
 
     @abc.abstractmethod
     def delete_shopper(self, shopper_id: str) -> dict[str, int]:
@@ -83,8 +112,12 @@ class GraphStore(abc.ABC):
         """The stored (vector, model version) of each node of `ids` that has one."""
 
     @abc.abstractmethod
-    def record_contact(self, shopper_id: str, channel: str, ts: float) -> None:
-        """Log an outbound contact (email, push...) of a shopper; erased with the shopper."""
+    def claim_contact(self, shopper_id: str, channel: str, now: float, since: float, decide) -> tuple:
+        """Decide and log an outbound contact (email, push...) as one step: `decide(times)`
+        gets the times of the shopper's contacts at or after `since` and returns
+        (allowed, reason, retry_after); when allowed, the contact at `now` is logged in the same
+        transaction, so parallel claims cannot exceed a cap. Raises `UnknownNode` for an
+        unknown shopper. The log is erased with the shopper."""
 
     @abc.abstractmethod
     def contacts(self, shopper_id: str, since: float) -> list[tuple[str, float]]:

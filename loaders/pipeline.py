@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from ..graph.model import RECORD_KINDS
-from ..graph.store import GraphStore
+from ..graph.store import GraphStore, SessionConflict
 from .source import LoadError, LoadProblem, Source
 
 MAX_REPORTED = 50
@@ -155,6 +155,17 @@ def _run(source, checker: _Checker, writer, batch_size: int, show: bool, verb: s
     Raises `LoadError` at the end of the pass if anything was wrong."""
     rows: dict[str, int] = {}
     new_events = 0
+    conflicts: list[SessionConflict] = []
+
+    def write(kind: str, batch: list) -> int:
+        # The store decides a session's owner inside its transaction; a conflict it finds
+        # (with what it holds) is reported below with the file and line, like every problem.
+        try:
+            return writer.write(kind, batch)
+        except SessionConflict as conflict:
+            conflicts.append(conflict)
+            return 0
+
     for kind in RECORD_KINDS:
         batch: list = []
         n = 0
@@ -164,15 +175,19 @@ def _run(source, checker: _Checker, writer, batch_size: int, show: bool, verb: s
                 continue
             checker.check(kind, *item)
             n += 1
-            if writer is not None and not checker.total_problems:
+            if writer is not None and not checker.total_problems and not conflicts:
                 batch.append(item[2])
                 if len(batch) >= batch_size:
-                    new_events += writer.write(kind, batch)
+                    new_events += write(kind, batch)
                     batch = []
-        if batch and not checker.total_problems:
-            new_events += writer.write(kind, batch)
+        if batch and not checker.total_problems and not conflicts:
+            new_events += write(kind, batch)
         rows[kind] = n
     checker.finish()
+    if conflicts and not checker.total_problems:
+        conflict = conflicts[0]
+        _, file, line = checker.session_owner[conflict.session_id]
+        checker.report(LoadProblem(file, line, "shopper_id", str(conflict)))
     if checker.total_problems:
         raise LoadError(checker.problems, checker.total_problems)
     return rows, new_events

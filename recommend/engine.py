@@ -41,7 +41,9 @@ ANCHOR_WEIGHT = {"context": 6.0, "session": 4.0}
 HISTORY = 5_000
 """Events read per request: enough that a heavy shopper is not offered what they already had."""
 MAX_IMPRESSIONS = 1_000
-MAX_SHOPPERS_REMEMBERED = 200_000
+MAX_SHOPPERS_REMEMBERED = 50_000
+"""Shoppers whose impressions this process remembers (least recently served forgotten first):
+about 1.8 KiB each, so at most about 90 MiB."""
 """Impressions are remembered for at most this many products per shopper, and this many shoppers."""
 EXPLAINED_FIRST = ("returning", "restock", "look", "attribute", "crowd", "content", "embedding", "personal", "trip",
                    "trending", "popular")
@@ -151,21 +153,22 @@ class Engine:
     def outbound(self, shopper_id: str, channel: str, k: int) -> dict:
         now = self.clock()
         window = now - max(self.config.contact_window_days * policies.DAY, self.config.contact_quiet_hours * 3600)
-        contacts = [ts for _, ts in self.store.contacts(shopper_id, window)]
-        allowed, reason, retry = policies.contact_decision(contacts, self.config, now)
-        self.store.get("shoppers", shopper_id)  # only a known shopper is contacted
+        # Decided and logged in one transaction: parallel calls cannot beat the cap.
+        allowed, reason, retry = self.store.claim_contact(
+            shopper_id, channel, now, window, lambda times: policies.contact_decision(times, self.config, now))
         if not allowed:
             return {"contact": False, "reason": reason, "retry_after": retry, "items": []}
         items = self.for_shopper(shopper_id, Ask(k=k)).items
-        self.store.record_contact(shopper_id, channel, now)
         return {"contact": True, "reason": reason, "retry_after": None, "items": items}
 
     def forget(self, shopper_id: str) -> None:
-        """Drop what this process remembers of a shopper (impressions, purchases counted for
-        the crowd's statistics), e.g. on erasure."""
+        """Drop what this process holds of a shopper, on erasure: impressions, their part in
+        the crowd's counts and statistics, their learnt vector."""
         with self._lock:
             self._shown.pop(shopper_id, None)
         self.graph.shopper_erased(shopper_id)
+        if self.model is not None:
+            self.model.shopper_erased(shopper_id)
 
     def _known(self, events: list[Event], asked) -> dict[str, ProductCard]:
         """Cards of the products the events name and of those asked about; an asked product

@@ -34,6 +34,14 @@ class ModelSources:
         self.leaf_return = vectors.category_values("leaf_return_rate")
         self.popular = top_rows(vectors.arrays["popularity"], 5_000) if "popularity" in vectors.arrays else None
 
+    def shopper_erased(self, shopper_id: str) -> None:
+        """Forget the shopper's learnt vector in this process: its id leaves the lookup and the
+        in-memory copy of the id and vector are blanked (the files: `vectors.erase_shopper_from_artifacts`)."""
+        row = self.shopper_row.pop(shopper_id, None)
+        if row is not None:
+            self.vectors.arrays["shopper"][row] = 0.0
+            self.vectors.ids["shopper"][row] = ""
+
     def offer(self, offers: Offers, anchors: dict[str, tuple[float, str]], state: ShopperState,
               page: bool, out: set[str]) -> None:
         """The sources that need the artifact, each over the whole catalogue: LookGNN's score

@@ -204,6 +204,7 @@ def test_the_embedded_crowd_statistics_follow_new_events_after_the_interval_and_
     assert trending.by_location["Paris"][0].id == "jeans-2"
     assert walk.repurchase()["home/durables/toilet-seats"].repeat_buyers == 1  # crowd-0 bought a seat again
 
+    store.delete_shopper("crowd-0")  # as `DELETE /shoppers/{id}` does: the store first, then the walks
     walk.shopper_erased("crowd-0")
     clock[0] = 2 * STATISTICS_TTL + 2
     assert walk.repurchase()["home/durables/toilet-seats"] == Repurchase(buyers=3, repeat_buyers=0, cycle_days=None)
