@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from .settings import Settings
+from .settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
     help="lookgraph: complete-the-look recommendations from one retail graph.",
@@ -35,6 +35,12 @@ class SourceFormat(str, Enum):
     diginetica = "diginetica"
 
 
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
 class FileFormat(str, Enum):
     csv = "csv"
     jsonl = "jsonl"
@@ -51,11 +57,26 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as err:
+        _fail(str(err))
+
+
 def _store(store: StoreKind | None):
+    from neo4j.exceptions import AuthError, ServiceUnavailable
+
     from .graph.stores import open_store
 
+    settings = _settings()
     try:
-        return open_store(Settings(), store.value if store else None)
+        return open_store(settings, store.value if store else None)
+    except ServiceUnavailable as err:
+        _fail(f"cannot reach Neo4j at {settings.neo4j_uri} ({' '.join(str(err).split())}); start it (bash scripts/neo4j.sh start) "
+              "or point NEO4J_URI at a running server")
+    except AuthError:
+        _fail(f"Neo4j at {settings.neo4j_uri} refused user {settings.neo4j_user!r}: check NEO4J_USER and NEO4J_PASSWORD")
     except (ValueError, OSError) as err:
         _fail(str(err))
 
@@ -82,6 +103,8 @@ def load(
     source_format: Annotated[SourceFormat, typer.Option("--format", help="What SOURCE is.")] = SourceFormat.native,
     store: StoreOption = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Rows per write batch (default: LOOKGRAPH_BATCH_SIZE).")] = None,
+    strict: Annotated[bool, typer.Option(help="Refuse (rather than warn about) an event id already stored with "
+                                         "other content.")] = False,
 ) -> None:
     """Load SOURCE into the store, all or nothing. Re-loading the same files changes nothing."""
     from .loaders.bundlerec import BundleRecSource
@@ -97,9 +120,11 @@ def load(
         _fail(str(err))
     with _store(store) as graph:
         try:
-            report = run_load(parsed, graph, batch_size or Settings().batch_size)
+            report = run_load(parsed, graph, batch_size or _settings().batch_size, strict=strict)
         except LoadError as err:
             _fail(str(err))
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     rows = ", ".join(f"{n:,} {kind}" for kind, n in report.rows.items() if n)
     typer.echo(f"loaded {source} into the {graph.name} store in {report.seconds:.1f}s: {rows} "
                f"({report.new_events:,} new events)")
@@ -118,7 +143,8 @@ def stats(
         json.dump(result.as_dict(), sys.stdout, indent=2)
         typer.echo()
         return
-    typer.echo(f"{graph.name} store")
+    where = _settings().db_path if graph.name == "embedded" else _settings().neo4j_uri
+    typer.echo(f"{graph.name} store at {where}")
     typer.echo("nodes:")
     for label, n in result.nodes.items():
         typer.echo(f"  {label:<14}{n:>12,}")
@@ -158,7 +184,7 @@ def train(
     dim: Annotated[int, typer.Option(min=8, help="Embedding size (64 on Neo4j, its vector index's size).")] = 64,
     batch_size: Annotated[int, typer.Option(min=16, help="Complement pairs per mini-batch.")] = 512,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed and data train the same model.")] = 7,
-    device: Annotated[str, typer.Option(help="auto (a GPU when present), cpu or cuda.")] = "auto",
+    device: Annotated[Device, typer.Option(help="auto (a GPU when present), cpu or cuda.")] = Device.auto,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: the cores idle now, at most 4).")] = 0,
     max_minutes: Annotated[float | None, typer.Option(min=0.1, help="Stop after the epoch that passes this many "
                                                       "minutes, keeping the best epoch (default: early stopping alone).")] = None,
@@ -168,8 +194,14 @@ def train(
     from .embeddings.publish import train_and_publish
     from .embeddings.train import TrainConfig
 
-    settings = Settings()
-    config = TrainConfig(dim=dim, epochs=epochs, batch_size=batch_size, seed=seed, device=device, threads=threads,
+    settings = _settings()
+    if device is Device.cuda:
+        import torch
+
+        if not torch.cuda.is_available():
+            _fail(f"--device cuda: no CUDA device is usable here (torch {torch.__version__}); "
+                  "use --device cpu, or auto to take a GPU when there is one")
+    config = TrainConfig(dim=dim, epochs=epochs, batch_size=batch_size, seed=seed, device=device.value, threads=threads,
                          max_minutes=max_minutes)
     with _store(store) as graph:
         try:
@@ -197,7 +229,7 @@ def explain_model() -> None:
     from .recommend.ranker import EvidenceRanker, LearnedRanker
 
     try:
-        folder = latest_artifact(Settings().home)
+        folder = latest_artifact(_settings().home)
     except FileNotFoundError as err:
         _fail(str(err))
     ranker = LearnedRanker.load(folder)
@@ -254,15 +286,27 @@ def serve(
     store: StoreOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    access_log: Annotated[bool, typer.Option(help="Log every request as a JSON line on standard error.")] = True,
 ) -> None:
-    """Serve the REST API (OpenAPI docs at /docs). Needs LOOKGRAPH_API_KEYS."""
+    """Serve the REST API (OpenAPI docs at /docs). Needs LOOKGRAPH_API_KEYS. On SIGTERM or
+    Ctrl-C it stops taking connections and answers the requests in flight before exiting."""
+    import logging
+
     import uvicorn
+    from pythonjsonlogger.json import JsonFormatter
     from threadpoolctl import threadpool_limits
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", rename_fields={"asctime": "time"}))
+    root = logging.getLogger("lookgraph")
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("lookgraph.access").setLevel(logging.INFO if access_log else logging.WARNING)
 
     from .api.app import create_app
     from .graph.stores import open_store
 
-    settings = Settings()
+    settings = _settings()
     if store is not None:
         settings = settings.model_copy(update={"store": store.value})
     try:
@@ -277,7 +321,7 @@ def serve(
     # collector's sight, a full collection takes 3 ms instead of 220 ms (100k products), which
     # stalled every request in flight.
     gc.freeze()
-    uvicorn.run(api, host=host, port=port, log_level="warning")
+    uvicorn.run(api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,19 @@
 
 Environment wins over the file. Neo4j connection settings use the driver's customary names
 (`NEO4J_URI`, `NEO4J_USER`, `NEO4J_PASSWORD`, `NEO4J_DATABASE`); everything else is
-`LOOKGRAPH_*`, e.g. `LOOKGRAPH_STORE=neo4j`, `LOOKGRAPH_HOME=/var/lib/lookgraph`.
+`LOOKGRAPH_*`, e.g. `LOOKGRAPH_STORE=neo4j`, `LOOKGRAPH_HOME=/var/lib/lookgraph`. A key of
+`lookgraph.toml` that is not a setting is refused with the nearest one (a typo must not be
+silently ignored); `load_settings()` turns every invalid value into one sentence.
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from platformdirs import user_data_dir
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,14 +29,17 @@ class Settings(BaseSettings):
     )
 
     store: Literal["embedded", "neo4j"] = "embedded"
-    home: Path = Path(".lookgraph")
-    """Where the embedded database and trained artifacts live."""
+    home: Path = Path(user_data_dir("lookgraph"))
+    """Where the embedded database and trained artifacts live: by default the user's data
+    directory (`~/.local/share/lookgraph` on Linux), the same from any working directory."""
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     """FULL: an acknowledged write survives power loss, not only a killed process."""
     batch_size: int = Field(5_000, gt=0)
     api_keys: str | None = None
     """`key:scope,scope;key:scope` (see api/security.py); LOOKGRAPH_API_KEYS."""
     max_body_bytes: int = Field(1_048_576, gt=0)
+    reload_check_seconds: float = Field(30.0, ge=0)
+    """How often `lookgraph serve` looks for a newer trained model (0: only `POST /admin/reload`)."""
 
     neo4j_uri: str | None = Field(None, validation_alias=AliasChoices("NEO4J_URI", "neo4j_uri"))
     neo4j_user: str = Field("neo4j", validation_alias=AliasChoices("NEO4J_USER", "neo4j_user"))
@@ -56,4 +63,34 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        return (init_settings, env_settings, StrictToml(settings_cls))
+
+
+class SettingsError(ValueError):
+    """A setting is invalid or unknown; the message is one sentence naming it."""
+
+
+class StrictToml(TomlConfigSettingsSource):
+    """`lookgraph.toml`, whose every key must be a setting."""
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        known = set(Settings.model_fields) | {"NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE"}
+        for key in data:
+            if key not in known:
+                near = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else f"; the settings are {', '.join(sorted(Settings.model_fields))}"
+                raise SettingsError(f"lookgraph.toml: unknown setting {key!r}{hint}")
+        return data
+
+
+def load_settings(**overrides) -> Settings:
+    """The settings, or `SettingsError` naming the first invalid one and where it came from."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "settings"
+        variable = name if name.isupper() else f"LOOKGRAPH_{name.upper()}"
+        raise SettingsError(f"{variable} (or {name} in lookgraph.toml): {first['msg']} "
+                            f"(got {first.get('input')!r})") from None

@@ -3,31 +3,42 @@ scope (`security.py`), call the engine (`engine.py`) or the store, shape the ans
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import Body, FastAPI, Path, Query, Request, Response
+from fastapi import Body, FastAPI, Path, Query, Request, Response, Security
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from .. import __version__
-from ..embeddings.vectors import LookVectors, erase_shopper_from_artifacts, latest_artifact
+from ..embeddings.vectors import LookVectors, erase_shopper_from_artifacts
 from ..graph.model import Attribute, Event, Look, Product
 from ..graph.store import AlreadyExists, GraphStore, SessionConflict, UnknownNode
 from ..graph.stores import open_store
 from ..recommend.engine import Ask, Engine
 from ..recommend.explanations import Answer
 from ..recommend.policies import PolicyConfig
-from ..recommend.ranker import LearnedRanker
 from ..settings import Settings
 from . import schemas
+from .artifacts import ServedModel
 from .security import Gate, parse_keys, scope
 
 log = logging.getLogger("lookgraph.api")
+
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="API key",
+                       description="A key from LOOKGRAPH_API_KEYS (`Authorization: Bearer <key>` works too).")
+"""The key scheme as the OpenAPI document declares it; `security.Gate` is what checks it."""
+SWAGGER = "/docs/static"
 
 DESCRIPTION = """
 Complementary items across categories for every shopper and moment, each with the graph path
@@ -38,9 +49,15 @@ Authenticate with `X-API-Key: <key>`. Scopes: `read` (recommendations, looks), `
 """
 
 
+access = logging.getLogger("lookgraph.access")
+"""One record per request (method, path, route, status, milliseconds, client), structured fields
+that `lookgraph serve` writes as a JSON line each; never the key."""
+
+
 class Measure:
-    """ASGI middleware: count and time every request by route template and status (a plain ASGI
-    wrapper: Starlette's `BaseHTTPMiddleware` costs a task group per request)."""
+    """ASGI middleware: count and time every request by route template and status, and log it
+    to `lookgraph.access` (a plain ASGI wrapper: Starlette's `BaseHTTPMiddleware` costs a task
+    group per request)."""
 
     def __init__(self, app, requests: Counter, latency: Histogram):
         self.app, self.requests, self.latency = app, requests, latency
@@ -61,8 +78,14 @@ class Measure:
         finally:
             route = scope.get("route")
             name = route.path if route is not None else "unmatched"
+            seconds = time.perf_counter() - started
             self.requests.labels(name, str(status)).inc()
-            self.latency.labels(name).observe(time.perf_counter() - started)
+            self.latency.labels(name).observe(seconds)
+            if access.isEnabledFor(logging.INFO):
+                query = scope.get("query_string", b"").decode("latin-1")
+                access.info("request", extra={
+                    "method": scope["method"], "path": scope["path"] + (f"?{query}" if query else ""), "route": name,
+                    "status": status, "ms": round(seconds * 1000, 2), "client": (scope.get("client") or ("", 0))[0]})
 
 
 def create_app(settings: Settings | None = None, store: GraphStore | None = None,
@@ -74,19 +97,24 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     if not keys:
         raise ValueError("set LOOKGRAPH_API_KEYS (e.g. 'a-long-random-key:read,events;another-long-key:admin')")
     store = store or open_store(settings)
-    ranker = None
+    ranker, watch = None, vectors is True and settings.reload_check_seconds > 0
     if vectors is True:
-        try:
-            folder = latest_artifact(settings.home)
-            vectors, ranker = LookVectors.load(folder), LearnedRanker.load(folder)
-        except FileNotFoundError:
-            log.warning("no trained model under %s: serving from graph paths alone", settings.home)
-            vectors = None
-    engine = Engine(store, store.traversal(vectors or None), vectors or None, PolicyConfig(), clock, ranker)
-    model = vectors.meta.get("version") if vectors else None
+        vectors, ranker = ServedModel.load_latest(settings.home)
+        if vectors is None:
+            log.warning("no trained model under %s yet: serving from graph paths alone", settings.home / "models")
+    engine = Engine(store, store.traversal(vectors), vectors, PolicyConfig(), clock, ranker)
+    served = ServedModel(engine, settings.home, vectors.meta.get("version") if vectors else None, clock)
 
-    app = FastAPI(title="lookgraph", version=__version__, description=DESCRIPTION)
-    app.state.engine = engine
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        task = asyncio.create_task(served.watch(settings.reload_check_seconds)) if watch else None
+        yield
+        if task is not None:  # shutting down: in-flight requests have been answered by now
+            task.cancel()
+
+    app = FastAPI(title="lookgraph", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.state.engine, app.state.served = engine, served
     app.add_middleware(Gate, routes=app.router.routes, keys=keys, max_bytes=settings.max_body_bytes)
 
     registry = CollectorRegistry()
@@ -113,8 +141,19 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         return JSONResponse({"detail": f"{err}; PUT replaces it"}, status_code=409)
 
     def guarded(name: str, *codes: int) -> dict:
-        """A route's scope (enforced by `Gate` before the body is read) and the errors it answers."""
-        return {"openapi_extra": scope(name), "responses": schemas.errors(401, 403, *codes)}
+        """A route's scope (enforced by `Gate` before the body is read), the key scheme (so that
+        `/docs` has an Authorize button) and the errors it answers."""
+        return {"openapi_extra": scope(name), "responses": schemas.errors(401, 403, *codes),
+                "dependencies": [Security(API_KEY)]}
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI from the files shipped in `api/static/swagger-ui/`: nothing from the internet."""
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="lookgraph API", swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{SWAGGER}/swagger-ui.css", swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
+                                   swagger_ui_parameters={"persistAuthorization": True})
+
+    app.mount(SWAGGER, StaticFiles(directory=FilePath(__file__).parent / "static" / "swagger-ui"), name="swagger-ui")
 
     # Recommendation routes are `async def`: they are CPU-bound for a few milliseconds, and running
     # them one at a time on the event loop beats threads contending for the GIL. Routes that wait
@@ -124,7 +163,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         """The answer as `schemas.Recommendations` (the routes' documented `response_model`),
         written straight from the engine's dataclasses."""
         return Response(schemas.RECOMMENDATIONS_JSON.dump_json(
-            {"items": answer.items, "model": model, "short_because": answer.short_because}), media_type="application/json")
+            {"items": answer.items, "model": served.version, "short_because": answer.short_because}),
+            media_type="application/json")
 
     def known_categories(categories: list[str], where: list) -> tuple[str, ...]:
         """The category filter, every id checked: an unknown one is a mistake, not an empty list."""
@@ -138,7 +178,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     def invalid(location: list, message: str, part: str = "body") -> RequestValidationError:
         return RequestValidationError([{"type": "value_error", "loc": [part, *location], "msg": message, "input": None}])
 
-    @app.post("/events", response_model=schemas.EventsAccepted, **guarded("events", 413), tags=["events"])
+    @app.post("/events", response_model=schemas.EventsAccepted, **guarded("events", 413), tags=["events"],
+              summary="Record one event or a batch")
     def post_events(body: Annotated[schemas.Events, Body()]) -> schemas.EventsAccepted:
         """One event or a batch (`{"events": [...]}`, at most 1,000). Idempotent by `event_id`."""
         batch, prefix = (body.events, ["events"]) if isinstance(body, schemas.EventBatch) else ([body], [])
@@ -162,7 +203,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         return schemas.EventsAccepted(accepted=len(events), new=new)
 
     @app.get("/shoppers/{shopper_id}/recommendations", response_model=schemas.Recommendations,
-             **guarded("read", 404), tags=["recommendations"])
+             **guarded("read", 404), tags=["recommendations"], summary="A shopper's recommendations now")
     async def shopper_recommendations(shopper_id: str, query: Annotated[schemas.ShopperQuery, Query()]) -> Response:
         """Complementary items for a shopper now: their session, their taste, the item in view."""
         ask = Ask(query.k, query.product_id, query.location, query.gift,
@@ -171,7 +212,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         return out(engine.for_shopper(shopper_id, ask))
 
     @app.get("/products/{product_id}/complete-the-look", response_model=schemas.Recommendations,
-             **guarded("read", 404), tags=["recommendations"])
+             **guarded("read", 404), tags=["recommendations"], summary="Complete the look around a product")
     async def complete_the_look(product_id: str, query: Annotated[schemas.LookQuery, Query()]) -> Response:
         """What completes the look around a product, for anyone (no shopper needed)."""
         categories = known_categories(query.category, ["query", "category"])
@@ -183,7 +224,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                                                             same_category=query.same_category)))
 
     @app.post("/sessions/{session_id}/recommendations", response_model=schemas.Recommendations,
-              **guarded("read", 404, 413), tags=["recommendations"])
+              **guarded("read", 404, 413), tags=["recommendations"], summary="An anonymous visitor's recommendations")
     async def session_recommendations(session_id: str, body: schemas.SessionAsk) -> Response:
         """For an anonymous visitor: the session's events so far plus the items given."""
         known = engine.graph.cards(body.items)
@@ -194,10 +235,23 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                   body.same_category, session_id, tuple(body.items), body.explore)
         return out(engine.for_session(session_id, ask))
 
-    @app.get("/looks/{look_id}", response_model=schemas.LookOut, **guarded("read", 404), tags=["catalogue"])
-    def get_look(look_id: str) -> schemas.LookOut:
-        look = store.get("looks", look_id)
-        return schemas.LookOut(id=look.id, name=look.name, product_ids=list(look.product_ids), session_id=look.session_id)
+    @app.get("/looks/{look_id}", response_model=schemas.LookOut, **guarded("read", 404), tags=["catalogue"],
+             summary="One look")
+    def get_look(look_id: Annotated[str, Path(description="The look's id.")]) -> schemas.LookOut:
+        return schemas.LookOut.of(store.get("looks", look_id))
+
+    @app.get("/looks", response_model=schemas.LookPage, **guarded("read"), tags=["catalogue"], summary="Looks, a page at a time")
+    def list_looks(query: Annotated[schemas.LookListQuery, Query()]) -> schemas.LookPage:
+        """Curated and mined looks by id, `limit` at a time from `offset`; with `product_id`,
+        only the looks that include that product."""
+        ids = store.look_ids(query.product_id, query.limit + 1, query.offset)
+        looks = [schemas.LookOut.of(store.get("looks", look_id)) for look_id in ids[: query.limit]]
+        return schemas.LookPage(items=looks, next_offset=query.offset + query.limit if len(ids) > query.limit else None)
+
+    @app.get("/products/{product_id}", response_model=schemas.ProductOut, **guarded("read", 404), tags=["catalogue"],
+             summary="One product")
+    def get_product(product_id: Annotated[str, Path(description="The product's id.")]) -> schemas.ProductOut:
+        return schemas.ProductOut.of(store.get("products", product_id))
 
     def look_of(look_id: str, body: schemas.LookFields) -> Look:
         known = engine.graph.cards(body.product_ids)
@@ -208,22 +262,24 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
             raise invalid(["session_id"], f"unknown session {body.session_id!r}")
         return Look(look_id, body.name, tuple(body.product_ids), body.session_id)
 
-    @app.post("/looks", response_model=schemas.LookOut, status_code=201, **guarded("admin", 409, 413), tags=["catalogue"])
+    @app.post("/looks", response_model=schemas.LookOut, status_code=201, **guarded("admin", 409, 413), tags=["catalogue"],
+              summary="Create a look")
     def post_look(body: schemas.LookIn) -> schemas.LookOut:
         """A merchandiser's new look, recommendable at once; 409 when the id is taken."""
         look = look_of(body.id, body)
         store.create("looks", look)
         engine.graph.look_added(look)
-        return schemas.LookOut(**body.model_dump())
+        return schemas.LookOut.of(look)
 
-    @app.put("/looks/{look_id}", response_model=schemas.LookOut, **guarded("admin", 413), tags=["catalogue"])
+    @app.put("/looks/{look_id}", response_model=schemas.LookOut, **guarded("admin", 413), tags=["catalogue"],
+             summary="Create or replace a look")
     def put_look(look_id: Annotated[str, Path(**schemas.ID)], body: schemas.LookFields) -> schemas.LookOut:
         """Create the look or replace it whole (name, items in order, session)."""
         look = look_of(look_id, body)
         with store.bulk_load() as writer:
             writer.write("looks", [look])
         engine.graph.look_added(look)
-        return schemas.LookOut(id=look_id, **body.model_dump())
+        return schemas.LookOut.of(look)
 
     def product_of(product_id: str, body: schemas.ProductFields) -> Product:
         if body.category_id is not None:
@@ -236,25 +292,28 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                                    for v in (values if isinstance(values, list) else [values])}, key=lambda a: a.key))
         return Product(product_id, body.name, body.category_id, body.price, attributes)
 
-    @app.post("/products", status_code=201, **guarded("admin", 409, 413), tags=["catalogue"])
-    def post_product(body: schemas.ProductIn) -> dict:
+    @app.post("/products", response_model=schemas.ProductOut, status_code=201, **guarded("admin", 409, 413),
+              tags=["catalogue"], summary="Create a product")
+    def post_product(body: schemas.ProductIn) -> schemas.ProductOut:
         """A new product, recommendable at once through its attributes and looks, before
         retraining; 409 when the id is taken."""
         product = product_of(body.id, body)
         store.create("products", product)
         engine.graph.product_added(product)
-        return {"id": product.id}
+        return schemas.ProductOut.of(product)
 
-    @app.put("/products/{product_id}", **guarded("admin", 413), tags=["catalogue"])
-    def put_product(product_id: Annotated[str, Path(**schemas.ID)], body: schemas.ProductFields) -> dict:
+    @app.put("/products/{product_id}", response_model=schemas.ProductOut, **guarded("admin", 413), tags=["catalogue"],
+             summary="Create or replace a product")
+    def put_product(product_id: Annotated[str, Path(**schemas.ID)], body: schemas.ProductFields) -> schemas.ProductOut:
         """Create the product or replace it whole (name, category, price, attributes)."""
         product = product_of(product_id, body)
         with store.bulk_load() as writer:
             writer.write("products", [product])
         engine.graph.product_added(product)
-        return {"id": product.id}
+        return schemas.ProductOut.of(product)
 
-    @app.delete("/shoppers/{shopper_id}", response_model=schemas.Erased, **guarded("admin", 404), tags=["shoppers"])
+    @app.delete("/shoppers/{shopper_id}", response_model=schemas.Erased, **guarded("admin", 404), tags=["shoppers"],
+                summary="Erase a shopper")
     def erase_shopper(shopper_id: str) -> schemas.Erased:
         """Erase every trace of the shopper's personal data (events, sessions, saved looks,
         contact log, embeddings, and what this server remembers of them)."""
@@ -264,7 +323,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         return schemas.Erased(shopper_id=shopper_id, removed=removed)
 
     @app.post("/shoppers/{shopper_id}/outbound", response_model=schemas.OutboundOut, **guarded("events", 404),
-              tags=["shoppers"])
+              tags=["shoppers"], summary="Picks for an email or push, within the contact caps")
     def outbound(shopper_id: str, channel: Annotated[str, Query(pattern="^(email|push|sms)$")] = "email",
                  k: Annotated[int, Query(ge=1, le=20)] = 4) -> schemas.OutboundOut:
         """Picks for an email or push, or `contact: false` while the shopper is capped or in a
@@ -276,11 +335,19 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
             retry_after=datetime.fromtimestamp(retry, timezone.utc) if retry else None,
             items=schemas.RECOMMENDATION_LIST.dump_python(decision["items"]))
 
-    @app.get("/health", response_model=schemas.Health, tags=["operations"])
+    @app.get("/health", response_model=schemas.Health, tags=["operations"], summary="Liveness, the store and the model served")
     def health() -> schemas.Health:
-        return schemas.Health(status="ok", store=store.name, products=engine.graph.product_count(), model=model)
+        return schemas.Health(status="ok", store=store.name, products=engine.graph.product_count(), **served.describe())
 
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    @app.post("/admin/reload", response_model=schemas.Health, **guarded("admin"), tags=["operations"],
+              summary="Serve the newest trained model now")
+    async def reload() -> schemas.Health:
+        """Swap in the model `lookgraph train` published last (the server also looks by itself
+        every `LOOKGRAPH_RELOAD_CHECK_SECONDS`); requests in flight finish on the old one."""
+        await served.refresh()
+        return schemas.Health(status="ok", store=store.name, products=engine.graph.product_count(), **served.describe())
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse, summary="Prometheus metrics")
     def metrics() -> Response:
         """Prometheus metrics."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -100,17 +100,54 @@ class LookIn(LookFields):
 class LookOut(BaseModel):
     id: str
     name: str
-    product_ids: list[str]
-    session_id: str | None = None
+    product_ids: list[str] = Field(description="The look's items, in order.")
+    session_id: str | None = Field(None, description="The session the look was found in, if any.")
+    mined: bool = Field(False, description="Mined from baskets (often bought together), not made by a merchandiser.")
+
+    @classmethod
+    def of(cls, look) -> LookOut:
+        return cls(id=look.id, name=look.name, product_ids=list(look.product_ids), session_id=look.session_id,
+                   mined=look.mined)
+
+
+class LookListQuery(BaseModel):
+    """The query parameters of `GET /looks`."""
+
+    product_id: str | None = Field(None, max_length=200, description="Only looks that include this product.",
+                                   examples=["p000042"])
+    limit: int = Field(50, ge=1, le=500, description="Looks per page.")
+    offset: int = Field(0, ge=0, le=1_000_000_000, description="Looks to skip (the `next_offset` of the page before).")
+
+
+class LookPage(BaseModel):
+    items: list[LookOut]
+    next_offset: int | None = Field(description="`offset` of the next page; null on the last one.")
+
+
+class ProductOut(BaseModel):
+    id: str
+    name: str
+    category_id: str | None
+    price: float | None
+    attributes: dict[str, list[str]] = Field(description='Attribute values by kind, e.g. {"colour": ["blue"]}.')
+
+    @classmethod
+    def of(cls, product) -> ProductOut:
+        attributes: dict[str, list[str]] = {}
+        for attribute in product.attributes:
+            attributes.setdefault(attribute.kind, []).append(attribute.value)
+        return cls(id=product.id, name=product.name, category_id=product.category_id, price=product.price,
+                   attributes=attributes)
 
 
 class SessionAsk(_In):
-    items: list[str] = Field(default_factory=list, max_length=50, description="Items in view or in the bag.")
-    k: int = Field(20, ge=1, le=100)
-    location: str | None = Field(None, max_length=200, pattern=TEXT)
-    gift: bool | None = None
-    categories: list[str] = Field(default_factory=list, max_length=20)
-    same_category: bool = False
+    items: list[str] = Field(default_factory=list, max_length=50, description="Items in view or in the bag.",
+                             examples=[["p000042", "p000107"]])
+    k: int = Field(20, ge=1, le=100, description="How many items to return.")
+    location: str | None = Field(None, max_length=200, pattern=TEXT, description="Where the visitor is (a city).")
+    gift: bool | None = Field(None, description="This session is shopping for someone else.")
+    categories: list[str] = Field(default_factory=list, max_length=20, description="Only these categories or below them.")
+    same_category: bool = Field(False, description="Allow items of the categories in view.")
     explore: bool = Field(True, description="Give a share of the slots to exploring beyond the usual taste.")
 
 
@@ -119,8 +156,9 @@ class _ListQuery(BaseModel):
     parameter each: FastAPI validates it in one step, measured about 15% less framework time
     per request.)"""
 
-    k: int = Field(20, ge=1, le=100)
-    category: list[str] = Field(default_factory=list, max_length=20, description="Only these categories (or below).")
+    k: int = Field(20, ge=1, le=100, description="How many items to return.")
+    category: list[str] = Field(default_factory=list, max_length=20,
+                                description="Only these categories or below them (repeatable); an unknown one is a 422.")
     same_category: bool = Field(False, description="Allow items of the item in view's own category.")
 
 
@@ -134,10 +172,14 @@ class LookQuery(_ListQuery):
 class ShopperQuery(_ListQuery):
     """The query parameters of `GET /shoppers/{id}/recommendations`."""
 
-    product_id: str | None = Field(None, max_length=200, description="The item in view.")
-    location: str | None = Field(None, max_length=200, pattern=TEXT)
+    product_id: str | None = Field(None, max_length=200, description="The item in view (a product page).",
+                                   examples=["p000042"])
+    location: str | None = Field(None, max_length=200, pattern=TEXT,
+                                 description="Where the shopper is now (a city); context for this session only.",
+                                 examples=["London"])
     gift: bool | None = Field(None, description="This session is shopping for someone else.")
-    session_id: str | None = Field(None, max_length=200)
+    session_id: str | None = Field(None, max_length=200, description="The current session, when the storefront knows it.",
+                                   examples=["s-1029"])
     explore: bool = Field(True, description="Give a share of the slots to exploring beyond the usual taste.")
 
 
@@ -196,9 +238,11 @@ class Erased(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
-    store: str
+    store: str = Field(description="embedded or neo4j")
     products: int
-    model: str | None
+    model: str | None = Field(description="The trained model (artifact version) served; null: graph paths alone.")
+    model_trained_at: datetime | None = None
+    model_age_seconds: float | None = Field(None, description="Since the served model was trained.")
 
 
 class Problem(BaseModel):

@@ -101,6 +101,23 @@ RETURN i.event_id AS id, s.id AS session_id, p.id AS product_id, i.type AS type,
 ORDER BY ts DESC, id DESC
 LIMIT coalesce($limit, 9223372036854775807);
 
+// Look ids in id order, a page at a time; with $product_id only the looks including it.
+// name: look_page
+MATCH (l:Look)
+WHERE $product_id IS NULL OR EXISTS { (l)-[:INCLUDES]->(:Product {id: $product_id}) }
+RETURN l.id AS id
+ORDER BY id
+SKIP $offset
+LIMIT $limit;
+
+// The stored events among $ids (a load compares what it re-delivers with what is stored).
+// name: events_by_id
+UNWIND $ids AS eventId
+MATCH (s:Session)-[i:INTERACTED {event_id: eventId}]->(p:Product)
+OPTIONAL MATCH (u:Shopper)-[:HAD_SESSION]->(s)
+RETURN i.event_id AS id, s.id AS session_id, p.id AS product_id, i.type AS type, i.ts AS ts,
+       u.id AS shopper_id, i.location AS location, i.gift AS gift;
+
 // name: session_events
 MATCH (s:Session {id: $session_id})-[i:INTERACTED]->(p:Product)
 WHERE i.ts >= $since

@@ -165,6 +165,10 @@ class MemoryTraversal(Traversal):
         end = min(int(self._crowd_start[n + 1]), start + most)
         return self._crowd_products[start:end], self._crowd_sessions[start:end]
 
+    def use_vectors(self, vectors) -> None:
+        # Built first, then swapped in by one assignment: a walk in flight keeps the old index.
+        self._vectors = VectorIndex(vectors.ids["product"], vectors.arrays["product"]) if vectors is not None else None
+
     def nearest(self, vector: np.ndarray, k: int = 50) -> list[str]:
         return self._vectors.nearest(vector, k) if self._vectors is not None else []
 

@@ -266,6 +266,15 @@ class Neo4jGraphStore(GraphStore):
             rows = self._read("read.session_events", session_id=session_id, since=since, limit=limit)
         return [_event(r) for r in reversed(rows)]
 
+    def look_ids(self, product_id=None, limit=50, offset=0) -> list[str]:
+        return [r["id"] for r in self._read("read.look_page", product_id=product_id, limit=limit, offset=offset)]
+
+    def stored_events(self, event_ids) -> dict[str, Event]:
+        ids, found = list(event_ids), {}
+        for start in range(0, len(ids), self.batch_size):
+            found.update((r["id"], _event(r)) for r in self._read("read.events_by_id", ids=ids[start : start + self.batch_size]))
+        return found
+
     def neighbours(self, label, node_id, rel=None, limit=1000) -> list[Neighbour]:
         rows = self._read(f"neighbours.neighbours_{label}", id=node_id, rel=rel, limit=limit)
         return [Neighbour(r["rel"], r["direction"], r["label"], r["id"], r["props"]) for r in rows]

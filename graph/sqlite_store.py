@@ -517,6 +517,22 @@ class SQLiteGraphStore(GraphStore):
         rows = self._conn().execute(query, (value, since, -1 if limit is None else limit)).fetchall()
         return [_event(row) for row in reversed(rows)]
 
+    def look_ids(self, product_id=None, limit=50, offset=0) -> list[str]:
+        if product_id is None:
+            rows = self._conn().execute("SELECT id FROM look ORDER BY id LIMIT ? OFFSET ?", (limit, offset))
+        else:
+            rows = self._conn().execute("SELECT DISTINCT look_id FROM look_item WHERE product_id = ?"
+                                        " ORDER BY look_id LIMIT ? OFFSET ?", (product_id, limit, offset))
+        return [r[0] for r in rows]
+
+    def stored_events(self, event_ids) -> dict[str, Event]:
+        ids, found = list(event_ids), {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            for row in self._conn().execute(f"{_EVENT_SELECT} WHERE e.id IN ({','.join('?' * len(chunk))})", chunk):
+                found[row[0]] = _event(row)
+        return found
+
     def neighbours(self, label, node_id, rel=None, limit=1000) -> list[Neighbour]:
         found: list[Neighbour] = []
         conn = self._conn()

@@ -158,6 +158,14 @@ class GraphStore(abc.ABC):
         """Events of one shopper or one session, oldest first."""
 
     @abc.abstractmethod
+    def look_ids(self, product_id: str | None = None, limit: int = 50, offset: int = 0) -> list[str]:
+        """Look ids in id order, `limit` from `offset`; only those including `product_id` if given."""
+
+    @abc.abstractmethod
+    def stored_events(self, event_ids: Iterable[str]) -> dict[str, Event]:
+        """The stored event of each id of `event_ids` that has one."""
+
+    @abc.abstractmethod
     def neighbours(
         self, label: str, node_id: str, rel: str | None = None, limit: int = 1000
     ) -> list[Neighbour]:

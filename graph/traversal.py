@@ -252,6 +252,10 @@ class Traversal(abc.ABC):
     @abc.abstractmethod
     def product_count(self) -> int: ...
 
+    def use_vectors(self, vectors) -> None:
+        """Answer nearest-neighbour walks from another artifact's vectors (a `LookVectors`, or
+        None) from now on. Neo4j's walks use the vectors stored in the database: nothing to do."""
+
     def product_added(self, product: Product) -> None:
         """A product was written to the store (through the API): make it walkable at once."""
 

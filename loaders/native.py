@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..graph.model import EVENT_TYPES, RECORD_KINDS, Attribute, Category, Event, Look, Product, SavedLook, Shopper
-from .source import EncodingProblem, FieldError, LoadProblem, Source, csv_rows, utf8_lines
+from .source import EncodingProblem, FieldError, LoadProblem, LoadWarning, Source, csv_rows, utf8_lines
 
 FORMAT = "lookgraph-native"
 VERSION = 1
@@ -207,11 +207,13 @@ class NativeSource(Source):
             raise ValueError(f"{manifest}: field 'format' must be {FORMAT!r}")
         if meta.get("version") != VERSION:
             raise ValueError(f"{manifest}: field 'version' is {meta.get('version')!r}; this lookgraph reads version {VERSION}")
+        for kind in RECORD_KINDS:  # two files for one kind: said before anything is read
+            self.file_for(kind)
 
     def file_for(self, kind: str) -> Path | None:
         csv_path, jsonl_path = self.folder / f"{kind}.csv", self.folder / f"{kind}.jsonl"
         if csv_path.exists() and jsonl_path.exists():
-            raise ValueError(f"{self.folder}: both {csv_path.name} and {jsonl_path.name}; keep one")
+            raise ValueError(f"{self.folder}: both {csv_path.name} and {jsonl_path.name} hold {kind}; keep one of them")
         return csv_path if csv_path.exists() else jsonl_path if jsonl_path.exists() else None
 
     def records(self, kind: str) -> Iterator:
@@ -221,8 +223,10 @@ class NativeSource(Source):
         rows = csv_rows(path, COLUMNS[kind][0]) if path.suffix == ".csv" else _jsonl_rows(path)
         parse = PARSERS[kind]
         name = str(path)
+        read = 0
         try:
             for line, row in rows:
+                read += 1
                 if isinstance(row, LoadProblem):
                     yield row
                     continue
@@ -232,6 +236,8 @@ class NativeSource(Source):
                     yield LoadProblem(name, line, err.field, err.reason)
         except EncodingProblem as err:
             yield err.problem
+        if not read:
+            yield LoadWarning(name, 0, None, "empty (no rows): nothing was loaded from it")
 
 
 def _jsonl_rows(path: Path) -> Iterator:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..graph.model import RECORD_KINDS
 from ..graph.store import GraphStore, SessionConflict
-from .source import LoadError, LoadProblem, Source
+from .source import LoadError, LoadProblem, LoadWarning, Source
 
 MAX_REPORTED = 50
 
@@ -34,15 +34,18 @@ class LoadReport:
     new_events: int = 0
     seconds: float = 0.0
     atomic: bool = True
+    warnings: list[str] = field(default_factory=list)
+    """What loaded but deserves a look: an empty file, an event id re-delivered with other content."""
 
 
 class _Checker:
     """Reference checks over the whole input, plus what the store already has."""
 
-    def __init__(self, store: GraphStore):
-        self.store = store
+    def __init__(self, store: GraphStore, strict: bool = False):
+        self.store, self.strict = store, strict
         self.problems: list[LoadProblem] = []
         self.total_problems = 0
+        self.warnings: list[str] = []
         self.ids: dict[str, set[str]] = {}
         self.seen: dict[str, set[str]] = {k: set() for k in RECORD_KINDS}
         self.session_owner: dict[str, tuple[str | None, str, int]] = {}
@@ -57,6 +60,26 @@ class _Checker:
         self.total_problems += 1
         if len(self.problems) < MAX_REPORTED:
             self.problems.append(problem)
+
+    def warn(self, problem: LoadProblem) -> None:
+        if len(self.warnings) < MAX_REPORTED:
+            self.warnings.append(str(problem))
+
+    def compare_stored(self, located: list[tuple[str, int, object]]) -> None:
+        """Events whose id is stored with other content: the stored one is kept (an event id
+        is idempotent), which is worth a warning, or a problem with `strict`."""
+        stored = self.store.stored_events(record.id for _, _, record in located)
+        for file, line, event in located:
+            before = stored.get(event.id)
+            if before is None:
+                continue
+            changed = [name for name in ("session_id", "product_id", "type", "ts", "shopper_id")
+                       if getattr(before, name) != getattr(event, name)]
+            if changed:
+                said = ", ".join(f"{name} {getattr(before, name)!r} -> {getattr(event, name)!r}" for name in changed)
+                problem = LoadProblem(file, line, "event_id", f"event {event.id!r} is stored with other content ({said}); "
+                                      "the stored event is kept")
+                (self.report if self.strict else self.warn)(problem)
 
     def check(self, kind: str, file: str, line: int, record) -> None:
         key = (record.shopper_id, record.look_id) if kind == "saved_looks" else record.id
@@ -132,20 +155,23 @@ def load(
     store: GraphStore,
     batch_size: int = 5_000,
     progress: bool | None = None,
+    strict: bool = False,
 ) -> LoadReport:
     """Load `source` into `store`, all or nothing. Raises `LoadError` listing the problems
     (file, line, field, reason) if any row is bad; then nothing was written.
 
     On an atomic store one pass checks and writes inside one transaction, rolled back on
     any problem. A store that commits in batches gets a checking pass first that writes
-    nothing. `progress=None` shows progress bars only on a terminal."""
+    nothing. `progress=None` shows progress bars only on a terminal. `strict`: an event id
+    already stored with other content is a problem, not a warning (`LoadReport.warnings`)."""
     started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
     if not store.atomic_loads:
-        _run(source, _Checker(store), None, batch_size, show, "check")
+        _run(source, _Checker(store, strict), None, batch_size, show, "check")
     report = LoadReport(source.name, atomic=store.atomic_loads)
     with store.bulk_load() as writer:
-        report.rows, report.new_events = _run(source, _Checker(store), writer, batch_size, show, "load")
+        report.rows, report.new_events, report.warnings = _run(source, _Checker(store, strict), writer, batch_size,
+                                                               show, "load")
     report.seconds = time.perf_counter() - started
     return report
 
@@ -167,21 +193,31 @@ def _run(source, checker: _Checker, writer, batch_size: int, show: bool, verb: s
             return 0
 
     for kind in RECORD_KINDS:
-        batch: list = []
+        pending: list = []  # this batch's (file, line, record)
         n = 0
+
+        def flush() -> None:
+            nonlocal new_events
+            if kind == "events":
+                checker.compare_stored(pending)
+            if writer is not None and not checker.total_problems and not conflicts:
+                new_events += write(kind, [record for _, _, record in pending])
+            pending.clear()
+
         for item in tqdm(source.records(kind), desc=f"{verb} {kind}", unit=" rows", disable=not show, leave=False):
+            if isinstance(item, LoadWarning):
+                checker.warn(item)
+                continue
             if isinstance(item, LoadProblem):
                 checker.report(item)
                 continue
             checker.check(kind, *item)
             n += 1
-            if writer is not None and not checker.total_problems and not conflicts:
-                batch.append(item[2])
-                if len(batch) >= batch_size:
-                    new_events += write(kind, batch)
-                    batch = []
-        if batch and not checker.total_problems and not conflicts:
-            new_events += write(kind, batch)
+            pending.append(item)
+            if len(pending) >= batch_size:
+                flush()
+        if pending:
+            flush()
         rows[kind] = n
     checker.finish()
     if conflicts and not checker.total_problems:
@@ -190,4 +226,4 @@ def _run(source, checker: _Checker, writer, batch_size: int, show: bool, verb: s
         checker.report(LoadProblem(file, line, "shopper_id", str(conflict)))
     if checker.total_problems:
         raise LoadError(checker.problems, checker.total_problems)
-    return rows, new_events
+    return rows, new_events, checker.warnings

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import csv
 import io
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ class LoadProblem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.field}: {self.reason}" if self.field else f"{where}: {self.reason}"
+
+
+class LoadWarning(LoadProblem):
+    """Something that loads, but deserves a look (an empty file)."""
 
 
 class LoadError(Exception):
@@ -69,6 +74,8 @@ def utf8_lines(path: Path) -> Iterator[str]:
     first_line = 1
     with open(path, "rb") as handle:
         while block := handle.readlines(1 << 20):
+            if first_line == 1 and block[0].startswith(b"\xef\xbb\xbf"):  # the BOM a spreadsheet writes
+                block[0] = block[0][3:]
             try:
                 text = b"".join(block).decode("utf-8")
             except UnicodeDecodeError:
@@ -91,20 +98,36 @@ class EncodingProblem(Exception):
         self.problem = LoadProblem(file, line, None, reason)
 
 
+def _delimiter(header_line: str, required: tuple[str, ...], default: str) -> str:
+    """The header's delimiter: `default`, unless only a semicolon or a tab (a spreadsheet's
+    export in many locales) splits the header into the required columns."""
+    for candidate in (default, ";", "\t"):
+        names = {h.strip() for h in next(csv.reader([header_line], delimiter=candidate))}
+        if all(c in names for c in required):
+            return candidate
+    return default
+
+
 def csv_rows(path: Path, required: tuple[str, ...], delimiter: str = ",") -> Iterator:
     """`(line, row dict)` for each data row of a CSV file with a header row, or
-    `(line, LoadProblem)` for a row that cannot be read. Raises `EncodingProblem`."""
-    reader = csv.reader(utf8_lines(path), delimiter=delimiter, strict=True)
+    `(line, LoadProblem)` for a row that cannot be read. Raises `EncodingProblem`. A UTF-8
+    byte-order mark is skipped, CRLF line ends read as LF, and a header split by `;` or a tab
+    (rather than `delimiter`) is read with that."""
+    lines = utf8_lines(path)
+    first = next(lines, None)
+    if first is None:
+        return
+    delimiter = _delimiter(first, required, delimiter)
+    reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter, strict=True)
     try:
         header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        return
     except csv.Error as err:
         yield 1, LoadProblem(str(path), 1, None, f"malformed CSV header: {err}")
         return
     missing = [c for c in required if c not in header]
     if missing:
-        yield 1, LoadProblem(str(path), 1, None, f"header lacks required column(s) {', '.join(missing)}")
+        yield 1, LoadProblem(str(path), 1, None, f"header lacks required column(s) {', '.join(missing)}"
+                             f" (it reads {header!r}, split at {delimiter!r})")
         return
     width = len(header)
     while True:

@@ -81,18 +81,29 @@ class _Shown:
 class Engine:
     def __init__(self, store: GraphStore, graph: Traversal, vectors: LookVectors | None = None,
                  config: PolicyConfig | None = None, clock=time.time, ranker: LearnedRanker | None = None):
-        self.store, self.graph, self.vectors = store, graph, vectors
+        self.store, self.graph = store, graph
         self.config = config or PolicyConfig()
         self.clock = clock
-        self.ranker = ranker or EvidenceRanker()
+        self._shown: OrderedDict[str, _Shown] = OrderedDict()  # by shopper, least recently served first
+        self._lock = threading.Lock()
+        self.install(self.prepare(vectors, ranker))
+
+    def prepare(self, vectors: LookVectors | None, ranker: LearnedRanker | None) -> tuple:
+        """What serving an artifact takes (its vectors, the sources over them, its ranker), built
+        without touching what is served now: a server prepares a newer artifact in a worker
+        thread while requests go on, then `install`s it between two requests."""
+        model = ModelSources(vectors, self.graph) if vectors is not None else None
+        return vectors, model, ranker or EvidenceRanker()
+
+    def install(self, prepared: tuple) -> None:
+        """Serve the artifact `prepare` made ready from the next request on; what the engine
+        remembers of shoppers (impressions) stays."""
+        self.vectors, self.model, self.ranker = prepared
         self.strict_across = not isinstance(self.ranker, LearnedRanker)
         """Under the hand-set weights every list leaves out the anchors' categories. A learned
         ranker decides from the data when more of a category is wanted: a feed is its ranking,
         and a product page keeps at most `SAME_LEAF_SHARE` of its slots for the categories
         already in view (the ranker learns from candidates gathered with this off)."""
-        self._shown: OrderedDict[str, _Shown] = OrderedDict()  # by shopper, least recently served first
-        self._lock = threading.Lock()
-        self.model = ModelSources(vectors, graph) if vectors is not None else None
 
     # -- entry points ------------------------------------------------------------------------
     def for_shopper(self, shopper_id: str, ask: Ask) -> Answer:
