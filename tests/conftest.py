@@ -40,6 +40,19 @@ def _record_statements() -> None:
         return result
 
     Neo4jGraphStore._read_many = recording_many
+    in_write = Neo4jGraphStore._in_write
+
+    def recording_in_write(self, work):
+        def recorded(run):
+            def run_and_record(key, **params):
+                EXECUTED.add(key)
+                return run(key, **params)
+
+            return work(run_and_record)
+
+        return in_write(self, recorded)
+
+    Neo4jGraphStore._in_write = recording_in_write
 
 
 _record_statements()
