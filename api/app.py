@@ -19,10 +19,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import ValidationError
 
 from .. import __version__
 from ..embeddings.vectors import LookVectors, erase_shopper_from_artifacts
-from ..graph.model import Attribute, Event, Look, Product
+from ..graph.model import Attribute, Event, Look, Product, Rule
 from ..graph.store import AlreadyExists, GraphStore, SessionConflict, UnknownNode
 from ..graph.stores import open_store
 from ..recommend.engine import Ask, Engine
@@ -31,6 +32,7 @@ from ..recommend.policies import PolicyConfig
 from ..settings import Settings
 from . import schemas
 from .artifacts import ServedModel
+from .console import Actions, add_console
 from .security import Gate, parse_keys, scope
 
 log = logging.getLogger("lookgraph.api")
@@ -114,7 +116,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
 
     app = FastAPI(title="lookgraph", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
-    app.state.engine, app.state.served = engine, served
+    app.state.engine, app.state.served, app.state.keys = engine, served, keys
     app.add_middleware(Gate, routes=app.router.routes, keys=keys, max_bytes=settings.max_body_bytes)
 
     registry = CollectorRegistry()
@@ -275,11 +277,14 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
              summary="Create or replace a look")
     def put_look(look_id: Annotated[str, Path(**schemas.ID)], body: schemas.LookFields) -> schemas.LookOut:
         """Create the look or replace it whole (name, items in order, session)."""
+        return schemas.LookOut.of(save_look(look_id, body))
+
+    def save_look(look_id: str, body: schemas.LookFields) -> Look:
         look = look_of(look_id, body)
         with store.bulk_load() as writer:
             writer.write("looks", [look])
         engine.graph.look_added(look)
-        return schemas.LookOut.of(look)
+        return look
 
     def product_of(product_id: str, body: schemas.ProductFields) -> Product:
         if body.category_id is not None:
@@ -290,7 +295,18 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         attributes = tuple(sorted({Attribute(kind.strip().lower(), v.strip())
                                    for kind, values in body.attributes.items()
                                    for v in (values if isinstance(values, list) else [values])}, key=lambda a: a.key))
-        return Product(product_id, body.name, body.category_id, body.price, attributes)
+        return Product(product_id, body.name, body.category_id, body.price, attributes, body.availability,
+                       tuple(dict.fromkeys(body.unavailable_in)))
+
+    def product_written(product: Product, before: Product | None = None) -> schemas.ProductOut:
+        """Walkable, and its availability and rules in force, from the next request on. The
+        walks are told only when what they walk changed (not for availability or a price: on
+        Neo4j that would drop their cached aggregates for nothing)."""
+        if before is None or (before.name, before.category_id, before.attributes) != (
+                product.name, product.category_id, product.attributes):
+            engine.graph.product_added(product)
+        engine.merch.product_changed(product)
+        return schemas.ProductOut.of(product)
 
     @app.post("/products", response_model=schemas.ProductOut, status_code=201, **guarded("admin", 409, 413),
               tags=["catalogue"], summary="Create a product")
@@ -299,18 +315,89 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         retraining; 409 when the id is taken."""
         product = product_of(body.id, body)
         store.create("products", product)
-        engine.graph.product_added(product)
-        return schemas.ProductOut.of(product)
+        return product_written(product)
 
     @app.put("/products/{product_id}", response_model=schemas.ProductOut, **guarded("admin", 413), tags=["catalogue"],
              summary="Create or replace a product")
     def put_product(product_id: Annotated[str, Path(**schemas.ID)], body: schemas.ProductFields) -> schemas.ProductOut:
-        """Create the product or replace it whole (name, category, price, attributes)."""
+        """Create the product or replace it whole (name, category, price, attributes, availability)."""
         product = product_of(product_id, body)
         with store.bulk_load() as writer:
             writer.write("products", [product])
-        engine.graph.product_added(product)
-        return schemas.ProductOut.of(product)
+        return product_written(product)
+
+    @app.patch("/products/{product_id}", response_model=schemas.ProductOut, **guarded("admin", 404, 413),
+               tags=["catalogue"], summary="Change some of a product's fields")
+    def patch_product(product_id: Annotated[str, Path(description="The product's id.")],
+                      body: schemas.ProductPatch) -> schemas.ProductOut:
+        """Only the fields given change, e.g. `{"availability": "out_of_stock"}`: the product
+        leaves every list from the next request on, without retraining."""
+        before = store.get("products", product_id)
+        current = schemas.ProductOut.of(before).model_dump(exclude={"id"})
+        changed = {**current, **{k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}}
+        try:  # what is given and what stays must make a whole product
+            fields = schemas.ProductFields(**changed)
+        except ValidationError as err:
+            raise RequestValidationError([{**e, "loc": ["body", *e["loc"]]} for e in err.errors()]) from None
+        product = product_of(product_id, fields)
+        with store.bulk_load() as writer:
+            writer.write("products", [product])
+        return product_written(product, before)
+
+    @app.delete("/products/{product_id}", response_model=schemas.ProductOut, **guarded("admin", 404),
+                tags=["catalogue"], summary="Withdraw a product")
+    def withdraw_product(product_id: Annotated[str, Path(description="The product's id.")]) -> schemas.ProductOut:
+        """Marks it discontinued: never recommended again, while the shoppers' events that
+        name it stay their history (so the record stays, and `PUT` brings it back)."""
+        current = store.get("products", product_id)
+        product = Product(current.id, current.name, current.category_id, current.price, current.attributes, "discontinued")
+        with store.bulk_load() as writer:
+            writer.write("products", [product])
+        return product_written(product, current)
+
+    def rule_out(rule: Rule) -> schemas.RuleOut:
+        when = lambda ts: datetime.fromtimestamp(ts, timezone.utc) if ts is not None else None  # noqa: E731
+        fields = {name: getattr(rule, name) for name in Rule.__dataclass_fields__}
+        return schemas.RuleOut(**{**fields, "starts_at": when(rule.starts_at), "ends_at": when(rule.ends_at)},
+                               products=len(engine.merch.members(rule.id)))
+
+    @app.get("/rules", response_model=list[schemas.RuleOut], **guarded("admin"), tags=["merchandising"],
+             summary="Every business rule")
+    def list_rules() -> list[schemas.RuleOut]:
+        return [rule_out(rule) for rule in store.rules()]
+
+    @app.post("/rules", response_model=schemas.RuleOut, status_code=201, **guarded("admin", 409, 413),
+              tags=["merchandising"], summary="Create a business rule")
+    def post_rule(body: schemas.RuleIn) -> schemas.RuleOut:
+        """Filters (`exclude`), `boost`s and `bury`s with a weight and a validity window, and
+        looks pinned to a category page (`pin`), for everyone or one shopper. Every rule that
+        moves an item is named in its explanation (`rules`). In force from the next request."""
+        return rule_out(create_rule(body))
+
+    def create_rule(body: schemas.RuleIn) -> Rule:
+        if body.category is not None and body.category not in engine.graph.categories.names:
+            raise invalid(["category"], f"unknown category {body.category!r}")
+        stamp = lambda at: (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp() if at else None  # noqa: E731
+        rule = Rule(**{**body.model_dump(), "starts_at": stamp(body.starts_at), "ends_at": stamp(body.ends_at)})
+        try:
+            store.create_rule(rule)
+        except UnknownNode as err:
+            raise invalid(["shopper_id" if err.label == "Shopper" else "look_id"], str(err)) from None
+        engine.merch.rules_changed()
+        return rule
+
+    @app.delete("/rules/{rule_id}", status_code=204, **guarded("admin", 404), tags=["merchandising"],
+                summary="Delete a business rule")
+    def delete_rule(rule_id: Annotated[str, Path(description="The rule's id.")]) -> Response:
+        remove_rule(rule_id)
+        return Response(status_code=204)
+
+    def remove_rule(rule_id: str) -> None:
+        store.delete_rule(rule_id)
+        engine.merch.rules_changed()
+
+    add_console(app, store, engine, lambda: served.version, Actions(create_rule, remove_rule, save_look))
+    app.mount("/console/static", StaticFiles(directory=FilePath(__file__).parent / "static" / "console"), name="console")
 
     @app.delete("/shoppers/{shopper_id}", response_model=schemas.Erased, **guarded("admin", 404), tags=["shoppers"],
                 summary="Erase a shopper")

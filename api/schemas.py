@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
 from typing_extensions import TypedDict
 
 from ..recommend.explanations import Recommendation
@@ -55,27 +55,104 @@ class EventsAccepted(BaseModel):
     new: int = Field(description="Events not seen before (event ids make posting idempotent).")
 
 
+def non_blank_attributes(value: dict | None) -> dict | None:
+    for kind, values in (value or {}).items():
+        for v in values if isinstance(values, list) else [values]:
+            if not kind.strip() or not v.strip():
+                raise ValueError("attribute kinds and values must be non-blank")
+    return value
+
+
+Availability = Literal["in_stock", "out_of_stock", "discontinued"]
+Locations = Field(default_factory=list, max_length=200, description="Locations where it is out of stock.")
+
+
 class ProductFields(_In):
     """A product's fields (`PUT /products/{id}` replaces them all)."""
 
     name: str = Field(min_length=1, max_length=500, pattern=TEXT)
     category_id: str | None = Field(None, **ID)
     price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    availability: Availability = Field("in_stock", description="Only an item in stock is recommended.")
+    unavailable_in: list[Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT)]] = Locations
     attributes: dict[str, str | list[str]] = Field(default_factory=dict, max_length=100,
                                                    description='e.g. {"style": "casual", "colour": ["blue"]}')
 
     @field_validator("attributes")
     @classmethod
     def _non_blank(cls, value: dict) -> dict:
-        for kind, values in value.items():
-            for v in values if isinstance(values, list) else [values]:
-                if not kind.strip() or not v.strip():
-                    raise ValueError("attribute kinds and values must be non-blank")
-        return value
+        return non_blank_attributes(value)
 
 
 class ProductIn(ProductFields):
     id: str = Id
+
+
+class ProductPatch(_In):
+    """The fields to change (`PATCH /products/{id}`); the others stay."""
+
+    name: str | None = Field(None, min_length=1, max_length=500, pattern=TEXT)
+    category_id: str | None = Field(None, **ID)
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    attributes: dict[str, str | list[str]] | None = Field(None, max_length=100)
+    availability: Availability | None = None
+    unavailable_in: list[Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT)]] | None = Field(None, max_length=200)
+
+    @field_validator("attributes")
+    @classmethod
+    def _non_blank(cls, value: dict | None) -> dict | None:
+        return non_blank_attributes(value)
+
+
+class RuleIn(_In):
+    """A business rule (see `graph.model.Rule`): which items (every condition given must hold),
+    what to do with them, for whom and when."""
+
+    id: str = Id
+    action: Literal["exclude", "boost", "bury", "pin"]
+    name: str = Field("", max_length=200, pattern=TEXT)
+    category: str | None = Field(None, **ID, description="Items in or below this category (pin: the page's category).")
+    attribute: str | None = Field(None, max_length=400, pattern=r"^[^:\x00-\x1f]+:[^\x00-\x1f]+$",
+                                  description='An attribute as "kind:value", e.g. "brand:acme".')
+    price_min: float | None = Field(None, ge=0, allow_inf_nan=False)
+    price_max: float | None = Field(None, ge=0, allow_inf_nan=False)
+    shopper_id: str | None = Field(None, **ID, description="Only this shopper's lists (e.g. never alcohol for them).")
+    weight: float = Field(1.0, gt=0, le=10, allow_inf_nan=False,
+                          description="boost/bury: standard deviations of the list's scores to move the items.")
+    look_id: str | None = Field(None, **ID, description="pin: the look whose items lead the category page.")
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> RuleIn:
+        if self.action == "pin" and (self.look_id is None or self.category is None):
+            raise ValueError("a pin needs look_id and category")
+        if self.action != "pin" and self.look_id is not None:
+            raise ValueError("look_id is for pin rules only")
+        if self.action != "pin" and not any(v is not None for v in (self.category, self.attribute, self.price_min,
+                                                                     self.price_max)):
+            raise ValueError("a rule needs at least one of category, attribute, price_min, price_max")
+        if self.price_min is not None and self.price_max is not None and self.price_min > self.price_max:
+            raise ValueError("price_min is above price_max")
+        if self.starts_at and self.ends_at and self.starts_at >= self.ends_at:
+            raise ValueError("starts_at is not before ends_at")
+        return self
+
+
+class RuleOut(BaseModel):
+    id: str
+    action: str
+    name: str
+    category: str | None
+    attribute: str | None
+    price_min: float | None
+    price_max: float | None
+    shopper_id: str | None
+    weight: float
+    look_id: str | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    products: int = Field(description="How many products the rule is about now.")
 
 
 class LookFields(_In):
@@ -130,6 +207,8 @@ class ProductOut(BaseModel):
     category_id: str | None
     price: float | None
     attributes: dict[str, list[str]] = Field(description='Attribute values by kind, e.g. {"colour": ["blue"]}.')
+    availability: str = "in_stock"
+    unavailable_in: list[str] = []
 
     @classmethod
     def of(cls, product) -> ProductOut:
@@ -137,7 +216,7 @@ class ProductOut(BaseModel):
         for attribute in product.attributes:
             attributes.setdefault(attribute.kind, []).append(attribute.value)
         return cls(id=product.id, name=product.name, category_id=product.category_id, price=product.price,
-                   attributes=attributes)
+                   attributes=attributes, availability=product.availability, unavailable_in=list(product.unavailable_in))
 
 
 class SessionAsk(_In):
@@ -203,6 +282,7 @@ class RecommendationOut(BaseModel):
     exploration: bool = Field(description="Picked to explore beyond the usual taste.")
     reason: str
     paths: list[PathOut]
+    rules: list[str] = Field(default_factory=list, description="Business rules that moved this item (boosts, buries, pins).")
 
 
 class Recommendations(BaseModel):

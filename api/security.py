@@ -42,6 +42,8 @@ def parse_keys(text: str | None) -> dict[str, frozenset[str]]:
     return keys
 
 
+COOKIE = "lookgraph_key"
+"""The console's sign-in: the key in an HttpOnly, SameSite=Strict cookie, for `/console` only."""
 SCOPE_KEY = "x-scope"
 """A route's `openapi_extra` names the scope it needs under this key; routes without one are
 public (health, metrics, the documentation)."""
@@ -72,6 +74,8 @@ class Gate:
         if needed is not None:
             refusal = self._refusal(scope, needed)
             if refusal is not None:
+                if scope["path"].startswith("/console") and refusal[0] == 401:  # a person: to the sign-in page
+                    return await send_redirect(send, "/console/login")
                 return await _json(send, *refusal)
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
@@ -114,6 +118,8 @@ class Gate:
         if not presented:
             auth = headers.get(b"authorization", b"").decode("latin-1")
             presented = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if not presented and scope["path"].startswith("/console"):
+            presented = _cookie(headers.get(b"cookie", b"").decode("latin-1"), COOKIE)
         challenge = [(b"www-authenticate", b"Bearer")]
         if not presented:
             return 401, {"detail": "missing API key (X-API-Key header)"}, challenge
@@ -154,6 +160,20 @@ def _not_strict_json(body: bytes) -> dict | None:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _cookie(header: str, name: str) -> str:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value.strip()
+    return ""
+
+
+async def send_redirect(send, location: str) -> None:
+    await send({"type": "http.response.start", "status": 303,
+                "headers": [(b"location", location.encode()), (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _json(send, status: int, content: dict, headers: list | None = None) -> None:

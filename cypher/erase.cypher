@@ -1,5 +1,5 @@
 // Erase a shopper and every trace of their personal data: their sessions (with every event
-// and embedding on them), saved looks, contact log, and the shopper node with its embedding. Curated looks
+// and embedding on them), saved looks, contact log, rules of their own, and the shopper node with its embedding. Curated looks
 // found in their sessions stay; only the FOUND_IN link to the session goes with the session.
 
 // name: erase_shopper
@@ -10,8 +10,11 @@ WITH u, sessions,
      reduce(total = 0, s IN sessions | total + COUNT { (s)-[:INTERACTED]->() }) AS events,
      COUNT { (u)-[:SAVED]->() } AS savedLooks,
      COUNT { (u)-[:CONTACTED]->() } AS contacts,
+     [(u)-[:HAS_RULE]->(r:Rule) | r] AS rules,
      size([s IN sessions WHERE s.embedding IS NOT NULL])
        + CASE WHEN u.embedding IS NULL THEN 0 ELSE 1 END AS embeddings
 FOREACH (s IN sessions | DETACH DELETE s)
+FOREACH (r IN rules | DETACH DELETE r)
 DETACH DELETE u
-RETURN events, savedLooks AS saved_looks, contacts, embeddings, size(sessions) AS sessions, 1 AS shoppers;
+RETURN events, savedLooks AS saved_looks, contacts, size(rules) AS rules, embeddings, size(sessions) AS sessions,
+       1 AS shoppers;

@@ -17,7 +17,7 @@ MERGE (c)-[:CHILD_OF]->(parent);
 // name: upsert_products
 UNWIND $rows AS row
 MERGE (p:Product {id: row.id})
-SET p.name = row.name, p.price = row.price
+SET p.name = row.name, p.price = row.price, p.availability = row.availability, p.unavailable_in = row.unavailable_in
 WITH p, row
 OPTIONAL MATCH (p)-[old:IN_CATEGORY|HAS_ATTRIBUTE]->()
 DELETE old

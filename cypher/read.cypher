@@ -36,7 +36,8 @@ WHERE p.id > $after
 WITH p ORDER BY p.id LIMIT $limit
 OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
 RETURN p.id AS id, p.name AS name, c.id AS category_id, p.price AS price,
-       [(p)-[:HAS_ATTRIBUTE]->(a:Attribute) | a {.kind, .value}] AS attributes
+       [(p)-[:HAS_ATTRIBUTE]->(a:Attribute) | a {.kind, .value}] AS attributes,
+       p.availability AS availability, p.unavailable_in AS unavailable_in
 ORDER BY id;
 
 // name: shoppers_page
@@ -80,7 +81,8 @@ RETURN c.id AS id, c.name AS name, parent.id AS parent_id;
 MATCH (p:Product {id: $id})
 OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
 RETURN p.id AS id, p.name AS name, c.id AS category_id, p.price AS price,
-       [(p)-[:HAS_ATTRIBUTE]->(a:Attribute) | a {.kind, .value}] AS attributes;
+       [(p)-[:HAS_ATTRIBUTE]->(a:Attribute) | a {.kind, .value}] AS attributes,
+       p.availability AS availability, p.unavailable_in AS unavailable_in;
 
 // name: get_shopper
 MATCH (s:Shopper {id: $id})

@@ -16,6 +16,9 @@ CREATE CONSTRAINT category_id IF NOT EXISTS FOR (n:Category) REQUIRE n.id IS UNI
 // name: look_id_unique
 CREATE CONSTRAINT look_id IF NOT EXISTS FOR (n:Look) REQUIRE n.id IS UNIQUE;
 
+// name: rule_id_unique
+CREATE CONSTRAINT rule_id IF NOT EXISTS FOR (n:Rule) REQUIRE n.id IS UNIQUE;
+
 // name: attribute_key_unique
 CREATE CONSTRAINT attribute_key IF NOT EXISTS FOR (n:Attribute) REQUIRE n.key IS UNIQUE;
 

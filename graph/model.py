@@ -31,10 +31,12 @@ RELATIONSHIPS = (
     "SAVED",
 )
 
-OPERATIONAL_LABELS = ("Channel",)
-OPERATIONAL_RELATIONSHIPS = ("CONTACTED",)
-"""The outbound contact log, (:Shopper)-[:CONTACTED {ts}]->(:Channel): kept in the store and
-erased with the shopper, but not part of the graph that is counted, trained on or recommended."""
+OPERATIONAL_LABELS = ("Channel", "Rule")
+OPERATIONAL_RELATIONSHIPS = ("CONTACTED", "HAS_RULE", "PINS")
+"""The outbound contact log, (:Shopper)-[:CONTACTED {ts}]->(:Channel), and the merchandisers'
+rules, (:Rule), (:Shopper)-[:HAS_RULE]->(:Rule), (:Rule)-[:PINS]->(:Look): kept in the store
+(a shopper's erased with them), but not part of the graph that is counted, trained on or
+recommended from."""
 
 EVENT_TYPES = ("view", "cart", "purchase", "dismiss")
 """Interaction types, weakest to strongest signal; `dismiss` is an explicit 'not for me'."""
@@ -71,6 +73,13 @@ class Product:
     category_id: str | None = None
     price: float | None = None
     attributes: tuple[Attribute, ...] = ()
+    availability: str = "in_stock"
+    """One of `AVAILABILITY`: only an item in stock is recommended."""
+    unavailable_in: tuple[str, ...] = ()
+    """Locations where an item otherwise in stock is out of stock (not recommended there)."""
+
+
+AVAILABILITY = ("in_stock", "out_of_stock", "discontinued")
 
 
 @dataclass(slots=True)
@@ -113,6 +122,36 @@ class SavedLook:
     shopper_id: str
     look_id: str
     ts: float
+
+
+RULE_ACTIONS = ("exclude", "boost", "bury", "pin")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A merchandiser's business rule. The items it is about: those in (or below) `category`,
+    with the attribute `attribute` ("kind:value", e.g. "brand:acme"), priced within
+    [`price_min`, `price_max`]; every condition given must hold. `exclude` keeps them out of
+    every list, `boost`/`bury` move them up/down by `weight` standard deviations of the list's
+    scores, `pin` puts the items of look `look_id` first on the `category` page. For
+    `shopper_id`'s lists only, or everyone's; valid from `starts_at` to `ends_at` (epoch
+    seconds), or always."""
+
+    id: str
+    action: str
+    name: str = ""
+    category: str | None = None
+    attribute: str | None = None
+    price_min: float | None = None
+    price_max: float | None = None
+    shopper_id: str | None = None
+    weight: float = 1.0
+    look_id: str | None = None
+    starts_at: float | None = None
+    ends_at: float | None = None
+
+    def active(self, now: float) -> bool:
+        return (self.starts_at is None or self.starts_at <= now) and (self.ends_at is None or now < self.ends_at)
 
 
 RECORD_KINDS = ("categories", "products", "shoppers", "events", "looks", "saved_looks")

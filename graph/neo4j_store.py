@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from neo4j import GraphDatabase
 
 from .cypher import cypher, library
-from .model import Attribute, Category, Event, GraphStats, Look, Neighbour, Product, SavedLook, Shopper
+from .model import Attribute, Category, Event, GraphStats, Look, Neighbour, Product, Rule, SavedLook, Shopper
 from .neo4j_traversal import CypherTraversal
 from .store import AlreadyExists, BulkWriter, GraphStore, SessionConflict, UnknownNode
 
@@ -36,7 +36,8 @@ def _row(kind: str, record) -> dict:
     """A record as the parameter map the load statements expect."""
     if kind == "products":
         return {"id": record.id, "name": record.name, "category_id": record.category_id, "price": record.price,
-                "attributes": [{"key": a.key, "kind": a.kind, "value": a.value} for a in record.attributes]}
+                "attributes": [{"key": a.key, "kind": a.kind, "value": a.value} for a in record.attributes],
+                "availability": record.availability, "unavailable_in": list(record.unavailable_in)}
     if kind == "events":
         return {"event_id": record.id, "session_id": record.session_id, "product_id": record.product_id,
                 "type": record.type, "ts": record.ts, "shopper_id": record.shopper_id,
@@ -58,7 +59,8 @@ def _event(r: dict) -> Event:
 
 def _product(r: dict) -> Product:
     attrs = tuple(sorted((Attribute(a["kind"], a["value"]) for a in r["attributes"]), key=lambda a: a.key))
-    return Product(r["id"], r["name"], r["category_id"], r["price"], attrs)
+    return Product(r["id"], r["name"], r["category_id"], r["price"], attrs, r["availability"] or "in_stock",
+                   tuple(r["unavailable_in"] or ()))
 
 
 def _look(r: dict) -> Look:
@@ -265,6 +267,34 @@ class Neo4jGraphStore(GraphStore):
         else:
             rows = self._read("read.session_events", session_id=session_id, since=since, limit=limit)
         return [_event(r) for r in reversed(rows)]
+
+    def unavailable_products(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        return {r["id"]: (r["availability"] or "in_stock", tuple(r["unavailable_in"]))
+                for r in self._read("merchandising.unavailable_products")}
+
+    def products_matching(self, categories, attribute, price_min, price_max) -> set[str]:
+        return {r["id"] for r in self._read("merchandising.products_matching", categories=categories,
+                                            attribute=attribute, price_min=price_min, price_max=price_max)}
+
+    def rules(self) -> list[Rule]:
+        return [Rule(**r["rule"]) for r in self._read("merchandising.rules")]
+
+    def create_rule(self, rule: Rule) -> None:
+        spec = {name: getattr(rule, name) for name in Rule.__dataclass_fields__}
+        properties = {k: v for k, v in spec.items() if k not in ("id", "shopper_id", "look_id") and v is not None}
+
+        def work(run) -> None:
+            found = run("merchandising.create_rule", rule=spec, properties=properties)[0]
+            if not found["created"]:
+                raise AlreadyExists("Rule", rule.id)
+            if found["missing"]:
+                raise UnknownNode(found["missing"], rule.shopper_id if found["missing"] == "Shopper" else rule.look_id)
+
+        self._in_write(work)
+
+    def delete_rule(self, rule_id: str) -> None:
+        if not self._write("merchandising.delete_rule", id=rule_id)[0]["deleted"]:
+            raise UnknownNode("Rule", rule_id)
 
     def look_ids(self, product_id=None, limit=50, offset=0) -> list[str]:
         return [r["id"] for r in self._read("read.look_page", product_id=product_id, limit=limit, offset=offset)]

@@ -31,14 +31,17 @@ from .model import (
     Look,
     Neighbour,
     Product,
+    Rule,
     SavedLook,
     Shopper,
 )
 from .store import AlreadyExists, BulkWriter, GraphStore, SessionConflict, UnknownNode
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MIGRATIONS = {1: ("ALTER TABLE look ADD COLUMN mined INTEGER NOT NULL DEFAULT 0",
-                   "ALTER TABLE look ADD COLUMN support INTEGER", "ALTER TABLE look ADD COLUMN lift REAL")}
+                   "ALTER TABLE look ADD COLUMN support INTEGER", "ALTER TABLE look ADD COLUMN lift REAL"),
+               2: ("ALTER TABLE product ADD COLUMN availability TEXT NOT NULL DEFAULT 'in_stock'",
+                   "ALTER TABLE product ADD COLUMN unavailable_in TEXT")}
 """Statements that bring a store of the key's version to the next one (run in one transaction)."""
 
 _SCHEMA = f"""
@@ -53,7 +56,9 @@ CREATE TABLE IF NOT EXISTS product (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     category_id TEXT REFERENCES category(id),
-    price REAL
+    price REAL,
+    availability TEXT NOT NULL DEFAULT 'in_stock',
+    unavailable_in TEXT
 );
 CREATE INDEX IF NOT EXISTS product_category ON product(category_id);
 CREATE TABLE IF NOT EXISTS attribute (
@@ -112,6 +117,12 @@ CREATE TABLE IF NOT EXISTS contact (
     ts REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS contact_shopper ON contact(shopper_id, ts);
+CREATE TABLE IF NOT EXISTS rule (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    shopper_id TEXT REFERENCES shopper(id) ON DELETE CASCADE,
+    look_id TEXT REFERENCES look(id) ON DELETE CASCADE
+);
 CREATE TABLE IF NOT EXISTS node_embedding (
     label TEXT NOT NULL,
     node_id TEXT NOT NULL,
@@ -322,6 +333,7 @@ class SQLiteGraphStore(GraphStore):
                 (shopper_id, shopper_id),
             ).rowcount
             removed["contacts"] = conn.execute("DELETE FROM contact WHERE shopper_id = ?", (shopper_id,)).rowcount
+            removed["rules"] = conn.execute("DELETE FROM rule WHERE shopper_id = ?", (shopper_id,)).rowcount
             removed["sessions"] = conn.execute(
                 "DELETE FROM session WHERE shopper_id = ?", (shopper_id,)
             ).rowcount
@@ -446,7 +458,7 @@ class SQLiteGraphStore(GraphStore):
             yield from map(make, rows)
 
     def _iter_products(self, conn, batch_size):
-        cursor = conn.execute("SELECT id, name, category_id, price FROM product ORDER BY id")
+        cursor = conn.execute("SELECT id, name, category_id, price, availability, unavailable_in FROM product ORDER BY id")
         while rows := cursor.fetchmany(batch_size):
             attributes: dict[str, list[Attribute]] = {}
             for start in range(0, len(rows), 900):
@@ -459,8 +471,8 @@ class SQLiteGraphStore(GraphStore):
                     chunk,
                 ):
                     attributes.setdefault(pid, []).append(Attribute(kind, value))
-            for pid, name, category_id, price in rows:
-                yield Product(pid, name, category_id, price, tuple(attributes.get(pid, ())))
+            for row in rows:
+                yield _product(row, tuple(attributes.get(row[0], ())))
 
     def _iter_looks(self, conn):
         current, items = None, []
@@ -480,7 +492,8 @@ class SQLiteGraphStore(GraphStore):
         conn = self._conn()
         label = {"products": "Product", "looks": "Look", "shoppers": "Shopper", "categories": "Category"}[kind]
         if kind == "products":
-            row = conn.execute("SELECT id, name, category_id, price FROM product WHERE id = ?", (node_id,)).fetchone()
+            row = conn.execute("SELECT id, name, category_id, price, availability, unavailable_in FROM product"
+                               " WHERE id = ?", (node_id,)).fetchone()
             if row is None:
                 raise UnknownNode(label, node_id)
             attrs = conn.execute(
@@ -488,7 +501,7 @@ class SQLiteGraphStore(GraphStore):
                 " WHERE pa.product_id = ? ORDER BY a.kind, a.value",
                 (node_id,),
             ).fetchall()
-            return Product(*row, attributes=tuple(Attribute(k, v) for k, v in attrs))
+            return _product(row, tuple(Attribute(k, v) for k, v in attrs))
         if kind == "looks":
             row = conn.execute("SELECT id, name, session_id, mined, support, lift FROM look WHERE id = ?",
                                (node_id,)).fetchone()
@@ -516,6 +529,47 @@ class SQLiteGraphStore(GraphStore):
         query = f"{_EVENT_SELECT} WHERE {column} = ? AND e.ts >= ? ORDER BY e.ts DESC, e.id DESC LIMIT ?"
         rows = self._conn().execute(query, (value, since, -1 if limit is None else limit)).fetchall()
         return [_event(row) for row in reversed(rows)]
+
+    def unavailable_products(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        rows = self._conn().execute("SELECT id, availability, unavailable_in FROM product"
+                                    " WHERE availability != 'in_stock' OR unavailable_in IS NOT NULL")
+        return {pid: (availability, tuple(json.loads(where)) if where else ()) for pid, availability, where in rows}
+
+    def products_matching(self, categories, attribute, price_min, price_max) -> set[str]:
+        clauses, params = [], []
+        if categories is not None:
+            clauses.append(f"p.category_id IN ({','.join('?' * len(categories))})")
+            params += list(categories)
+        if attribute is not None:
+            clauses.append("EXISTS (SELECT 1 FROM product_attribute pa WHERE pa.product_id = p.id AND pa.attribute_key = ?)")
+            params.append(attribute)
+        if price_min is not None:
+            clauses.append("p.price >= ?")
+            params.append(price_min)
+        if price_max is not None:
+            clauses.append("p.price <= ?")
+            params.append(price_max)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        return {r[0] for r in self._conn().execute(f"SELECT p.id FROM product p{where}", params)}
+
+    def rules(self) -> list[Rule]:
+        return [Rule(**json.loads(spec)) for (spec,) in self._conn().execute("SELECT spec FROM rule ORDER BY id")]
+
+    def create_rule(self, rule: Rule) -> None:
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM rule WHERE id = ?", (rule.id,)).fetchone():
+                raise AlreadyExists("Rule", rule.id)
+            for label, table, node_id in (("Shopper", "shopper", rule.shopper_id), ("Look", "look", rule.look_id)):
+                if node_id is not None and not conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (node_id,)).fetchone():
+                    raise UnknownNode(label, node_id)
+            spec = {name: getattr(rule, name) for name in Rule.__dataclass_fields__}
+            conn.execute("INSERT INTO rule (id, spec, shopper_id, look_id) VALUES (?, ?, ?, ?)",
+                         (rule.id, json.dumps(spec), rule.shopper_id, rule.look_id))
+
+    def delete_rule(self, rule_id: str) -> None:
+        with self._transaction() as conn:
+            if not conn.execute("DELETE FROM rule WHERE id = ?", (rule_id,)).rowcount:
+                raise UnknownNode("Rule", rule_id)
 
     def look_ids(self, product_id=None, limit=50, offset=0) -> list[str]:
         if product_id is None:
@@ -602,10 +656,11 @@ class _SQLiteWriter(BulkWriter):
     def _write_products(self, rows: Sequence[Product]):
         conn = self.conn
         conn.executemany(
-            "INSERT INTO product (id, name, category_id, price) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET name = excluded.name,"
-            " category_id = excluded.category_id, price = excluded.price",
-            [(p.id, p.name, p.category_id, p.price) for p in rows],
+            "INSERT INTO product (id, name, category_id, price, availability, unavailable_in) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET name = excluded.name, category_id = excluded.category_id,"
+            " price = excluded.price, availability = excluded.availability, unavailable_in = excluded.unavailable_in",
+            [(p.id, p.name, p.category_id, p.price, p.availability,
+              json.dumps(list(p.unavailable_in)) if p.unavailable_in else None) for p in rows],
         )
         conn.executemany(
             "INSERT OR IGNORE INTO attribute (key, kind, value) VALUES (?, ?, ?)",
@@ -704,6 +759,12 @@ class _SQLiteWriter(BulkWriter):
             " ON CONFLICT(shopper_id, look_id) DO UPDATE SET ts = max(ts, excluded.ts)",
             [(s.shopper_id, s.look_id, s.ts) for s in rows],
         )
+
+
+def _product(row, attributes: tuple) -> Product:
+    pid, name, category_id, price, availability, unavailable_in = row
+    return Product(pid, name, category_id, price, attributes, availability,
+                   tuple(json.loads(unavailable_in)) if unavailable_in else ())
 
 
 def _look(row, items: list[str]) -> Look:

@@ -157,6 +157,30 @@ class GraphStore(abc.ABC):
     ) -> list[Event]:
         """Events of one shopper or one session, oldest first."""
 
+    # -- merchandising ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def unavailable_products(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Each product not plainly in stock: (availability, locations out of stock)."""
+
+    @abc.abstractmethod
+    def products_matching(self, categories: Sequence[str] | None, attribute: str | None,
+                          price_min: float | None, price_max: float | None) -> set[str]:
+        """Ids of the products in one of `categories` (when given), with the attribute key
+        `attribute` (when given), priced within the bounds (when given)."""
+
+    @abc.abstractmethod
+    def rules(self) -> list:
+        """Every business rule (`model.Rule`), by id."""
+
+    @abc.abstractmethod
+    def create_rule(self, rule) -> None:
+        """Store a new rule; `AlreadyExists` when its id is taken, `UnknownNode` when it names
+        a shopper or look that does not exist."""
+
+    @abc.abstractmethod
+    def delete_rule(self, rule_id: str) -> None:
+        """Delete a rule; `UnknownNode` when there is none of that id."""
+
     @abc.abstractmethod
     def look_ids(self, product_id: str | None = None, limit: int = 50, offset: int = 0) -> list[str]:
         """Look ids in id order, `limit` from `offset`; only those including `product_id` if given."""

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..graph.model import EVENT_TYPES, RECORD_KINDS, Attribute, Category, Event, Look, Product, SavedLook, Shopper
+from ..graph.model import AVAILABILITY, EVENT_TYPES, RECORD_KINDS, Attribute, Category, Event, Look, Product, SavedLook, Shopper
 from .source import EncodingProblem, FieldError, LoadProblem, LoadWarning, Source, csv_rows, utf8_lines
 
 FORMAT = "lookgraph-native"
@@ -34,7 +34,7 @@ MANIFEST = "lookgraph.json"
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # kind: (required fields, optional fields)
     "categories": (("id", "name"), ("parent_id",)),
-    "products": (("id", "name"), ("category_id", "price", "attributes")),
+    "products": (("id", "name"), ("category_id", "price", "attributes", "availability", "unavailable_in")),
     "shoppers": (("id",), ("home_location",)),
     "events": (("event_id", "ts", "session_id", "product_id", "type"), ("shopper_id", "location", "gift")),
     "looks": (("id", "name", "product_ids"), ("session_id",)),
@@ -143,9 +143,12 @@ def _parse_category(row):
 
 
 def _parse_product(row):
+    availability = (_text(row, "availability") or "in_stock").lower()
+    if availability not in AVAILABILITY:
+        raise FieldError("availability", f"unknown availability {availability!r}; expected one of {', '.join(AVAILABILITY)}")
     return Product(
         _text(row, "id", True), _text(row, "name", True), _text(row, "category_id"),
-        _float(row, "price"), _attributes(row),
+        _float(row, "price"), _attributes(row), availability, tuple(_list(row, "unavailable_in")),
     )
 
 
@@ -273,7 +276,8 @@ def to_row(kind: str, record) -> dict:
         for a in record.attributes:
             attrs.setdefault(a.kind, []).append(a.value)
         return {"id": record.id, "name": record.name, "category_id": record.category_id,
-                "price": record.price, "attributes": attrs}
+                "price": record.price, "attributes": attrs, "availability": record.availability,
+                "unavailable_in": list(record.unavailable_in)}
     if kind == "events":
         return {"event_id": record.id, "ts": _iso(record.ts), "session_id": record.session_id,
                 "shopper_id": record.shopper_id, "product_id": record.product_id, "type": record.type,
@@ -322,6 +326,7 @@ class NativeWriter:
                 row = to_row(kind, record)
                 if kind == "products":
                     row["attributes"] = "|".join(f"{k}:{v}" for k, vals in row["attributes"].items() for v in vals)
+                    row["unavailable_in"] = "|".join(row["unavailable_in"])
                 elif kind == "looks":
                     row["product_ids"] = "|".join(row["product_ids"])
                 writer.writerow([_csv_value(row[c]) for c in required + optional])

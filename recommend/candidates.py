@@ -19,6 +19,10 @@ policies'. The sources:
   coming back to (`policies.touched`), what sells at a trip's location, and for a cold start
   what sells now;
 - `popular`: best sellers, offered only to fill a list the other sources left short.
+
+Two `look` offers come from merchandising rather than walks: a look item that cannot be shown
+is stood in for by the nearest available product of its leaf category (`Engine._substitutes`),
+and the items of a look pinned to a category page lead it (`Engine._pinned`).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from . import policies
 from .candidates import NO_WALKS, SOURCES, Offers, walk_offers
 from .explanations import VERBS, Answer, Recommendation
 from .features import Context, features
+from .merchandising import Merchandising
 from .model_sources import STRENGTH, ModelSources
 from .policies import PolicyConfig, ShopperState
 from .ranker import EvidenceRanker, LearnedRanker
@@ -86,6 +87,7 @@ class Engine:
         self.clock = clock
         self._shown: OrderedDict[str, _Shown] = OrderedDict()  # by shopper, least recently served first
         self._lock = threading.Lock()
+        self.merch = Merchandising(store, graph.categories)
         self.install(self.prepare(vectors, ranker))
 
     def prepare(self, vectors: LookVectors | None, ranker: LearnedRanker | None) -> tuple:
@@ -222,13 +224,18 @@ class Engine:
         restocks = policies.restocks(state, cards, repurchase, self.config, now)
         offers = self._candidates(anchors, state, ask, now, cards, page or self.strict_across,
                                   page and not ask.same_category, out, restocks, coming_back)
+        # Merchandising: what is not available where the shopper is (a look's item stood in
+        # for), and what a rule keeps out.
+        location = policies.trip_location(state, self.config, now, ask.location) or state.home
+        kept_out = self.merch.excludes(state.shopper_id, now)
+        self._substitutes(offers, location, kept_out | state.dismissed | out, cards)
         evidence = offers.evidence()
         due = {pid for pid, _, _ in restocks} | {pid for pid, *_ in coming_back}  # offered back, first in line
         blocked = policies.owned_categories(state, cards, repurchase, self.config, now)
         excluded = set() if ask.same_category or not self.strict_across else {cards[a].category for a in anchors} - {None}
 
         def allowed(card: ProductCard) -> bool:
-            if card.id in state.dismissed:
+            if card.id in state.dismissed or card.id in kept_out or not self.merch.shown(card.id, location):
                 return False
             if card.id not in due and (card.id in out or card.category in blocked or card.category in excluded):
                 return False
@@ -246,6 +253,9 @@ class Engine:
             fade = np.array([policies.fade(offers.cards[i].id, state, shown.impressions.get(offers.cards[i].id, 0),
                                            self.config) for i in keep])
             scores = scores + np.log2(fade) * (scores.std() + 1e-3)  # each fade halving: a standard deviation down
+        shift, ruled = self.merch.adjust([offers.cards[i].id for i in keep], state.shopper_id, now)
+        if shift.any():  # boosts and buries, in standard deviations of this list's scores
+            scores = scores + shift * (scores.std() + 1e-3)
         ranked = np.array(keep, dtype=np.int64)[np.argsort(-scores, kind="stable")].tolist()
         score_of = dict(zip(keep, scores.tolist()))
         if self.strict_across and not (state.current and state.current.gift):
@@ -264,7 +274,8 @@ class Engine:
 
         # Due restocks and what the shopper is coming back to belong in the visible slots; then
         # the ranking (under the hand-set weights, the best of each leaf first); then exploration.
-        restock_first = [i for i in ranked if offers.cards[i].id in due][: max(1, ask.k // 4)]
+        pinned = self._pinned(offers, ask, state, now, allowed, cards)
+        restock_first = pinned + [i for i in ranked if offers.cards[i].id in due and i not in pinned][: max(1, ask.k // 4)]
         first = set(restock_first)
         rest = [i for i in ranked if i not in first]
         explore = round(ask.k * self.config.explore_share) if ask.explore else 0
@@ -283,8 +294,62 @@ class Engine:
         self._remember(state, picked)
         cards.update((card.id, card) for card in picked)
         reasons = self._reasons(offers, [i for i, _ in picks], anchors, state)
-        return Answer([self._recommendation(cards, offers.cards[i], score_of.get(i, 0.0), reasons[i], exploring)
+        return Answer([self._recommendation(cards, offers.cards[i], score_of.get(i, 0.0), reasons[i], exploring,
+                                            ruled.get(offers.cards[i].id, []))
                        for i, exploring in picks], short_because)
+
+    def _substitutes(self, offers: Offers, location: str | None, out: set[str], cards: dict[str, ProductCard]) -> None:
+        """A look item that cannot be shown here is stood in for by the nearest available
+        product of its leaf category (by LookGNN's vectors when there are some, else by the
+        crowd's co-sessions), offered with the look's evidence and saying so."""
+        walks = offers.walks
+        for row in np.flatnonzero(walks.way == LOOK) if len(walks.candidate) else ():
+            missing = offers.cards[walks.candidate[row]]
+            if self.merch.shown(missing.id, location) or missing.category is None:
+                continue
+            substitute = self._nearest_available(missing, location, out | {c.id for c in offers.cards})
+            if substitute is None:
+                continue
+            hit = walks.looks[walks.via[row]]
+            cards[missing.id] = missing
+            offers.add(substitute, "look", float(offers.walk_evidence[row]), explain.substitute_path,
+                       (hit.look_id, hit.look_name, missing.id, self.merch.availability(missing.id, location), substitute.id))
+
+    def _nearest_available(self, card: ProductCard, location: str | None, out: set[str]) -> ProductCard | None:
+        """The product of `card`'s leaf category nearest it that can be shown and is not in `out`."""
+        if self.model is not None and card.id in self.model.row:
+            vectors = self.vectors.arrays["product"]
+            leaf = self.vectors.product_category
+            row = self.model.row[card.id]
+            same = np.flatnonzero(leaf == leaf[row])
+            ordered = same[np.argsort(-(vectors[same] @ vectors[row]), kind="stable")]
+            ids = self.vectors.ids["product"]
+            names = (ids[r] for r in ordered[:200])
+        else:  # the crowd's co-sessions first, then the rest of the leaf category
+            names = itertools.chain((hit.product_id for hit in self.graph.co_sessions([card.id], 50)),
+                                    sorted(self.store.products_matching([card.category], None, None, None)))
+        for pid in names:
+            if pid != card.id and pid not in out and self.merch.shown(pid, location):
+                found = self.graph.cards([pid]).get(pid)
+                if found is not None and found.category == card.category:
+                    return found
+        return None
+
+    def _pinned(self, offers: Offers, ask: Ask, state: ShopperState, now: float, allowed, cards) -> list[int]:
+        """On a category page (`ask.categories`), the shown items of the looks pinned to it, first."""
+        if not ask.categories:
+            return []
+        picks: list[int] = []
+        for rule in self.merch.pins(ask.categories, state.shopper_id, now):
+            try:
+                look = self.store.get("looks", rule.look_id)
+            except UnknownNode:
+                continue
+            for card in self.graph.cards(look.product_ids).values():
+                if allowed(card) and card.id not in {offers.cards[i].id for i in picks}:
+                    picks.append(offers.add(card, "look", 0.0, explain.pinned_path,
+                                            (look.id, look.name, rule.name or rule.id, card.id)))
+        return picks[: ask.k]
 
     def _candidates(self, anchors: dict[str, tuple[float, str]], state: ShopperState, ask: Ask, now: float,
                     cards: dict[str, ProductCard], across: bool, page: bool, out: set[str], restocks: list,
@@ -462,10 +527,14 @@ class Engine:
             while len(self._shown) > MAX_SHOPPERS_REMEMBERED:
                 self._shown.popitem(last=False)
 
-    def _recommendation(self, cards, card: ProductCard, score: float, reasons: list, exploring: bool) -> Recommendation:
-        paths = [build(cards, *args) for _, _, build, args in sorted(reasons, key=lambda r: (r[0], -r[1]))[:2]]
+    def _recommendation(self, cards, card: ProductCard, score: float, reasons: list, exploring: bool,
+                        rules: list[str]) -> Recommendation:
+        ordered = sorted(reasons, key=lambda r: (r[0], -r[1]))
+        pinned = [r for r in ordered if r[2] is explain.pinned_path]  # a pin is why it leads the page: said first
+        paths = [build(cards, *args) for _, _, build, args in (pinned + [r for r in ordered if r not in pinned])[:2]]
+        rules = rules + [f"pinned by rule {args[2]!r}" for _, _, _, args in pinned[:1]]
         return Recommendation(card.id, card.name, card.category, round(float(score), 4), paths, exploring,
-                              paths[0].sentence if paths else "")
+                              paths[0].sentence if paths else "", rules)
 
 
 def _standardised(scores: np.ndarray, known: np.ndarray) -> np.ndarray:

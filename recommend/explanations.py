@@ -8,7 +8,7 @@ graph model. Paths are built only for the items returned, the strongest reason f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..graph.traversal import ProductCard
 
@@ -39,6 +39,8 @@ class Recommendation:
     exploration: bool = False
     reason: str = ""
     """The first path's sentence."""
+    rules: list[str] = field(default_factory=list)
+    """The business rules that moved it (boosts, buries), each as a sentence."""
 
 
 @dataclass
@@ -62,6 +64,18 @@ def look_path(cards, a: str, look_id: str, look_name: str, mined: bool, q: str, 
     sentence = (f"often bought together with the {_name(cards, a)} you {verb}" if mined
                 else f"goes with the {_name(cards, a)} you {verb} in the look '{look_name}'")
     return Path([_step(cards, a), Step("Look", look_id, look_name), _step(cards, q)], ["INCLUDES", "INCLUDES"], sentence)
+
+
+def substitute_path(cards, look_id: str, look_name: str, missing: str, status: str, q: str) -> Path:
+    """An item of a look that cannot be shown (`status`: out of stock, discontinued), stood in
+    for by the nearest available product of its leaf category."""
+    return Path([Step("Look", look_id, look_name), _step(cards, missing), _step(cards, q)], ["INCLUDES", "SAME_CATEGORY"],
+                f"stands in for the {_name(cards, missing)} ({status.replace('_', ' ')}) in the look '{look_name}'")
+
+
+def pinned_path(cards, look_id: str, look_name: str, rule: str, q: str) -> Path:
+    return Path([Step("Rule", rule, rule), Step("Look", look_id, look_name), _step(cards, q)], ["PINS", "INCLUDES"],
+                f"from the look '{look_name}', pinned to this page by rule {rule!r}")
 
 
 def attribute_path(cards, a: str, key: str, q: str, verb: str) -> Path:

@@ -26,5 +26,17 @@ else
     neo4j_skipped="Java 17+ and Maven not found: the Neo4j half of the tests is SKIPPED (install them, or set NEO4J_URI to a Neo4j 5 server you can empty)"
     echo "$neo4j_skipped" >&2
 fi
+# The console's browser tests need Debian's Chromium and its driver: installed here where this
+# runs as root with apt-get (as CI does); elsewhere those tests skip and say why.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing Debian's chromium and chromium-driver for the console's browser tests" >&2
+        { apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+          || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }; } \
+          || echo "could not install chromium: the console's browser tests skip" >&2
+    else
+        echo "chromium not found: the console's browser tests skip (apt-get install chromium chromium-driver)" >&2
+    fi
+fi
 python -m pytest -q "$@"
 [ -z "${neo4j_skipped:-}" ] || echo "$neo4j_skipped" >&2

@@ -160,7 +160,7 @@ def test_products_and_looks_can_be_read_and_paged(api):
     client, _ = api
     product = client.get("/products/jeans-1", headers=as_(READ)).json()
     assert product == {"id": "jeans-1", "name": "Slim jeans", "category_id": "women/bottoms/jeans", "price": 60.0,
-                       "attributes": {"style": ["casual"]}}
+                       "attributes": {"style": ["casual"]}, "availability": "in_stock", "unavailable_in": []}
     assert client.get("/products/nope", headers=as_(READ)).status_code == 404
     first = client.get("/looks?limit=2", headers=as_(READ)).json()
     assert [lk["id"] for lk in first["items"]] == ["city-walk", "office-men"] and first["next_offset"] == 2

@@ -1,0 +1,206 @@
+"""The merchandiser console at `/console`: server-rendered pages (Jinja2) with htmx for the forms
+that update part of a page and cytoscape.js for the drawings, both vendored under
+`api/static/console/` (nothing is fetched at run time).
+
+Pages: find a shopper or a product; a shopper's journey (sessions with their events, gift and
+travel sessions flagged) and their recommendations now, each with its path drawn and the rules
+that moved it; a product with its availability, its looks and what completes it; the business
+rules (create, delete); looks (create, edit); the catalogue's complement map. Signing in takes an
+API key (kept in an HttpOnly, SameSite=Strict cookie for `/console` only); `security.Gate`
+checks its scope as for the API: `read` to look, `admin` to change rules and looks. What the
+forms change goes through the same code as the API's routes (`Actions`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from itertools import combinations
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from ..graph.model import Rule
+from ..graph.store import AlreadyExists, GraphStore, UnknownNode
+from ..recommend.engine import Ask, Engine
+from ..recommend.explanations import Recommendation
+from . import schemas
+from .security import COOKIE, scope
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+@dataclass
+class Actions:
+    """The API's own ways to change rules and looks, so the console's forms do exactly what the
+    routes do (validation, store, engine)."""
+
+    create_rule: Callable[[schemas.RuleIn], object]
+    delete_rule: Callable[[str], None]
+    save_look: Callable[[str, schemas.LookFields], object]
+
+
+def path_graph(item: Recommendation) -> dict:
+    """The item's first path as cytoscape elements."""
+    nodes, edges = [], []
+    if not item.paths:
+        return {"nodes": nodes, "edges": edges}
+    path = item.paths[0]
+    for i, step in enumerate(path.nodes):
+        nodes.append({"id": f"{i}:{step.label}:{step.id}", "label": step.name, "kind": step.label})
+        if i:
+            edges.append({"source": nodes[i - 1]["id"], "target": nodes[i]["id"], "label": path.relationships[i - 1],
+                          "weight": 1})
+    return {"nodes": nodes, "edges": edges}
+
+
+def _shown(items: list[Recommendation]) -> list[dict]:
+    return [{"product_id": r.product_id, "name": r.name, "category": r.category, "reason": r.reason, "rules": r.rules,
+             "exploration": r.exploration, "graph": path_graph(r)} for r in items]
+
+
+def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable[[], str | None], actions: Actions) -> None:
+    """The console's routes, on `app` itself (so that `security.Gate` sees each route's scope)."""
+    read = {"openapi_extra": scope("read"), "include_in_schema": False}
+    admin = {"openapi_extra": scope("admin"), "include_in_schema": False}
+    public = {"include_in_schema": False}
+
+    def page(request: Request, name: str, title: str, status: int = 200, **context) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"title": title, **context}, status_code=status)
+
+    @app.get("/console/login", **public)
+    def login_form(request: Request) -> HTMLResponse:
+        return page(request, "login.html", "Sign in")
+
+    @app.post("/console/login", **public)
+    def login(request: Request, key: Annotated[str, Form()]) -> Response:
+        if request.app.state.keys.get(key) is None:
+            return page(request, "login.html", "Sign in", 401, error="That key is not one of LOOKGRAPH_API_KEYS.")
+        response = RedirectResponse("/console", status_code=303)
+        response.set_cookie(COOKIE, key, httponly=True, samesite="strict", path="/console")
+        return response
+
+    @app.get("/console", **read)
+    def home(request: Request) -> HTMLResponse:
+        return page(request, "home.html", "Find a shopper or a product")
+
+    @app.get("/console/find", **read)
+    def find(request: Request, shopper: str = "", product: str = "") -> Response:
+        if shopper.strip():
+            return RedirectResponse(f"/console/shoppers/{shopper.strip()}", status_code=303)
+        if product.strip():
+            return RedirectResponse(f"/console/products/{product.strip()}", status_code=303)
+        return page(request, "home.html", "Find a shopper or a product", 422, error="Give a shopper or a product id.")
+
+    @app.get("/console/shoppers/{shopper_id}", **read)
+    def shopper(request: Request, shopper_id: str) -> HTMLResponse:
+        try:
+            home_location = store.get("shoppers", shopper_id).home_location
+        except UnknownNode:
+            return page(request, "home.html", "Find a shopper or a product", 404, error=f"No shopper {shopper_id!r}.")
+        events = store.events(shopper_id=shopper_id, limit=500)
+        cards = engine.graph.cards({e.product_id for e in events})
+        sessions: dict[str, dict] = {}
+        for e in events:
+            s = sessions.setdefault(e.session_id, {"id": e.session_id, "events": [], "gift": False, "location": e.location,
+                                                   "started": datetime.fromtimestamp(e.ts, timezone.utc).strftime("%Y-%m-%d %H:%M")})
+            s["gift"] |= e.gift
+            s["events"].append({"type": e.type, "product_id": e.product_id,
+                                "name": cards[e.product_id].name if e.product_id in cards else e.product_id})
+        for s in sessions.values():
+            s["travel"] = bool(s["location"] and home_location and s["location"] != home_location)
+        answer = engine.for_shopper(shopper_id, Ask(k=10))
+        now = engine.clock()
+        rules = [r.name or r.id for r in store.rules() if r.shopper_id in (None, shopper_id) and r.active(now)]
+        return page(request, "shopper.html", f"Shopper {shopper_id}", home=home_location,
+                    sessions=list(reversed(sessions.values())), items=_shown(answer.items),
+                    short_because=answer.short_because, rules=rules, model=model())
+
+    @app.get("/console/products/{product_id}", **read)
+    def product(request: Request, product_id: str) -> HTMLResponse:
+        try:
+            found = schemas.ProductOut.of(store.get("products", product_id))
+        except UnknownNode:
+            return page(request, "home.html", "Find a shopper or a product", 404, error=f"No product {product_id!r}.")
+        looks = [schemas.LookOut.of(store.get("looks", i)) for i in store.look_ids(product_id, 50, 0)]
+        answer = engine.complete_the_look(product_id, Ask(k=10))
+        return page(request, "product.html", found.name, product=found, looks=looks, items=_shown(answer.items),
+                    short_because=answer.short_because)
+
+    def listed_rules() -> list[dict]:
+        return [{**{n: getattr(r, n) for n in Rule.__dataclass_fields__}, "products": len(engine.merch.members(r.id))}
+                for r in store.rules()]
+
+    def rules_table(request: Request, status: int = 200, error: str | None = None) -> HTMLResponse:
+        return page(request, "_rules_table.html", "Rules", status, rules=listed_rules(), error=error)
+
+    @app.get("/console/rules", **read)
+    def rules(request: Request) -> HTMLResponse:
+        return page(request, "rules.html", "Business rules", rules=listed_rules())
+
+    @app.post("/console/rules", **admin)
+    async def create_rule(request: Request) -> HTMLResponse:
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str) and v.strip() != ""}
+        try:
+            actions.create_rule(schemas.RuleIn(**form))
+        except (ValidationError, RequestValidationError) as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"] if p not in ("body",))
+            return rules_table(request, 422, f"{where or 'rule'}: {first['msg']}")
+        except AlreadyExists as err:
+            return rules_table(request, 409, str(err))
+        return rules_table(request)
+
+    @app.delete("/console/rules/{rule_id}", **admin)
+    def delete_rule(request: Request, rule_id: str) -> HTMLResponse:
+        try:
+            actions.delete_rule(rule_id)
+        except UnknownNode as err:
+            return rules_table(request, 404, str(err))
+        return rules_table(request)
+
+    @app.get("/console/looks/edit", **read)
+    def look_form(request: Request, look_id: str = "") -> HTMLResponse:
+        look = None
+        if look_id:
+            try:
+                look = schemas.LookOut.of(store.get("looks", look_id))
+            except UnknownNode:
+                return page(request, "look_form.html", "Looks", 404, error=f"No look {look_id!r}.")
+        return page(request, "look_form.html", f"Look {look.name}" if look else "A new look", look=look)
+
+    @app.post("/console/looks/edit", **admin)
+    def save_look(request: Request, id: Annotated[str, Form()], name: Annotated[str, Form()],
+                  product_ids: Annotated[str, Form()]) -> Response:
+        try:
+            fields = schemas.LookFields(name=name, product_ids=product_ids.replace(",", " ").split())
+            actions.save_look(id.strip(), fields)
+        except (ValidationError, RequestValidationError) as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"] if p != "body")
+            return page(request, "look_form.html", "Looks", 422, error=f"{where}: {first['msg']}", look=None)
+        return RedirectResponse(f"/console/looks/edit?look_id={id.strip()}", status_code=303)
+
+    @app.get("/console/map", **read)
+    def complement_map(request: Request) -> HTMLResponse:
+        pairs: Counter = Counter()
+        looks = 0
+        for look in store.iter_records("looks"):
+            looks += 1
+            leaves = sorted({c.category for c in engine.graph.cards(look.product_ids).values() if c.category})
+            pairs.update(combinations(leaves, 2))
+        top = pairs.most_common(80)
+        names = engine.graph.categories.names
+        categories = sorted({c for pair, _ in top for c in pair})
+        graph = {"nodes": [{"id": c, "label": names.get(c, c), "kind": "Category"} for c in categories],
+                 "edges": [{"source": a, "target": b, "label": str(n), "weight": n} for (a, b), n in top]}
+        return page(request, "map.html", "Complement map", graph=graph, looks=looks,
+                    pairs=[(names.get(a, a), names.get(b, b), n) for (a, b), n in top])
+

@@ -1,0 +1,171 @@
+"""The merchandiser console as a person uses it: signed in with an API key, finding a shopper
+and a product, reading their paths, creating rules and looks that the next API answer obeys.
+The pages are checked through the app on both stores, and clicked through in headless Chromium
+(Debian's chromium and chromedriver, driven by Selenium) where those are installed; each
+page's screenshot is written to benchmarks/results/console/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from lookgraph.api.app import create_app
+from lookgraph.graph.model import Event
+from lookgraph.settings import Settings
+
+from .scenario import Clock, build
+from .test_api import ADMIN, EVENTS, KEYS, READ, TestClient, as_
+
+SHOTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "console"
+
+
+@pytest.fixture
+def console(tmp_path, store):
+    build(tmp_path, store)
+    client = TestClient(create_app(Settings(home=tmp_path / "home", api_keys=KEYS), store, vectors=None, clock=Clock()))
+    return client, store
+
+
+def signed_in(client, key: str) -> None:
+    answer = client.post("/console/login", data={"key": key}, follow_redirects=False)
+    assert answer.status_code == 303 and "HttpOnly" in answer.headers["set-cookie"]
+
+
+def test_the_console_asks_for_a_key_and_keeps_its_scopes(console):
+    client, _ = console
+    assert client.get("/console/rules", follow_redirects=False).headers["location"] == "/console/login"
+    assert client.post("/console/login", data={"key": "wrong-key-0123456789"}).status_code == 401
+    signed_in(client, EVENTS)
+    assert client.get("/console", follow_redirects=False).status_code == 403  # no read scope
+    signed_in(client, READ)
+    assert client.get("/console/shoppers/ann").status_code == 200
+    refused = client.post("/console/rules", data={"id": "r", "action": "boost", "category": "women"})
+    assert refused.status_code == 403  # read may look, not change
+    assert client.get("/shoppers/ann/recommendations").status_code == 401  # the cookie is the console's only
+
+
+def test_a_shoppers_journey_recommendations_and_paths(console):
+    client, store = console
+    signed_in(client, READ)
+    store.append_events([Event("gift-1", "ann-gift", "shirt-1", "view", 1_790_000_100.0, "ann", "Leeds", True)])
+    page = client.get("/console/shoppers/ann").text
+    assert "Journey" in page and 'class="flag gift"' in page and 'class="flag travel"' in page
+    assert page.count('class="recommendation"') >= 3 and "path-graph" in page and "data-graph=" in page
+    product = client.get("/console/products/jeans-1").text
+    assert "weekend denim" in product and "Complete the look" in product and "Chelsea boots" in product
+    assert client.get("/console/products/nope").status_code == 404
+    complement_map = client.get("/console/map").text
+    assert "map-graph" in complement_map and "<td>Jeans</td><td>Boots</td><td>2</td>" in complement_map
+
+
+def test_a_rule_and_a_look_made_in_the_console_are_obeyed_by_the_next_api_answer(console):
+    client, store = console
+    signed_in(client, ADMIN)
+    made = client.post("/console/rules", data={"id": "no-boots", "action": "exclude", "category": "women/shoes"})
+    assert made.status_code == 200 and 'data-rule="no-boots"' in made.text
+    feed = client.get("/shoppers/ann/recommendations?k=10", headers=as_(READ)).json()["items"]
+    assert not any(i["category"].startswith("women/shoes") for i in feed)
+    bad = client.post("/console/rules", data={"id": "bad", "action": "pin", "category": "women"})
+    assert bad.status_code == 422 and "a pin needs look_id and category" in bad.text
+    assert client.delete("/console/rules/no-boots").status_code == 200 and store.rules() == []
+    saved = client.post("/console/looks/edit", data={"id": "new-look", "name": "office women",
+                                                     "product_ids": "jeans-1 belt-1"}, follow_redirects=False)
+    assert saved.status_code == 303
+    assert store.get("looks", "new-look").product_ids == ("jeans-1", "belt-1")
+    assert client.get("/looks?product_id=belt-1", headers=as_(READ)).json()["items"][-1]["id"] == "new-look"
+
+
+# -- in a browser ------------------------------------------------------------------------------
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver; "
+                    "scripts/test.sh installs them where it can)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1280,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """`lookgraph serve` on the scenario shop, in a child process."""
+    build(tmp_path).close()
+    port = free_port()
+    env = dict(os.environ, LOOKGRAPH_HOME=str(tmp_path), LOOKGRAPH_API_KEYS=KEYS, LOOKGRAPH_STORE="embedded")
+    server = subprocess.Popen([sys.executable, "-m", "lookgraph.cli", "serve", "--port", str(port), "--no-access-log"],
+                              env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield base
+    server.terminate()
+    server.wait()
+
+
+def test_clicking_through_the_console_in_chromium(browser, served):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    wait = WebDriverWait(browser, 10)
+    browser.get(f"{served}/console")
+    assert browser.current_url.endswith("/console/login")
+    browser.find_element(By.ID, "key").send_keys(ADMIN)
+    browser.find_element(By.ID, "sign-in").click()
+    wait.until(shown.presence_of_element_located((By.ID, "shopper"))).send_keys("ann")
+    browser.find_element(By.ID, "find").click()
+    wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, ".path-graph canvas")))  # a path drawn
+    assert "Shopper ann" in browser.title and browser.find_elements(By.CSS_SELECTOR, ".session")
+    browser.save_screenshot(str(SHOTS / "shopper.png"))
+
+    browser.find_element(By.CSS_SELECTOR, ".recommendation a").click()  # open a recommended product
+    wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, ".path-graph canvas")))
+    assert "Complete the look" in browser.page_source
+    browser.save_screenshot(str(SHOTS / "product.png"))
+
+    browser.get(f"{served}/console/rules")
+    form = wait.until(shown.presence_of_element_located((By.ID, "rule-form")))
+    form.find_element(By.NAME, "id").send_keys("no-totes")
+    form.find_element(By.NAME, "action").send_keys("exclude")
+    form.find_element(By.NAME, "category").send_keys("women/bags")
+    browser.find_element(By.ID, "create-rule").click()
+    wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, "tr[data-rule='no-totes']")))  # htmx swapped it in
+    browser.save_screenshot(str(SHOTS / "rules.png"))
+    request = urllib.request.Request(f"{served}/shoppers/ann/recommendations?k=10", headers=as_(READ))
+    import json
+
+    with urllib.request.urlopen(request) as answer:
+        items = json.load(answer)["items"]
+    assert items and not any(i["category"].startswith("women/bags") for i in items)
+
+    browser.get(f"{served}/console/map")
+    wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, ".map-graph canvas")))
+    browser.save_screenshot(str(SHOTS / "map.png"))

@@ -1,0 +1,141 @@
+"""Merchandisers in control, on both stores: availability and withdrawal take effect on the next
+request without retraining, a look's missing item is stood in for (and says so), and business
+rules (filters, boosts and buries in a validity window, pinned looks) compose with the policies
+and name themselves in the explanations."""
+
+from __future__ import annotations
+
+import pytest
+from lookgraph.api.app import create_app
+from lookgraph.graph.model import Rule
+from lookgraph.settings import Settings
+
+from .scenario import DAY, NOW, Clock, build
+from .test_api import ADMIN, KEYS, READ, TestClient, as_
+
+
+@pytest.fixture
+def shop(tmp_path, store):
+    build(tmp_path, store)
+    clock = Clock()
+    client = TestClient(create_app(Settings(home=tmp_path / "home", api_keys=KEYS), store, vectors=None, clock=clock))
+    return client, store, clock
+
+
+def items(client, path: str) -> list[dict]:
+    answer = client.get(path, headers=as_(READ))
+    assert answer.status_code == 200, answer.text
+    return answer.json()["items"]
+
+
+def ids(found: list[dict]) -> list[str]:
+    return [i["product_id"] for i in found]
+
+
+def test_an_out_of_stock_item_leaves_the_next_answer_and_a_look_is_completed_with_a_stand_in(shop):
+    client, store, _ = shop
+    page = "/products/jeans-1/complete-the-look?k=5"
+    assert "boots-1" in ids(items(client, page))
+    changed = client.patch("/products/boots-1", json={"availability": "out_of_stock"}, headers=as_(ADMIN))
+    assert changed.status_code == 200 and changed.json()["availability"] == "out_of_stock"
+    assert store.get("products", "boots-1").availability == "out_of_stock" and store.get("products", "boots-1").price == 120
+    after = items(client, page)
+    assert "boots-1" not in ids(after)
+    stand_in = next(i for i in after if i["product_id"] == "boots-2")
+    assert stand_in["reason"] == "stands in for the Chelsea boots (out of stock) in the look 'weekend denim'"
+    assert [n["id"] for n in stand_in["paths"][0]["nodes"]] == ["weekend-denim", "boots-1", "boots-2"]
+    client.patch("/products/boots-1", json={"availability": "in_stock"}, headers=as_(ADMIN))
+    assert "boots-1" in ids(items(client, page))
+
+
+def test_out_of_stock_in_one_city_and_withdrawn_everywhere(shop):
+    client, store, _ = shop
+    feed = "/shoppers/ann/recommendations?k=10&explore=false"
+    assert "boots-1" in ids(items(client, feed))
+    client.patch("/products/boots-1", json={"unavailable_in": ["London"]}, headers=as_(ADMIN))
+    assert "boots-1" not in ids(items(client, feed))  # Ann is at home in London
+    assert "boots-1" in ids(items(client, feed + "&location=Paris"))  # travelling: in stock there
+    withdrawn = client.delete("/products/boots-1", headers=as_(ADMIN)).json()
+    assert withdrawn["availability"] == "discontinued"
+    assert "boots-1" not in ids(items(client, feed + "&location=Paris"))
+    assert store.get("products", "boots-1").name == "Chelsea boots"  # the record (and its history) stays
+    assert client.delete("/products/nope", headers=as_(ADMIN)).status_code == 404
+
+
+def test_rules_filter_boost_and_bury_within_their_window_and_name_themselves(shop):
+    client, store, clock = shop
+    feed = "/shoppers/ann/recommendations?k=10&explore=false"
+    before = ids(items(client, feed))
+    assert {"boots-1", "tote-1"} <= set(before)
+    never_casual = {"id": "no-casual-ann", "action": "exclude", "attribute": "style:casual", "shopper_id": "ann"}
+    made = client.post("/rules", json=never_casual, headers=as_(ADMIN))
+    assert made.status_code == 201 and made.json()["products"] == 4
+    assert not {"boots-1", "tote-1", "jeans-2"} & set(ids(items(client, feed)))
+    assert "boots-1" in ids(items(client, "/shoppers/bob/recommendations?k=12&explore=false&product_id=jeans-1"))
+    assert client.delete("/rules/no-casual-ann", headers=as_(ADMIN)).status_code == 204
+
+    last = "tote-1"  # a ranked candidate (rules move what the ranker ranks, not the best-seller fill)
+    assert before.index(last) > 0
+    campaign = {"id": "campaign", "action": "boost", "name": "summer", "category": "women/bags", "weight": 5,
+                "starts_at": "2026-09-01T00:00:00Z", "ends_at": "2026-09-30T00:00:00Z"}
+    assert client.post("/rules", json=campaign, headers=as_(ADMIN)).status_code == 201
+    clock.now = NOW  # 2026-09-21: inside the window
+    boosted = items(client, feed)
+    first = next(i for i in boosted if i["product_id"] == last)
+    assert ids(boosted).index(last) < before.index(last)
+    assert first["rules"] == ["boosted by rule 'summer' (+5)"]
+    clock.now = NOW + 30 * DAY  # after the window: no rule moves anything
+    assert all(i["rules"] == [] for i in items(client, feed))
+    clock.now = NOW
+    assert client.delete("/rules/campaign", headers=as_(ADMIN)).status_code == 204
+
+    top = before[0]
+    bury = {"id": "bury-top", "action": "bury", "category": store.get("products", top).category_id, "weight": 5}
+    client.post("/rules", json=bury, headers=as_(ADMIN))
+    buried = items(client, feed)
+    assert ids(buried).index(top) > 0
+    assert next(i for i in buried if i["product_id"] == top)["rules"] == ["buried by rule 'bury-top' (-5)"]
+    assert {r.id for r in store.rules()} == {"bury-top"}
+
+
+def test_a_pinned_look_leads_its_category_page(shop):
+    client, _, _ = shop
+    pin = {"id": "pin-city", "action": "pin", "category": "women", "look_id": "city-walk", "name": "autumn edit"}
+    assert client.post("/rules", json=pin, headers=as_(ADMIN)).status_code == 201
+    page = items(client, "/shoppers/cat/recommendations?k=6&category=women&explore=false")
+    pinned = [i for i in page if i["rules"] == ["pinned by rule 'autumn edit'"]]
+    assert ids(pinned) == ids(page)[: len(pinned)] and set(ids(pinned)) == {"jeans-2", "boots-2", "belt-1"}
+    assert pinned[0]["reason"] == "from the look 'city walk', pinned to this page by rule 'autumn edit'"
+    men = items(client, "/shoppers/cat/recommendations?k=6&category=men&explore=false")
+    assert not any(i["rules"] for i in men)  # pinned to women's pages only
+
+
+@pytest.mark.parametrize("rule, where", [
+    ({"id": "r", "action": "boost", "category": "nope"}, ["body", "category"]),
+    ({"id": "r", "action": "boost"}, ["body"]),
+    ({"id": "r", "action": "pin", "category": "women"}, ["body"]),
+    ({"id": "r", "action": "exclude", "price_min": 50, "price_max": 10}, ["body"]),
+    ({"id": "r", "action": "exclude", "attribute": "casual"}, ["body", "attribute"]),
+    ({"id": "r", "action": "boost", "category": "women", "weight": 0}, ["body", "weight"]),
+    ({"id": "r", "action": "exclude", "category": "women", "shopper_id": "nobody"}, ["body", "shopper_id"]),
+    ({"id": "r", "action": "pin", "category": "women", "look_id": "nope"}, ["body", "look_id"]),
+])
+def test_a_bad_rule_is_refused_naming_the_field(shop, rule, where):
+    client, store, _ = shop
+    answer = client.post("/rules", json=rule, headers=as_(ADMIN))
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == where, answer.text
+    assert store.rules() == []
+
+
+def test_rules_are_graph_records_a_shoppers_own_are_erased_with_them_and_ids_are_unique(shop):
+    client, store, _ = shop
+    mine = {"id": "ann-no-boots", "action": "exclude", "category": "women/shoes", "shopper_id": "ann"}
+    assert client.post("/rules", json=mine, headers=as_(ADMIN)).status_code == 201
+    assert client.post("/rules", json=mine, headers=as_(ADMIN)).status_code == 409
+    assert client.post("/rules", json=mine, headers=as_(READ)).status_code == 403
+    assert store.rules() == [Rule("ann-no-boots", "exclude", category="women/shoes", shopper_id="ann")]
+    listed = client.get("/rules", headers=as_(ADMIN)).json()
+    assert listed[0]["id"] == "ann-no-boots" and listed[0]["products"] == 2
+    assert client.delete("/shoppers/ann", headers=as_(ADMIN)).json()["removed"]["rules"] == 1
+    assert store.rules() == []
+    assert client.delete("/rules/ann-no-boots", headers=as_(ADMIN)).status_code == 404
