@@ -340,8 +340,11 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         except ValidationError as err:
             raise RequestValidationError([{**e, "loc": ["body", *e["loc"]]} for e in err.errors()]) from None
         product = product_of(product_id, fields)
-        with store.bulk_load() as writer:
-            writer.write("products", [product])
+        if set(body.model_fields_set) <= {"availability", "unavailable_in"}:  # a stock update: only that is written
+            store.set_availability(product_id, product.availability, product.unavailable_in)
+        else:
+            with store.bulk_load() as writer:
+                writer.write("products", [product])
         return product_written(product, before)
 
     @app.delete("/products/{product_id}", response_model=schemas.ProductOut, **guarded("admin", 404),

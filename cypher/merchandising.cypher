@@ -7,11 +7,27 @@ MATCH (p:Product)
 WHERE p.availability IN ['out_of_stock', 'discontinued'] OR size(coalesce(p.unavailable_in, [])) > 0
 RETURN p.id AS id, p.availability AS availability, coalesce(p.unavailable_in, []) AS unavailable_in;
 
+// Only a product's availability changes (a stock update): its relationships stay untouched.
+// name: set_availability
+MATCH (p:Product {id: $id})
+SET p.availability = $availability, p.unavailable_in = $unavailable_in
+RETURN p.id AS id;
+
 // The products a rule is about: every condition given must hold (a null one is no condition).
+// Given categories, the walk starts from them (by the category id constraint's index) rather
+// than scanning every product.
 // name: products_matching
-MATCH (p:Product)
-WHERE ($categories IS NULL OR EXISTS { (p)-[:IN_CATEGORY]->(c:Category) WHERE c.id IN $categories })
-  AND ($attribute IS NULL OR EXISTS { (p)-[:HAS_ATTRIBUTE]->(:Attribute {key: $attribute}) })
+CALL () {
+  MATCH (c:Category)<-[:IN_CATEGORY]-(p:Product)
+  WHERE $categories IS NOT NULL AND c.id IN $categories
+  RETURN p
+  UNION
+  MATCH (p:Product)
+  WHERE $categories IS NULL
+  RETURN p
+}
+WITH p
+WHERE ($attribute IS NULL OR EXISTS { (p)-[:HAS_ATTRIBUTE]->(:Attribute {key: $attribute}) })
   AND ($price_min IS NULL OR p.price >= $price_min)
   AND ($price_max IS NULL OR p.price <= $price_max)
 RETURN p.id AS id;

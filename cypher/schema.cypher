@@ -16,6 +16,11 @@ CREATE CONSTRAINT category_id IF NOT EXISTS FOR (n:Category) REQUIRE n.id IS UNI
 // name: look_id_unique
 CREATE CONSTRAINT look_id IF NOT EXISTS FOR (n:Look) REQUIRE n.id IS UNIQUE;
 
+// One node per contact channel: without it, two first contacts at once each MERGE a node of
+// their own, and a later contact links to both (counted twice against the cap).
+// name: channel_name_unique
+CREATE CONSTRAINT channel_name IF NOT EXISTS FOR (n:Channel) REQUIRE n.name IS UNIQUE;
+
 // name: rule_id_unique
 CREATE CONSTRAINT rule_id IF NOT EXISTS FOR (n:Rule) REQUIRE n.id IS UNIQUE;
 

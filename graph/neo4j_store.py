@@ -111,6 +111,7 @@ class Neo4jGraphStore(GraphStore):
         stale = found and {k: found[0]["config"].get(k) for k in VECTOR_INDEX_CONFIG} != VECTOR_INDEX_CONFIG
         if stale:
             self._write("migrations.drop_product_embedding_index")
+        self._write("migrations.merge_duplicate_channels")  # before the constraint that forbids them
         for key in library():
             if key.startswith("schema."):
                 self._write(key)
@@ -271,6 +272,11 @@ class Neo4jGraphStore(GraphStore):
     def unavailable_products(self) -> dict[str, tuple[str, tuple[str, ...]]]:
         return {r["id"]: (r["availability"] or "in_stock", tuple(r["unavailable_in"]))
                 for r in self._read("merchandising.unavailable_products")}
+
+    def set_availability(self, product_id, availability, unavailable_in) -> None:
+        if not self._write("merchandising.set_availability", id=product_id, availability=availability,
+                           unavailable_in=list(unavailable_in)):
+            raise UnknownNode("Product", product_id)
 
     def products_matching(self, categories, attribute, price_min, price_max) -> set[str]:
         return {r["id"] for r in self._read("merchandising.products_matching", categories=categories,

@@ -535,6 +535,13 @@ class SQLiteGraphStore(GraphStore):
                                     " WHERE availability != 'in_stock' OR unavailable_in IS NOT NULL")
         return {pid: (availability, tuple(json.loads(where)) if where else ()) for pid, availability, where in rows}
 
+    def set_availability(self, product_id, availability, unavailable_in) -> None:
+        with self._transaction() as conn:
+            if not conn.execute("UPDATE product SET availability = ?, unavailable_in = ? WHERE id = ?",
+                                (availability, json.dumps(list(unavailable_in)) if unavailable_in else None,
+                                 product_id)).rowcount:
+                raise UnknownNode("Product", product_id)
+
     def products_matching(self, categories, attribute, price_min, price_max) -> set[str]:
         clauses, params = [], []
         if categories is not None:

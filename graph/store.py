@@ -163,6 +163,11 @@ class GraphStore(abc.ABC):
         """Each product not plainly in stock: (availability, locations out of stock)."""
 
     @abc.abstractmethod
+    def set_availability(self, product_id: str, availability: str, unavailable_in: Sequence[str]) -> None:
+        """Change only a product's availability (the rest of it, and its relationships, stay);
+        `UnknownNode` when there is no such product."""
+
+    @abc.abstractmethod
     def products_matching(self, categories: Sequence[str] | None, attribute: str | None,
                           price_min: float | None, price_max: float | None) -> set[str]:
         """Ids of the products in one of `categories` (when given), with the attribute key
