@@ -377,13 +377,19 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         moves an item is named in its explanation (`rules`). In force from the next request."""
         return rule_out(create_rule(body))
 
-    def create_rule(body: schemas.RuleIn) -> Rule:
+    @app.put("/rules/{rule_id}", response_model=schemas.RuleOut, **guarded("admin", 413), tags=["merchandising"],
+             summary="Create or replace a business rule")
+    def put_rule(rule_id: Annotated[str, Path(**schemas.ID)], body: schemas.RuleFields) -> schemas.RuleOut:
+        """The rule of this id, replaced whole (or made); in force from the next request."""
+        return rule_out(create_rule(schemas.RuleIn(id=rule_id, **body.model_dump()), replace=True))
+
+    def create_rule(body: schemas.RuleIn, replace: bool = False) -> Rule:
         if body.category is not None and body.category not in engine.graph.categories.names:
             raise invalid(["category"], f"unknown category {body.category!r}")
         stamp = lambda at: (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp() if at else None  # noqa: E731
         rule = Rule(**{**body.model_dump(), "starts_at": stamp(body.starts_at), "ends_at": stamp(body.ends_at)})
         try:
-            store.create_rule(rule)
+            (store.replace_rule if replace else store.create_rule)(rule)
         except UnknownNode as err:
             raise invalid(["shopper_id" if err.label == "Shopper" else "look_id"], str(err)) from None
         engine.merch.rules_changed()

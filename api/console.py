@@ -42,7 +42,7 @@ class Actions:
     """The API's own ways to change rules and looks, so the console's forms do exactly what the
     routes do (validation, store, engine)."""
 
-    create_rule: Callable[[schemas.RuleIn], object]
+    create_rule: Callable[[schemas.RuleIn, bool], object]
     delete_rule: Callable[[str], None]
     save_look: Callable[[str, schemas.LookFields], object]
 
@@ -121,7 +121,8 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
         rules = [r.name or r.id for r in store.rules() if r.shopper_id in (None, shopper_id) and r.active(now)]
         return page(request, "shopper.html", f"Shopper {shopper_id}", home=home_location,
                     sessions=list(reversed(sessions.values())), items=_shown(answer.items),
-                    short_because=answer.short_because, rules=rules, model=model())
+                    short_because=answer.short_because, rules=rules, model=model(),
+                    policies=engine.policies_in_force(shopper_id))
 
     @app.get("/console/products/{product_id}", **read)
     def product(request: Request, product_id: str) -> HTMLResponse:
@@ -142,14 +143,17 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
         return page(request, "_rules_table.html", "Rules", status, rules=listed_rules(), error=error)
 
     @app.get("/console/rules", **read)
-    def rules(request: Request) -> HTMLResponse:
-        return page(request, "rules.html", "Business rules", rules=listed_rules())
+    def rules(request: Request, edit: str = "") -> HTMLResponse:
+        listed = listed_rules()
+        editing = next((r for r in listed if r["id"] == edit), None)
+        return page(request, "rules.html", "Business rules", rules=listed, editing=editing)
 
     @app.post("/console/rules", **admin)
     async def create_rule(request: Request) -> HTMLResponse:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str) and v.strip() != ""}
+        replace = form.pop("replace", None) is not None
         try:
-            actions.create_rule(schemas.RuleIn(**form))
+            actions.create_rule(schemas.RuleIn(**form), replace)
         except (ValidationError, RequestValidationError) as err:
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"] if p not in ("body",))

@@ -104,11 +104,10 @@ class ProductPatch(_In):
         return non_blank_attributes(value)
 
 
-class RuleIn(_In):
+class RuleFields(_In):
     """A business rule (see `graph.model.Rule`): which items (every condition given must hold),
-    what to do with them, for whom and when."""
+    what to do with them, for whom and when (`PUT /rules/{id}` replaces them all)."""
 
-    id: str = Id
     action: Literal["exclude", "boost", "bury", "pin"]
     name: str = Field("", max_length=200, pattern=TEXT)
     category: str | None = Field(None, **ID, description="Items in or below this category (pin: the page's category).")
@@ -124,7 +123,7 @@ class RuleIn(_In):
     ends_at: datetime | None = None
 
     @model_validator(mode="after")
-    def _coherent(self) -> RuleIn:
+    def _coherent(self) -> RuleFields:
         if self.action == "pin" and (self.look_id is None or self.category is None):
             raise ValueError("a pin needs look_id and category")
         if self.action != "pin" and self.look_id is not None:
@@ -137,6 +136,10 @@ class RuleIn(_In):
         if self.starts_at and self.ends_at and self.starts_at >= self.ends_at:
             raise ValueError("starts_at is not before ends_at")
         return self
+
+
+class RuleIn(RuleFields):
+    id: str = Id
 
 
 class RuleOut(BaseModel):

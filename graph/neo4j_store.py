@@ -285,11 +285,13 @@ class Neo4jGraphStore(GraphStore):
     def rules(self) -> list[Rule]:
         return [Rule(**r["rule"]) for r in self._read("merchandising.rules")]
 
-    def create_rule(self, rule: Rule) -> None:
+    def create_rule(self, rule: Rule, replace: bool = False) -> None:
         spec = {name: getattr(rule, name) for name in Rule.__dataclass_fields__}
         properties = {k: v for k, v in spec.items() if k not in ("id", "shopper_id", "look_id") and v is not None}
 
         def work(run) -> None:
+            if replace:  # the old one goes in the same transaction: a failed replacement keeps it
+                run("merchandising.delete_rule", id=rule.id)
             found = run("merchandising.create_rule", rule=spec, properties=properties)[0]
             if not found["created"]:
                 raise AlreadyExists("Rule", rule.id)
@@ -297,6 +299,9 @@ class Neo4jGraphStore(GraphStore):
                 raise UnknownNode(found["missing"], rule.shopper_id if found["missing"] == "Shopper" else rule.look_id)
 
         self._in_write(work)
+
+    def replace_rule(self, rule: Rule) -> None:
+        self.create_rule(rule, replace=True)
 
     def delete_rule(self, rule_id: str) -> None:
         if not self._write("merchandising.delete_rule", id=rule_id)[0]["deleted"]:

@@ -562,9 +562,11 @@ class SQLiteGraphStore(GraphStore):
     def rules(self) -> list[Rule]:
         return [Rule(**json.loads(spec)) for (spec,) in self._conn().execute("SELECT spec FROM rule ORDER BY id")]
 
-    def create_rule(self, rule: Rule) -> None:
+    def create_rule(self, rule: Rule, replace: bool = False) -> None:
         with self._transaction() as conn:
-            if conn.execute("SELECT 1 FROM rule WHERE id = ?", (rule.id,)).fetchone():
+            if replace:
+                conn.execute("DELETE FROM rule WHERE id = ?", (rule.id,))
+            elif conn.execute("SELECT 1 FROM rule WHERE id = ?", (rule.id,)).fetchone():
                 raise AlreadyExists("Rule", rule.id)
             for label, table, node_id in (("Shopper", "shopper", rule.shopper_id), ("Look", "look", rule.look_id)):
                 if node_id is not None and not conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (node_id,)).fetchone():
@@ -572,6 +574,9 @@ class SQLiteGraphStore(GraphStore):
             spec = {name: getattr(rule, name) for name in Rule.__dataclass_fields__}
             conn.execute("INSERT INTO rule (id, spec, shopper_id, look_id) VALUES (?, ?, ?, ?)",
                          (rule.id, json.dumps(spec), rule.shopper_id, rule.look_id))
+
+    def replace_rule(self, rule: Rule) -> None:
+        self.create_rule(rule, replace=True)
 
     def delete_rule(self, rule_id: str) -> None:
         with self._transaction() as conn:

@@ -183,6 +183,11 @@ class GraphStore(abc.ABC):
         a shopper or look that does not exist."""
 
     @abc.abstractmethod
+    def replace_rule(self, rule) -> None:
+        """Store `rule` in place of the rule of its id, or as a new one, in one transaction;
+        `UnknownNode` as `create_rule`."""
+
+    @abc.abstractmethod
     def delete_rule(self, rule_id: str) -> None:
         """Delete a rule; `UnknownNode` when there is none of that id."""
 

@@ -163,6 +163,24 @@ class Engine:
         anchors = {e.product_id: (1.0, VERBS["context"]) for e in events}
         return state, anchors, Ask(**{**ask.__dict__, "product_id": product_id, "explore": False}), now, cards, True
 
+    def policies_in_force(self, shopper_id: str) -> list[str]:
+        """The policies shaping this shopper's lists now, as sentences (for the console)."""
+        state, _, ask, now, cards, _ = self._moment(shopper_id, Ask(k=10))
+        names = self.graph.categories.names
+        notes = []
+        owned = policies.owned_categories(state, cards, self.graph.repurchase(), self.config, now)
+        if owned:
+            notes.append("one-time purchases and fresh restocks, not offered again now: "
+                         + ", ".join(sorted(names.get(c, c) for c in owned)))
+        if state.current is not None and (state.current.gift or state.current.off_profile):
+            notes.append("this session shops for someone else: it shapes this session only, never the profile")
+        trip = policies.trip_location(state, self.config, now, ask.location)
+        if trip:
+            notes.append(f"travelling: suggestions sell in {trip}; the home location stays {state.home}")
+        if self.config.explore_share:
+            notes.append(f"variety: {self.config.explore_share:.0%} of a feed's slots explore beyond the usual groups")
+        return notes
+
     def outbound(self, shopper_id: str, channel: str, k: int) -> dict:
         now = self.clock()
         window = now - max(self.config.contact_window_days * policies.DAY, self.config.contact_quiet_hours * 3600)

@@ -57,6 +57,7 @@ def test_a_shoppers_journey_recommendations_and_paths(console):
     store.append_events([Event("gift-1", "ann-gift", "shirt-1", "view", 1_790_000_100.0, "ann", "Leeds", True)])
     page = client.get("/console/shoppers/ann").text
     assert "Journey" in page and 'class="flag gift"' in page and 'class="flag travel"' in page
+    assert "this session shops for someone else" in page and "of a feed&#39;s slots explore" in page
     assert page.count('class="recommendation"') >= 3 and "path-graph" in page and "data-graph=" in page
     product = client.get("/console/products/jeans-1").text
     assert "weekend denim" in product and "Complete the look" in product and "Chelsea boots" in product
@@ -169,3 +170,14 @@ def test_clicking_through_the_console_in_chromium(browser, served):
     browser.get(f"{served}/console/map")
     wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, ".map-graph canvas")))
     browser.save_screenshot(str(SHOTS / "map.png"))
+
+
+def test_a_rule_is_edited_in_the_console(console):
+    client, store = console
+    signed_in(client, ADMIN)
+    client.post("/console/rules", data={"id": "r1", "action": "boost", "category": "women/bags", "weight": "1"})
+    form = client.get("/console/rules?edit=r1").text
+    assert 'name="replace"' in form and 'value="women/bags"' in form and "Edit rule r1" in form
+    saved = client.post("/console/rules", data={"id": "r1", "action": "bury", "category": "women/bags", "weight": "3",
+                                                "replace": "1"})
+    assert saved.status_code == 200 and [(r.action, r.weight) for r in store.rules()] == [("bury", 3.0)]

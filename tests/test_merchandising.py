@@ -139,3 +139,14 @@ def test_rules_are_graph_records_a_shoppers_own_are_erased_with_them_and_ids_are
     assert client.delete("/shoppers/ann", headers=as_(ADMIN)).json()["removed"]["rules"] == 1
     assert store.rules() == []
     assert client.delete("/rules/ann-no-boots", headers=as_(ADMIN)).status_code == 404
+
+
+def test_a_rule_is_edited_in_place(shop):
+    client, store, _ = shop
+    rule = {"action": "boost", "category": "women/bags", "weight": 1}
+    assert client.put("/rules/edit-me", json=rule, headers=as_(ADMIN)).json()["weight"] == 1  # made
+    changed = client.put("/rules/edit-me", json={**rule, "action": "bury", "weight": 2}, headers=as_(ADMIN)).json()
+    assert (changed["action"], changed["weight"]) == ("bury", 2)
+    assert store.rules() == [Rule("edit-me", "bury", category="women/bags", weight=2)]
+    bad = client.put("/rules/edit-me", json={**rule, "shopper_id": "nobody"}, headers=as_(ADMIN))
+    assert bad.status_code == 422 and store.rules()[0].action == "bury"  # a failed replacement keeps the rule
