@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     batch_size: int = Field(5_000, gt=0)
     api_keys: str | None = None
     """`key:scope,scope;key:scope` (see api/security.py); LOOKGRAPH_API_KEYS."""
+    api_keys_file: Path | None = None
+    """A file of keys in the same form (one `key:scopes` a line, `#` comments), read again when it
+    changes: a key removed there is refused from the next request on, without a restart."""
+    console_session_hours: float = Field(8.0, gt=0, le=24 * 30)
+    """How long a console sign-in lasts."""
+    console_secure_cookie: bool | None = None
+    """The console cookie's `Secure` flag: by default set when the request came over TLS (behind a
+    proxy that ends TLS, run uvicorn with the proxy's X-Forwarded-Proto trusted, or set this to true)."""
     max_body_bytes: int = Field(1_048_576, gt=0)
     reload_check_seconds: float = Field(30.0, ge=0)
     """How often `lookgraph serve` looks for a newer trained model (0: only `POST /admin/reload`)."""

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from .. import __version__
 from ..embeddings.vectors import LookVectors, erase_shopper_from_artifacts
+from ..graph import limits
 from ..graph.model import Attribute, Event, Look, Product, Rule
 from ..graph.store import AlreadyExists, GraphStore, SessionConflict, UnknownNode
 from ..graph.stores import open_store
@@ -33,7 +34,8 @@ from ..settings import Settings
 from . import schemas
 from .artifacts import ServedModel
 from .console import Actions, add_console
-from .security import Gate, parse_keys, scope
+from .security import Gate, Keys, scope
+from .sessions import ConsoleSessions
 
 log = logging.getLogger("lookgraph.api")
 
@@ -46,8 +48,14 @@ DESCRIPTION = """
 Complementary items across categories for every shopper and moment, each with the graph path
 that explains it. Send every event to `POST /events`; the next recommendation reflects it.
 
-Authenticate with `X-API-Key: <key>`. Scopes: `read` (recommendations, looks), `events`
-(events, outbound picks), `admin` (products, looks, erasure; implies the others).
+Authenticate with `X-API-Key: <key>`. Scopes: `read` (recommendations, catalogue), `events`
+(events, outbound picks), `personal` (a shopper's journey), `admin` (catalogue and rule changes,
+rules, erasure; implies the others).
+
+Ids go in the path as one percent-encoded segment (`clothing%2Fuser%2F42`); an id holding `/`
+may also be sent with its slashes as they are (`clothing/user/42`). Every time is ISO 8601 (no
+offset means UTC) from 1970-01-01 to before 2100-01-01 UTC; an event's at most a day after the
+server's clock. The README's limits table lists every limit.
 """
 
 
@@ -79,7 +87,7 @@ class Measure:
             await self.app(scope, receive, sending)
         finally:
             route = scope.get("route")
-            name = route.path if route is not None else "unmatched"
+            name = getattr(route, "path_format", route.path) if route is not None else "unmatched"
             seconds = time.perf_counter() - started
             self.requests.labels(name, str(status)).inc()
             self.latency.labels(name).observe(seconds)
@@ -95,9 +103,10 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     """Build the app over `store` (default: the configured one). `vectors=True` loads the
     latest artifact if there is one; None serves from the graph alone."""
     settings = settings or Settings()
-    keys = parse_keys(settings.api_keys)
+    keys = Keys(settings.api_keys, settings.api_keys_file)
     if not keys:
-        raise ValueError("set LOOKGRAPH_API_KEYS (e.g. 'a-long-random-key:read,events;another-long-key:admin')")
+        raise ValueError("set LOOKGRAPH_API_KEYS or LOOKGRAPH_API_KEYS_FILE "
+                         "(e.g. 'a-long-random-key:read,events;another-long-key:admin')")
     store = store or open_store(settings)
     ranker, watch = None, vectors is True and settings.reload_check_seconds > 0
     if vectors is True:
@@ -116,8 +125,9 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
 
     app = FastAPI(title="lookgraph", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
+    sessions = ConsoleSessions(store, keys, settings.console_session_hours * 3600, clock, settings.console_secure_cookie)
     app.state.engine, app.state.served, app.state.keys = engine, served, keys
-    app.add_middleware(Gate, routes=app.router.routes, keys=keys, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Gate, routes=app.router.routes, keys=keys, sessions=sessions, max_bytes=settings.max_body_bytes)
 
     registry = CollectorRegistry()
     requests = Counter("lookgraph_requests_total", "HTTP requests", ["route", "status"], registry=registry)
@@ -192,7 +202,10 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
             where = [*prefix, i] if prefix else []
             if e.product_id not in known:
                 raise invalid([*where, "product_id"], f"unknown product {e.product_id!r}")
-            ts = (e.ts if e.ts.tzinfo else e.ts.replace(tzinfo=timezone.utc)).timestamp() if e.ts else now
+            ts = e.ts.timestamp() if e.ts else now  # aware: schemas.Moment
+            problem = limits.time_problem(ts, now)
+            if problem:
+                raise invalid([*where, "ts"], f"{e.ts.isoformat()} is {problem}")
             events.append(Event(e.event_id, e.session_id, e.product_id, e.type, ts, e.shopper_id, e.location, e.gift))
         try:  # the session's owner is checked inside the write transaction
             new = store.append_events(events)
@@ -204,18 +217,18 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         events_in.labels("false").inc(len(events) - new)
         return schemas.EventsAccepted(accepted=len(events), new=new)
 
-    @app.get("/shoppers/{shopper_id}/recommendations", response_model=schemas.Recommendations,
+    @app.get("/shoppers/{shopper_id:id}/recommendations", response_model=schemas.Recommendations,
              **guarded("read", 404), tags=["recommendations"], summary="A shopper's recommendations now")
-    async def shopper_recommendations(shopper_id: str, query: Annotated[schemas.ShopperQuery, Query()]) -> Response:
+    async def shopper_recommendations(shopper_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.ShopperQuery, Query()]) -> Response:
         """Complementary items for a shopper now: their session, their taste, the item in view."""
         ask = Ask(query.k, query.product_id, query.location, query.gift,
                   known_categories(query.category, ["query", "category"]), query.same_category, query.session_id,
                   explore=query.explore)
         return out(engine.for_shopper(shopper_id, ask))
 
-    @app.get("/products/{product_id}/complete-the-look", response_model=schemas.Recommendations,
+    @app.get("/products/{product_id:id}/complete-the-look", response_model=schemas.Recommendations,
              **guarded("read", 404), tags=["recommendations"], summary="Complete the look around a product")
-    async def complete_the_look(product_id: str, query: Annotated[schemas.LookQuery, Query()]) -> Response:
+    async def complete_the_look(product_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.LookQuery, Query()]) -> Response:
         """What completes the look around a product, for anyone (no shopper needed)."""
         categories = known_categories(query.category, ["query", "category"])
         known = engine.graph.cards(query.item)
@@ -225,9 +238,9 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         return out(engine.complete_the_look(product_id, Ask(query.k, categories=categories, items=tuple(query.item),
                                                             same_category=query.same_category)))
 
-    @app.post("/sessions/{session_id}/recommendations", response_model=schemas.Recommendations,
+    @app.post("/sessions/{session_id:id}/recommendations", response_model=schemas.Recommendations,
               **guarded("read", 404, 413), tags=["recommendations"], summary="An anonymous visitor's recommendations")
-    async def session_recommendations(session_id: str, body: schemas.SessionAsk) -> Response:
+    async def session_recommendations(session_id: Annotated[str, Path(**schemas.PATH_ID)], body: schemas.SessionAsk) -> Response:
         """For an anonymous visitor: the session's events so far plus the items given."""
         known = engine.graph.cards(body.items)
         for i, pid in enumerate(body.items):
@@ -237,9 +250,9 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                   body.same_category, session_id, tuple(body.items), body.explore)
         return out(engine.for_session(session_id, ask))
 
-    @app.get("/looks/{look_id}", response_model=schemas.LookOut, **guarded("read", 404), tags=["catalogue"],
+    @app.get("/looks/{look_id:id}", response_model=schemas.LookOut, **guarded("read", 404), tags=["catalogue"],
              summary="One look")
-    def get_look(look_id: Annotated[str, Path(description="The look's id.")]) -> schemas.LookOut:
+    def get_look(look_id: Annotated[str, Path(**schemas.PATH_ID)]) -> schemas.LookOut:
         return schemas.LookOut.of(store.get("looks", look_id))
 
     @app.get("/looks", response_model=schemas.LookPage, **guarded("read"), tags=["catalogue"], summary="Looks, a page at a time")
@@ -250,9 +263,9 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         looks = [schemas.LookOut.of(store.get("looks", look_id)) for look_id in ids[: query.limit]]
         return schemas.LookPage(items=looks, next_offset=query.offset + query.limit if len(ids) > query.limit else None)
 
-    @app.get("/products/{product_id}", response_model=schemas.ProductOut, **guarded("read", 404), tags=["catalogue"],
+    @app.get("/products/{product_id:id}", response_model=schemas.ProductOut, **guarded("read", 404), tags=["catalogue"],
              summary="One product")
-    def get_product(product_id: Annotated[str, Path(description="The product's id.")]) -> schemas.ProductOut:
+    def get_product(product_id: Annotated[str, Path(**schemas.PATH_ID)]) -> schemas.ProductOut:
         return schemas.ProductOut.of(store.get("products", product_id))
 
     def look_of(look_id: str, body: schemas.LookFields) -> Look:
@@ -273,9 +286,9 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         engine.graph.look_added(look)
         return schemas.LookOut.of(look)
 
-    @app.put("/looks/{look_id}", response_model=schemas.LookOut, **guarded("admin", 413), tags=["catalogue"],
+    @app.put("/looks/{look_id:id}", response_model=schemas.LookOut, **guarded("admin", 413), tags=["catalogue"],
              summary="Create or replace a look")
-    def put_look(look_id: Annotated[str, Path(**schemas.ID)], body: schemas.LookFields) -> schemas.LookOut:
+    def put_look(look_id: Annotated[str, Path(**schemas.PATH_ID)], body: schemas.LookFields) -> schemas.LookOut:
         """Create the look or replace it whole (name, items in order, session)."""
         return schemas.LookOut.of(save_look(look_id, body))
 
@@ -317,18 +330,18 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         store.create("products", product)
         return product_written(product)
 
-    @app.put("/products/{product_id}", response_model=schemas.ProductOut, **guarded("admin", 413), tags=["catalogue"],
+    @app.put("/products/{product_id:id}", response_model=schemas.ProductOut, **guarded("admin", 413), tags=["catalogue"],
              summary="Create or replace a product")
-    def put_product(product_id: Annotated[str, Path(**schemas.ID)], body: schemas.ProductFields) -> schemas.ProductOut:
+    def put_product(product_id: Annotated[schemas.ProductId, Path(**schemas.PATH_ID)], body: schemas.ProductFields) -> schemas.ProductOut:
         """Create the product or replace it whole (name, category, price, attributes, availability)."""
         product = product_of(product_id, body)
         with store.bulk_load() as writer:
             writer.write("products", [product])
         return product_written(product)
 
-    @app.patch("/products/{product_id}", response_model=schemas.ProductOut, **guarded("admin", 404, 413),
+    @app.patch("/products/{product_id:id}", response_model=schemas.ProductOut, **guarded("admin", 404, 413),
                tags=["catalogue"], summary="Change some of a product's fields")
-    def patch_product(product_id: Annotated[str, Path(description="The product's id.")],
+    def patch_product(product_id: Annotated[str, Path(**schemas.PATH_ID)],
                       body: schemas.ProductPatch) -> schemas.ProductOut:
         """Only the fields given change, e.g. `{"availability": "out_of_stock"}`: the product
         leaves every list from the next request on, without retraining."""
@@ -347,9 +360,9 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                 writer.write("products", [product])
         return product_written(product, before)
 
-    @app.delete("/products/{product_id}", response_model=schemas.ProductOut, **guarded("admin", 404),
+    @app.delete("/products/{product_id:id}", response_model=schemas.ProductOut, **guarded("admin", 404),
                 tags=["catalogue"], summary="Withdraw a product")
-    def withdraw_product(product_id: Annotated[str, Path(description="The product's id.")]) -> schemas.ProductOut:
+    def withdraw_product(product_id: Annotated[str, Path(**schemas.PATH_ID)]) -> schemas.ProductOut:
         """Marks it discontinued: never recommended again, while the shoppers' events that
         name it stay their history (so the record stays, and `PUT` brings it back)."""
         current = store.get("products", product_id)
@@ -359,9 +372,9 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         return product_written(product, current)
 
     def rule_out(rule: Rule) -> schemas.RuleOut:
-        when = lambda ts: datetime.fromtimestamp(ts, timezone.utc) if ts is not None else None  # noqa: E731
         fields = {name: getattr(rule, name) for name in Rule.__dataclass_fields__}
-        return schemas.RuleOut(**{**fields, "starts_at": when(rule.starts_at), "ends_at": when(rule.ends_at)},
+        return schemas.RuleOut(**{**fields, "starts_at": limits.shown_time(rule.starts_at),
+                                  "ends_at": limits.shown_time(rule.ends_at)},
                                products=len(engine.merch.members(rule.id)))
 
     @app.get("/rules", response_model=list[schemas.RuleOut], **guarded("admin"), tags=["merchandising"],
@@ -377,16 +390,16 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         moves an item is named in its explanation (`rules`). In force from the next request."""
         return rule_out(create_rule(body))
 
-    @app.put("/rules/{rule_id}", response_model=schemas.RuleOut, **guarded("admin", 413), tags=["merchandising"],
+    @app.put("/rules/{rule_id:id}", response_model=schemas.RuleOut, **guarded("admin", 413), tags=["merchandising"],
              summary="Create or replace a business rule")
-    def put_rule(rule_id: Annotated[str, Path(**schemas.ID)], body: schemas.RuleFields) -> schemas.RuleOut:
+    def put_rule(rule_id: Annotated[str, Path(**schemas.PATH_ID)], body: schemas.RuleFields) -> schemas.RuleOut:
         """The rule of this id, replaced whole (or made); in force from the next request."""
         return rule_out(create_rule(schemas.RuleIn(id=rule_id, **body.model_dump()), replace=True))
 
     def create_rule(body: schemas.RuleIn, replace: bool = False) -> Rule:
         if body.category is not None and body.category not in engine.graph.categories.names:
             raise invalid(["category"], f"unknown category {body.category!r}")
-        stamp = lambda at: (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp() if at else None  # noqa: E731
+        stamp = lambda at: at.timestamp() if at else None  # noqa: E731 (aware, in range: schemas.Moment)
         rule = Rule(**{**body.model_dump(), "starts_at": stamp(body.starts_at), "ends_at": stamp(body.ends_at)})
         try:
             (store.replace_rule if replace else store.create_rule)(rule)
@@ -395,9 +408,9 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         engine.merch.rules_changed()
         return rule
 
-    @app.delete("/rules/{rule_id}", status_code=204, **guarded("admin", 404), tags=["merchandising"],
+    @app.delete("/rules/{rule_id:id}", status_code=204, **guarded("admin", 404), tags=["merchandising"],
                 summary="Delete a business rule")
-    def delete_rule(rule_id: Annotated[str, Path(description="The rule's id.")]) -> Response:
+    def delete_rule(rule_id: Annotated[str, Path(**schemas.PATH_ID)]) -> Response:
         remove_rule(rule_id)
         return Response(status_code=204)
 
@@ -405,12 +418,22 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         store.delete_rule(rule_id)
         engine.merch.rules_changed()
 
-    add_console(app, store, engine, lambda: served.version, Actions(create_rule, remove_rule, save_look))
+    add_console(app, store, engine, lambda: served.version, Actions(create_rule, remove_rule, save_look), sessions)
     app.mount("/console/static", StaticFiles(directory=FilePath(__file__).parent / "static" / "console"), name="console")
 
-    @app.delete("/shoppers/{shopper_id}", response_model=schemas.Erased, **guarded("admin", 404), tags=["shoppers"],
+    @app.get("/shoppers/{shopper_id:id}/journey", response_model=schemas.Journey, **guarded("personal", 404),
+             tags=["shoppers"], summary="What is kept of a shopper: sessions and events")
+    def journey(shopper_id: Annotated[str, Path(**schemas.PATH_ID)],
+                limit: Annotated[int, Query(ge=1, le=5_000, description="The latest events, at most this many.")] = 500
+                ) -> schemas.Journey:
+        """The shopper's home location and their sessions with their events, newest session
+        first (what the console's shopper page shows; what a request for one's own data gets)."""
+        return schemas.Journey.of(store.get("shoppers", shopper_id), store.events(shopper_id=shopper_id, limit=limit + 1),
+                                  limit)
+
+    @app.delete("/shoppers/{shopper_id:id}", response_model=schemas.Erased, **guarded("admin", 404), tags=["shoppers"],
                 summary="Erase a shopper")
-    def erase_shopper(shopper_id: str) -> schemas.Erased:
+    def erase_shopper(shopper_id: Annotated[str, Path(**schemas.PATH_ID)]) -> schemas.Erased:
         """Erase every trace of the shopper's personal data (events, sessions, saved looks,
         contact log, embeddings, and what this server remembers of them)."""
         removed = store.delete_shopper(shopper_id)
@@ -418,9 +441,9 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         removed["artifacts"] = len(erase_shopper_from_artifacts(settings.home / "models", shopper_id))
         return schemas.Erased(shopper_id=shopper_id, removed=removed)
 
-    @app.post("/shoppers/{shopper_id}/outbound", response_model=schemas.OutboundOut, **guarded("events", 404),
+    @app.post("/shoppers/{shopper_id:id}/outbound", response_model=schemas.OutboundOut, **guarded("events", 404),
               tags=["shoppers"], summary="Picks for an email or push, within the contact caps")
-    def outbound(shopper_id: str, channel: Annotated[str, Query(pattern="^(email|push|sms)$")] = "email",
+    def outbound(shopper_id: Annotated[str, Path(**schemas.PATH_ID)], channel: Annotated[str, Query(pattern="^(email|push|sms)$")] = "email",
                  k: Annotated[int, Query(ge=1, le=20)] = 4) -> schemas.OutboundOut:
         """Picks for an email or push, or `contact: false` while the shopper is capped or in a
         quiet period (then nothing is logged)."""

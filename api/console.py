@@ -5,10 +5,12 @@ that update part of a page and cytoscape.js for the drawings, both vendored unde
 Pages: find a shopper or a product; a shopper's journey (sessions with their events, gift and
 travel sessions flagged) and their recommendations now, each with its path drawn and the rules
 that moved it; a product with its availability, its looks and what completes it; the business
-rules (create, delete); looks (create, edit); the catalogue's complement map. Signing in takes an
-API key (kept in an HttpOnly, SameSite=Strict cookie for `/console` only); `security.Gate`
-checks its scope as for the API: `read` to look, `admin` to change rules and looks. What the
-forms change goes through the same code as the API's routes (`Actions`).
+rules (create, delete); looks (create, edit); the catalogue's complement map. Signing in with an
+API key opens a session kept in the store (`sessions.py`); `security.Gate` checks each page's
+scope as for the API (`read` for the catalogue, `personal` for a shopper's journey, `admin` for
+rules and for changing looks), and that every form comes from the console itself (its origin
+and the session's CSRF token). What the forms change goes through the same code as the API's
+routes (`Actions`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from itertools import combinations
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,12 +30,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from ..graph.limits import shown_time
 from ..graph.model import Rule
 from ..graph.store import AlreadyExists, GraphStore, UnknownNode
 from ..recommend.engine import Ask, Engine
 from ..recommend.explanations import Recommendation
 from . import schemas
-from .security import COOKIE, scope
+from .security import CONSOLE, allows, scope
+from .sessions import ConsoleSessions
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -66,14 +71,25 @@ def _shown(items: list[Recommendation]) -> list[dict]:
              "exploration": r.exploration, "graph": path_graph(r)} for r in items]
 
 
-def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable[[], str | None], actions: Actions) -> None:
+def _when(ts: float) -> str:
+    moment = shown_time(ts)
+    return moment.strftime("%Y-%m-%d %H:%M") if isinstance(moment, datetime) else f"{moment} (epoch seconds)"
+
+
+def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable[[], str | None], actions: Actions,
+                sessions: ConsoleSessions) -> None:
     """The console's routes, on `app` itself (so that `security.Gate` sees each route's scope)."""
     read = {"openapi_extra": scope("read"), "include_in_schema": False}
+    personal = {"openapi_extra": scope("personal"), "include_in_schema": False}
     admin = {"openapi_extra": scope("admin"), "include_in_schema": False}
     public = {"include_in_schema": False}
 
     def page(request: Request, name: str, title: str, status: int = 200, **context) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {"title": title, **context}, status_code=status)
+        session = getattr(request.state, "console", None)
+        scopes = session.scopes if session is not None else frozenset()
+        return templates.TemplateResponse(
+            request, name, {"title": title, "csrf": session.csrf if session is not None else None,
+                            "can": lambda needed: allows(scopes, needed), **context}, status_code=status)
 
     @app.get("/console/login", **public)
     def login_form(request: Request) -> HTMLResponse:
@@ -81,10 +97,24 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
 
     @app.post("/console/login", **public)
     def login(request: Request, key: Annotated[str, Form()]) -> Response:
-        if request.app.state.keys.get(key) is None:
-            return page(request, "login.html", "Sign in", 401, error="That key is not one of LOOKGRAPH_API_KEYS.")
-        response = RedirectResponse("/console", status_code=303)
-        response.set_cookie(COOKIE, key, httponly=True, samesite="strict", path="/console")
+        opened = sessions.open(key)
+        if opened is None:
+            return page(request, "login.html", "Sign in", 401, error="That key is not one of the API keys in force.")
+        earlier = request.cookies.get(sessions.cookie)
+        if earlier:
+            sessions.close(earlier)
+        response = RedirectResponse(CONSOLE, status_code=303)
+        sessions.set_cookie(response, opened[0], request.url.scheme == "https")
+        return response
+
+    @app.post("/console/logout", **public)
+    def logout(request: Request) -> Response:
+        """Ends the session in the store (every worker refuses it from now on)."""
+        token = request.cookies.get(sessions.cookie)
+        if token:
+            sessions.close(token)
+        response = RedirectResponse(f"{CONSOLE}/login", status_code=303)
+        sessions.clear_cookie(response, request.url.scheme == "https")
         return response
 
     @app.get("/console", **read)
@@ -94,12 +124,12 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
     @app.get("/console/find", **read)
     def find(request: Request, shopper: str = "", product: str = "") -> Response:
         if shopper.strip():
-            return RedirectResponse(f"/console/shoppers/{shopper.strip()}", status_code=303)
+            return RedirectResponse(f"/console/shoppers/{quote(shopper.strip(), safe='')}", status_code=303)
         if product.strip():
-            return RedirectResponse(f"/console/products/{product.strip()}", status_code=303)
+            return RedirectResponse(f"/console/products/{quote(product.strip(), safe='')}", status_code=303)
         return page(request, "home.html", "Find a shopper or a product", 422, error="Give a shopper or a product id.")
 
-    @app.get("/console/shoppers/{shopper_id}", **read)
+    @app.get("/console/shoppers/{shopper_id:id}", **personal)
     def shopper(request: Request, shopper_id: str) -> HTMLResponse:
         try:
             home_location = store.get("shoppers", shopper_id).home_location
@@ -107,24 +137,24 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
             return page(request, "home.html", "Find a shopper or a product", 404, error=f"No shopper {shopper_id!r}.")
         events = store.events(shopper_id=shopper_id, limit=500)
         cards = engine.graph.cards({e.product_id for e in events})
-        sessions: dict[str, dict] = {}
+        journey: dict[str, dict] = {}
         for e in events:
-            s = sessions.setdefault(e.session_id, {"id": e.session_id, "events": [], "gift": False, "location": e.location,
-                                                   "started": datetime.fromtimestamp(e.ts, timezone.utc).strftime("%Y-%m-%d %H:%M")})
+            s = journey.setdefault(e.session_id, {"id": e.session_id, "events": [], "gift": False, "location": e.location,
+                                                  "started": _when(e.ts)})
             s["gift"] |= e.gift
             s["events"].append({"type": e.type, "product_id": e.product_id,
                                 "name": cards[e.product_id].name if e.product_id in cards else e.product_id})
-        for s in sessions.values():
+        for s in journey.values():
             s["travel"] = bool(s["location"] and home_location and s["location"] != home_location)
         answer = engine.for_shopper(shopper_id, Ask(k=10))
         now = engine.clock()
         rules = [r.name or r.id for r in store.rules() if r.shopper_id in (None, shopper_id) and r.active(now)]
         return page(request, "shopper.html", f"Shopper {shopper_id}", home=home_location,
-                    sessions=list(reversed(sessions.values())), items=_shown(answer.items),
+                    sessions=list(reversed(journey.values())), items=_shown(answer.items),
                     short_because=answer.short_because, rules=rules, model=model(),
                     policies=engine.policies_in_force(shopper_id))
 
-    @app.get("/console/products/{product_id}", **read)
+    @app.get("/console/products/{product_id:id}", **read)
     def product(request: Request, product_id: str) -> HTMLResponse:
         try:
             found = schemas.ProductOut.of(store.get("products", product_id))
@@ -136,13 +166,15 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
                     short_because=answer.short_because)
 
     def listed_rules() -> list[dict]:
-        return [{**{n: getattr(r, n) for n in Rule.__dataclass_fields__}, "products": len(engine.merch.members(r.id))}
+        return [{**{n: getattr(r, n) for n in Rule.__dataclass_fields__}, "products": len(engine.merch.members(r.id)),
+                 "window": " – ".join(_when(t) if t is not None else "…" for t in (r.starts_at, r.ends_at))
+                 if (r.starts_at, r.ends_at) != (None, None) else "always"}
                 for r in store.rules()]
 
     def rules_table(request: Request, status: int = 200, error: str | None = None) -> HTMLResponse:
         return page(request, "_rules_table.html", "Rules", status, rules=listed_rules(), error=error)
 
-    @app.get("/console/rules", **read)
+    @app.get("/console/rules", **admin)  # as GET /rules: per-shopper rules name shoppers
     def rules(request: Request, edit: str = "") -> HTMLResponse:
         listed = listed_rules()
         editing = next((r for r in listed if r["id"] == edit), None)
@@ -152,6 +184,7 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
     async def create_rule(request: Request) -> HTMLResponse:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str) and v.strip() != ""}
         replace = form.pop("replace", None) is not None
+        form.pop("csrf_token", None)  # checked by security.Gate
         try:
             actions.create_rule(schemas.RuleIn(**form), replace)
         except (ValidationError, RequestValidationError) as err:
@@ -162,7 +195,7 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
             return rules_table(request, 409, str(err))
         return rules_table(request)
 
-    @app.delete("/console/rules/{rule_id}", **admin)
+    @app.delete("/console/rules/{rule_id:id}", **admin)
     def delete_rule(request: Request, rule_id: str) -> HTMLResponse:
         try:
             actions.delete_rule(rule_id)
@@ -190,7 +223,7 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"] if p != "body")
             return page(request, "look_form.html", "Looks", 422, error=f"{where}: {first['msg']}", look=None)
-        return RedirectResponse(f"/console/looks/edit?look_id={id.strip()}", status_code=303)
+        return RedirectResponse(f"/console/looks/edit?look_id={quote(id.strip(), safe='')}", status_code=303)
 
     @app.get("/console/map", **read)
     def complement_map(request: Request) -> HTMLResponse:

@@ -2,20 +2,65 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Literal
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
+from starlette.convertors import Convertor, register_url_convertor
 from typing_extensions import TypedDict
 
+from ..graph import limits
 from ..recommend.explanations import Recommendation
 
-ID = {"min_length": 1, "max_length": 200, "pattern": r"^[^\x00-\x1f\x7f]+$"}
+ID = {"min_length": 1, "max_length": limits.ID_MAX, "pattern": limits.ID_PATTERN}
 """Ids: 1-200 characters, none of them a control character (NUL, newline, tab, DEL...)."""
 Id = Field(**ID)
-TEXT = r"^[^\x00-\x1f\x7f]*$"
+TEXT = limits.TEXT_PATTERN
 """Free text (names, locations): no control characters either."""
 MAX_BATCH = 1_000
+PATH_ID = {**ID, "description": "The id, percent-encoded as one path segment (`/` as `%2F`, `%` as `%25`, a space "
+                                "as `%20`; an id that is `.` or `..` as `%2E` or `%2E%2E`, since clients drop dot "
+                                "segments); an id holding `/` may also be sent with its slashes as they are."}
+
+
+
+class IdConvertor(Convertor):
+    """`{name:id}` in a route's path: an id, `/` and every other character included (the server
+    has decoded `%2F` by the time routes are matched, and Starlette's `path` stops at a newline,
+    which must reach the 422 that names it). Validated by `PATH_ID` as every id is."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return quote(value, safe="")
+
+
+register_url_convertor("id", IdConvertor())
+
+
+def _product_id(value: str) -> str:
+    if value.endswith(limits.RESERVED_PRODUCT_SUFFIX):
+        raise ValueError(f"a product id cannot end in {limits.RESERVED_PRODUCT_SUFFIX!r} (the route of that name)")
+    return value
+
+
+ProductId = Annotated[str, Field(**ID), AfterValidator(_product_id)]
+
+
+def _bounded(moment: datetime) -> datetime:
+    """In range, and aware (naive means UTC), so that two of them always compare."""
+    problem = limits.date_problem(moment)
+    if problem:
+        raise ValueError(f"{moment.isoformat()} is {problem}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+Moment = Annotated[datetime, AfterValidator(_bounded)]
+"""A date and time (ISO 8601; no offset means UTC) from 1970-01-01 to before 2100-01-01 UTC."""
 
 
 class _In(BaseModel):
@@ -27,10 +72,10 @@ class EventIn(_In):
     session_id: str = Id
     product_id: str = Id
     type: Literal["view", "cart", "purchase", "dismiss"]
-    ts: datetime | None = Field(None, description="When it happened (ISO 8601; no offset means UTC); "
-                                                  "default: when received.")
+    ts: Moment | None = Field(None, description="When it happened (ISO 8601; no offset means UTC), from 1970 to at "
+                                                "most a day after the server's clock; default: when received.")
     shopper_id: str | None = Field(None, **ID, description="Absent for anonymous visitors.")
-    location: str | None = Field(None, max_length=200, pattern=TEXT)
+    location: str | None = Field(None, max_length=limits.TEXT_MAX, pattern=TEXT)
     gift: bool = False
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
@@ -56,10 +101,13 @@ class EventsAccepted(BaseModel):
 
 
 def non_blank_attributes(value: dict | None) -> dict | None:
-    for kind, values in (value or {}).items():
-        for v in values if isinstance(values, list) else [values]:
-            if not kind.strip() or not v.strip():
-                raise ValueError("attribute kinds and values must be non-blank")
+    pairs = [(kind.strip().lower(), v.strip()) for kind, values in (value or {}).items()
+             for v in (values if isinstance(values, list) else [values])]
+    if any(not kind or not v for kind, v in pairs):
+        raise ValueError("attribute kinds and values must be non-blank")
+    problem = limits.attributes_problem(pairs)
+    if problem:
+        raise ValueError(problem[1])
     return value
 
 
@@ -70,13 +118,15 @@ Locations = Field(default_factory=list, max_length=200, description="Locations w
 class ProductFields(_In):
     """A product's fields (`PUT /products/{id}` replaces them all)."""
 
-    name: str = Field(min_length=1, max_length=500, pattern=TEXT)
+    name: str = Field(min_length=1, max_length=limits.NAME_MAX, pattern=TEXT)
     category_id: str | None = Field(None, **ID)
     price: float | None = Field(None, ge=0, allow_inf_nan=False)
     availability: Availability = Field("in_stock", description="Only an item in stock is recommended.")
-    unavailable_in: list[Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT)]] = Locations
-    attributes: dict[str, str | list[str]] = Field(default_factory=dict, max_length=100,
-                                                   description='e.g. {"style": "casual", "colour": ["blue"]}')
+    unavailable_in: list[Annotated[str, Field(min_length=1, max_length=limits.TEXT_MAX, pattern=TEXT)]] = Locations
+    attributes: dict[str, str | list[str]] = Field(
+        default_factory=dict, max_length=100,
+        description='e.g. {"style": "casual", "colour": ["blue"]}: at most 200 values, kinds of at most 100 '
+                    'characters (no `:`), values of at most 1,000')
 
     @field_validator("attributes")
     @classmethod
@@ -85,18 +135,19 @@ class ProductFields(_In):
 
 
 class ProductIn(ProductFields):
-    id: str = Id
+    id: ProductId
 
 
 class ProductPatch(_In):
     """The fields to change (`PATCH /products/{id}`); the others stay."""
 
-    name: str | None = Field(None, min_length=1, max_length=500, pattern=TEXT)
+    name: str | None = Field(None, min_length=1, max_length=limits.NAME_MAX, pattern=TEXT)
     category_id: str | None = Field(None, **ID)
     price: float | None = Field(None, ge=0, allow_inf_nan=False)
     attributes: dict[str, str | list[str]] | None = Field(None, max_length=100)
     availability: Availability | None = None
-    unavailable_in: list[Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT)]] | None = Field(None, max_length=200)
+    unavailable_in: list[Annotated[str, Field(min_length=1, max_length=limits.TEXT_MAX, pattern=TEXT)]] | None = Field(
+        None, max_length=limits.LOCATIONS_MAX)
 
     @field_validator("attributes")
     @classmethod
@@ -109,9 +160,10 @@ class RuleFields(_In):
     what to do with them, for whom and when (`PUT /rules/{id}` replaces them all)."""
 
     action: Literal["exclude", "boost", "bury", "pin"]
-    name: str = Field("", max_length=200, pattern=TEXT)
+    name: str = Field("", max_length=limits.TEXT_MAX, pattern=TEXT)
     category: str | None = Field(None, **ID, description="Items in or below this category (pin: the page's category).")
-    attribute: str | None = Field(None, max_length=400, pattern=r"^[^:\x00-\x1f]+:[^\x00-\x1f]+$",
+    attribute: str | None = Field(None, max_length=limits.ATTRIBUTE_KIND_MAX + 1 + limits.ATTRIBUTE_VALUE_MAX,
+                                  pattern=r"^[^:\x00-\x1f\x7f]+:[^\x00-\x1f\x7f]+$",
                                   description='An attribute as "kind:value", e.g. "brand:acme".')
     price_min: float | None = Field(None, ge=0, allow_inf_nan=False)
     price_max: float | None = Field(None, ge=0, allow_inf_nan=False)
@@ -119,8 +171,8 @@ class RuleFields(_In):
     weight: float = Field(1.0, gt=0, le=10, allow_inf_nan=False,
                           description="boost/bury: standard deviations of the list's scores to move the items.")
     look_id: str | None = Field(None, **ID, description="pin: the look whose items lead the category page.")
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: Moment | None = Field(None, description="From when (1970 to before 2100; no offset means UTC).")
+    ends_at: Moment | None = Field(None, description="Until when (1970 to before 2100; no offset means UTC).")
 
     @model_validator(mode="after")
     def _coherent(self) -> RuleFields:
@@ -153,16 +205,17 @@ class RuleOut(BaseModel):
     shopper_id: str | None
     weight: float
     look_id: str | None
-    starts_at: datetime | None
-    ends_at: datetime | None
+    starts_at: datetime | float | None = Field(description="A date, or epoch seconds where a value stored before the "
+                                                           "date limits is past what a date can hold.")
+    ends_at: datetime | float | None = Field(description="As `starts_at`.")
     products: int = Field(description="How many products the rule is about now.")
 
 
 class LookFields(_In):
     """A look's fields (`PUT /looks/{id}` replaces them all)."""
 
-    name: str = Field(min_length=1, max_length=500, pattern=TEXT)
-    product_ids: list[str] = Field(min_length=1, max_length=50)
+    name: str = Field(min_length=1, max_length=limits.NAME_MAX, pattern=TEXT)
+    product_ids: list[str] = Field(min_length=1, max_length=limits.LOOK_ITEMS_MAX)
     session_id: str | None = Field(None, **ID)
 
     @field_validator("product_ids")
@@ -312,6 +365,40 @@ class OutboundOut(BaseModel):
     reason: str
     retry_after: datetime | None = None
     items: list[RecommendationOut] = []
+
+
+class JourneyEvent(BaseModel):
+    event_id: str
+    product_id: str
+    type: str
+    ts: datetime | float = Field(description="When (epoch seconds only for a value stored before the date limits).")
+    location: str | None
+    gift: bool
+
+
+class JourneySession(BaseModel):
+    id: str
+    started_at: datetime | float
+    events: list[JourneyEvent] = Field(description="Oldest first.")
+
+
+class Journey(BaseModel):
+    shopper_id: str
+    home_location: str | None
+    sessions: list[JourneySession] = Field(description="Newest first.")
+    truncated: bool = Field(description="Older events exist beyond `limit`.")
+
+    @classmethod
+    def of(cls, shopper, events: list, limit: int) -> Journey:
+        truncated, events = len(events) > limit, events[-limit:]
+        sessions: dict[str, JourneySession] = {}
+        for e in events:
+            session = sessions.setdefault(e.session_id, JourneySession(id=e.session_id, started_at=limits.shown_time(e.ts),
+                                                                       events=[]))
+            session.events.append(JourneyEvent(event_id=e.id, product_id=e.product_id, type=e.type,
+                                               ts=limits.shown_time(e.ts), location=e.location, gift=e.gift))
+        return cls(shopper_id=shopper.id, home_location=shopper.home_location,
+                   sessions=list(reversed(sessions.values())), truncated=truncated)
 
 
 class Erased(BaseModel):

@@ -80,3 +80,15 @@ def wait_until_answering(base: str, seconds: float = 120) -> None:
         except OSError:
             time.sleep(0.25)
     raise SystemExit(f"{base} did not answer /health in {seconds:g} s")
+
+
+def fuzz_served(base: str, key: str, examples: int, seen) -> None:
+    """Schemathesis over every operation of the served OpenAPI document (`tests/fuzzing.py`),
+    with `key`; `seen(operation, case, response)` after each request."""
+    import schemathesis
+
+    sys.path.insert(0, str(ROOT))
+    from tests.fuzzing import each_case
+
+    schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
+    each_case(schema, key, examples, lambda operation, case: seen(operation, case, case.call(base_url=base)))

@@ -21,6 +21,9 @@ CREATE CONSTRAINT look_id IF NOT EXISTS FOR (n:Look) REQUIRE n.id IS UNIQUE;
 // name: channel_name_unique
 CREATE CONSTRAINT channel_name IF NOT EXISTS FOR (n:Channel) REQUIRE n.name IS UNIQUE;
 
+// name: console_session_token_unique
+CREATE CONSTRAINT console_session_token IF NOT EXISTS FOR (n:ConsoleSession) REQUIRE n.token_hash IS UNIQUE;
+
 // name: rule_id_unique
 CREATE CONSTRAINT rule_id IF NOT EXISTS FOR (n:Rule) REQUIRE n.id IS UNIQUE;
 

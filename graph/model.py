@@ -31,12 +31,12 @@ RELATIONSHIPS = (
     "SAVED",
 )
 
-OPERATIONAL_LABELS = ("Channel", "Rule")
+OPERATIONAL_LABELS = ("Channel", "Rule", "ConsoleSession")
 OPERATIONAL_RELATIONSHIPS = ("CONTACTED", "HAS_RULE", "PINS")
 """The outbound contact log, (:Shopper)-[:CONTACTED {ts}]->(:Channel), and the merchandisers'
 rules, (:Rule), (:Shopper)-[:HAS_RULE]->(:Rule), (:Rule)-[:PINS]->(:Look): kept in the store
-(a shopper's erased with them), but not part of the graph that is counted, trained on or
-recommended from."""
+(a shopper's erased with them), and the console's sign-in sessions, (:ConsoleSession): kept in
+the store, but not part of the graph that is counted, trained on or recommended from."""
 
 EVENT_TYPES = ("view", "cart", "purchase", "dismiss")
 """Interaction types, weakest to strongest signal; `dismiss` is an explicit 'not for me'."""

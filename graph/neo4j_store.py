@@ -200,6 +200,17 @@ class Neo4jGraphStore(GraphStore):
 
         return self._in_write(work)
 
+    def open_console_session(self, token_hash, key_fingerprint, csrf, expires_at, now) -> None:
+        self._write("console.open_session", token_hash=token_hash, key_fingerprint=key_fingerprint, csrf=csrf,
+                    expires_at=expires_at, now=now)
+
+    def console_session(self, token_hash, now) -> tuple[str, str] | None:
+        found = self._read("console.session", token_hash=token_hash, now=now)
+        return (found[0]["key_fingerprint"], found[0]["csrf"]) if found else None
+
+    def close_console_session(self, token_hash) -> None:
+        self._write("console.close_session", token_hash=token_hash)
+
     def contacts(self, shopper_id, since) -> list[tuple[str, float]]:
         return [(r["channel"], r["ts"]) for r in self._read("contacts.contacts", shopper_id=shopper_id, since=since)]
 

@@ -123,6 +123,12 @@ CREATE TABLE IF NOT EXISTS rule (
     shopper_id TEXT REFERENCES shopper(id) ON DELETE CASCADE,
     look_id TEXT REFERENCES look(id) ON DELETE CASCADE
 );
+CREATE TABLE IF NOT EXISTS console_session (
+    token_hash TEXT PRIMARY KEY,
+    key_fingerprint TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS node_embedding (
     label TEXT NOT NULL,
     node_id TEXT NOT NULL,
@@ -399,6 +405,20 @@ class SQLiteGraphStore(GraphStore):
         return self._conn().execute(
             "SELECT channel, ts FROM contact WHERE shopper_id = ? AND ts >= ? ORDER BY ts", (shopper_id, since)
         ).fetchall()
+
+    # -- the console's sign-in sessions ------------------------------------------------------
+    def open_console_session(self, token_hash, key_fingerprint, csrf, expires_at, now) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM console_session WHERE expires_at <= ?", (now,))
+            conn.execute("INSERT INTO console_session VALUES (?, ?, ?, ?)", (token_hash, key_fingerprint, csrf, expires_at))
+
+    def console_session(self, token_hash, now) -> tuple[str, str] | None:
+        return self._conn().execute("SELECT key_fingerprint, csrf FROM console_session WHERE token_hash = ?"
+                                    " AND expires_at > ?", (token_hash, now)).fetchone()
+
+    def close_console_session(self, token_hash) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM console_session WHERE token_hash = ?", (token_hash,))
 
     # -- reads -------------------------------------------------------------------------
     def carts_and_purchases(self, days: float) -> list[tuple[str, int, float, str | None]]:

@@ -123,6 +123,20 @@ class GraphStore(abc.ABC):
     def contacts(self, shopper_id: str, since: float) -> list[tuple[str, float]]:
         """(channel, time) of the shopper's contacts at or after `since`, oldest first."""
 
+    # -- the console's sign-in sessions (in the store, so every worker agrees) -----------
+    @abc.abstractmethod
+    def open_console_session(self, token_hash: str, key_fingerprint: str, csrf: str, expires_at: float,
+                             now: float) -> None:
+        """Record a signed-in console session (and forget sessions expired by `now`)."""
+
+    @abc.abstractmethod
+    def console_session(self, token_hash: str, now: float) -> tuple[str, str] | None:
+        """(key fingerprint, CSRF token) of the open session of `token_hash` unexpired at `now`."""
+
+    @abc.abstractmethod
+    def close_console_session(self, token_hash: str) -> None:
+        """Forget a session (signing out); nothing happens when there is none."""
+
     # -- reads -------------------------------------------------------------------------
     @abc.abstractmethod
     def traversal(self, vectors=None):

@@ -14,6 +14,8 @@ One domain folder (e.g. `bundlerec/clothing`) becomes:
   purchases in a per-user history session;
 - Look: each bundle, named by its annotated intent, found in its session; SAVED: user_bundle.
 
+Titles and intents are names: their line breaks and tabs become single spaces.
+
 Ids are namespaced by domain (`clothing/item/62`) so several domains share one store.
 The files are small (thousands of rows), so they are read whole.
 """
@@ -49,6 +51,12 @@ def category_paths(cell: str) -> list[list[str]]:
     if not (body.startswith("[[") and body.endswith("]]")):
         raise ValueError(f"expected [[...],[...]], got {cell[:60]!r}")
     return [[p.strip() for p in _PATH_SEPARATOR.split(path) if p.strip()] for path in body[2:-2].split("],[")]
+
+
+def one_line(text: str) -> str:
+    """A title or intent as a name: annotators' line breaks and tabs become single spaces (a name
+    holds no control character, as the API requires)."""
+    return " ".join(text.split())
 
 
 def title_terms(title: str) -> list[str]:
@@ -121,7 +129,7 @@ class BundleRecSource(Source):
                     extra.setdefault(item, []).append(Attribute("category", path[-1]))
         out["categories"] = list(categories.values())
 
-        titles = {row["item ID"].strip(): (row["titles"].strip(), file, line) for file, line, row in self._rows("item_titles.csv")}
+        titles = {row["item ID"].strip(): (one_line(row["titles"]), file, line) for file, line, row in self._rows("item_titles.csv")}
         products: dict[str, tuple] = {}
 
         def product(raw: str, file: str, line: int) -> str:
@@ -172,7 +180,7 @@ class BundleRecSource(Source):
                 float(row["timestamp"]), user,
             )))
 
-        intents = {row["bundle ID"].strip(): row["intent"].strip() for _, _, row in self._rows("bundle_intent.csv")}
+        intents = {row["bundle ID"].strip(): one_line(row["intent"]) for _, _, row in self._rows("bundle_intent.csv")}
         found_in = {}
         for _, _, row in self._rows("session_bundle.csv"):
             found_in.setdefault(row["bundle ID"].strip(), self._id("session", row["session ID"].strip()))

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..graph.limits import time_problem
 from ..graph.model import AVAILABILITY, EVENT_TYPES, RECORD_KINDS, Attribute, Category, Event, Look, Product, SavedLook, Shopper
 from .source import EncodingProblem, FieldError, LoadProblem, LoadWarning, Source, csv_rows, utf8_lines
 
@@ -76,8 +77,9 @@ def parse_timestamp(value, name: str = "ts") -> float:
             raise FieldError(name, f"not an ISO 8601 time or epoch seconds: {value!r}") from None
     else:
         raise FieldError(name, "required timestamp is missing or empty")
-    if not math.isfinite(seconds) or not 0 <= seconds < 32503680000:  # years 1970..2999
-        raise FieldError(name, f"timestamp out of range: {value!r}")
+    problem = time_problem(seconds)
+    if problem:
+        raise FieldError(name, f"{value!r} is {problem}")
     return seconds
 
 

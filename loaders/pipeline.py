@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
+from ..graph.limits import record_problem
 from ..graph.model import RECORD_KINDS
 from ..graph.store import GraphStore, SessionConflict
 from .source import LoadError, LoadProblem, LoadWarning, Source
@@ -43,6 +44,7 @@ class _Checker:
 
     def __init__(self, store: GraphStore, strict: bool = False):
         self.store, self.strict = store, strict
+        self.now = time.time()  # events dated after it (and a day's slack) have not happened yet
         self.problems: list[LoadProblem] = []
         self.total_problems = 0
         self.warnings: list[str] = []
@@ -82,6 +84,9 @@ class _Checker:
                 (self.report if self.strict else self.warn)(problem)
 
     def check(self, kind: str, file: str, line: int, record) -> None:
+        problem = record_problem(kind, record, self.now)  # the limits the API keeps too
+        if problem is not None:
+            self.report(LoadProblem(file, line, *problem))
         key = (record.shopper_id, record.look_id) if kind == "saved_looks" else record.id
         seen = self.seen[kind]
         if key in seen:

@@ -20,7 +20,8 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 READ, EVENTS, ADMIN = "read-key-0123456789abcdef", "events-key-0123456789abcdef", "admin-key-0123456789abcdef"
-KEYS = f"{READ}:read;{EVENTS}:events;{ADMIN}:admin"
+PERSONAL = "personal-key-0123456789abcdef"
+KEYS = f"{READ}:read;{EVENTS}:events;{PERSONAL}:read,personal;{ADMIN}:admin"
 
 
 @pytest.fixture

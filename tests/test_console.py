@@ -7,6 +7,7 @@ page's screenshot is written to benchmarks/results/console/."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from lookgraph.graph.model import Event
 from lookgraph.settings import Settings
 
 from .scenario import Clock, build
-from .test_api import ADMIN, EVENTS, KEYS, READ, TestClient, as_
+from .test_api import ADMIN, EVENTS, KEYS, PERSONAL, READ, TestClient, as_
 
 SHOTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "console"
 
@@ -33,9 +34,17 @@ def console(tmp_path, store):
     return client, store
 
 
-def signed_in(client, key: str) -> None:
+def signed_in(client, key: str) -> str | None:
+    """Sign in as a person does; later requests carry the session's CSRF token as htmx does
+    (the `hx-headers` of every page). Returns the token (None where no page is allowed)."""
+    client.headers.pop("X-CSRF-Token", None)
     answer = client.post("/console/login", data={"key": key}, follow_redirects=False)
     assert answer.status_code == 303 and "HttpOnly" in answer.headers["set-cookie"]
+    assert key not in answer.headers["set-cookie"]  # a session token, never the key
+    found = re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/console").text)
+    if found:
+        client.headers["X-CSRF-Token"] = found.group(1)
+    return found.group(1) if found else None
 
 
 def test_the_console_asks_for_a_key_and_keeps_its_scopes(console):
@@ -45,15 +54,19 @@ def test_the_console_asks_for_a_key_and_keeps_its_scopes(console):
     signed_in(client, EVENTS)
     assert client.get("/console", follow_redirects=False).status_code == 403  # no read scope
     signed_in(client, READ)
-    assert client.get("/console/shoppers/ann").status_code == 200
+    assert client.get("/console/products/jeans-1").status_code == 200
+    assert client.get("/console/shoppers/ann").status_code == 403  # a journey is personal data
+    assert client.get("/console/rules").status_code == 403  # as GET /rules: admin
     refused = client.post("/console/rules", data={"id": "r", "action": "boost", "category": "women"})
     assert refused.status_code == 403  # read may look, not change
+    signed_in(client, PERSONAL)
+    assert client.get("/console/shoppers/ann").status_code == 200
     assert client.get("/shoppers/ann/recommendations").status_code == 401  # the cookie is the console's only
 
 
 def test_a_shoppers_journey_recommendations_and_paths(console):
     client, store = console
-    signed_in(client, READ)
+    signed_in(client, PERSONAL)
     store.append_events([Event("gift-1", "ann-gift", "shirt-1", "view", 1_790_000_100.0, "ann", "Leeds", True)])
     page = client.get("/console/shoppers/ann").text
     assert "Journey" in page and 'class="flag gift"' in page and 'class="flag travel"' in page
@@ -101,6 +114,7 @@ def browser(tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to read CSP reports off the console
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1280,1000"):
@@ -170,6 +184,60 @@ def test_clicking_through_the_console_in_chromium(browser, served):
     browser.get(f"{served}/console/map")
     wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, ".map-graph canvas")))
     browser.save_screenshot(str(SHOTS / "map.png"))
+    refused = [entry["message"] for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
+    assert refused == []  # the console's own pages need nothing its policy forbids
+
+    browser.find_element(By.ID, "sign-out").click()
+    wait.until(shown.url_contains("/console/login"))
+    browser.get(f"{served}/console/rules")
+    assert browser.current_url.endswith("/console/login")
+
+
+ATTACKER = """<!doctype html><html><body>
+<iframe id="framed" src="{target}/console/rules" width="600" height="300"></iframe>
+<form id="forged" method="post" action="{target}/console/rules" target="sink">
+  <input name="id" value="forged"><input name="action" value="exclude"><input name="category" value="women">
+</form>
+<iframe name="sink"></iframe>
+<script>setTimeout(function () {{ document.getElementById("forged").submit(); }}, 300);</script>
+</body></html>"""
+
+
+def test_a_page_on_another_port_can_neither_frame_nor_forge_the_console(browser, served, tmp_path):
+    """The cross-port attack of the second hardening round, in a real browser: signed in as
+    admin, the browser opens a page served from another port of the same host, which frames
+    the rules page and auto-submits a rule. Nothing is framed and nothing is stored."""
+    import functools
+    import http.server
+    import json
+    import threading
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 10)
+    browser.get(f"{served}/console/login")
+    browser.find_element(By.ID, "key").send_keys(ADMIN)
+    browser.find_element(By.ID, "sign-in").click()
+    wait.until(shown.presence_of_element_located((By.ID, "shopper")))
+    site = tmp_path / "attacker"
+    site.mkdir()
+    (site / "index.html").write_text(ATTACKER.format(target=served))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{attacker.server_address[1]}/index.html")
+        time.sleep(2)  # the form is submitted after 300 ms
+        browser.save_screenshot(str(SHOTS.parent / "console-cross-port.png"))
+        messages = " ".join(entry["message"] for entry in browser.get_log("browser"))
+    finally:
+        attacker.shutdown()
+    assert "frame-ancestors" in messages or "X-Frame-Options" in messages  # the frame was refused
+    request = urllib.request.Request(f"{served}/rules", headers=as_(ADMIN))
+    with urllib.request.urlopen(request) as answer:
+        assert json.load(answer) == []  # the forged rule was not stored
 
 
 def test_a_rule_is_edited_in_the_console(console):
