@@ -252,22 +252,22 @@ def evaluate(
     store: StoreOption = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated split seeds.")] = "0,1,2",
     methods: Annotated[str | None, typer.Option(
-        help="Comma-separated methods (default: popularity, co-occurrence, content-knn, bpr-mf, lightgcn, "
-             "lookgnn, engine (what the API serves after `lookgraph train`), and on Neo4j fastrp-knn: FastRP embeddings and kNN in its Graph Data Science).")] = None,
+        help="Comma-separated methods (default: popularity, co-occurrence, content-knn, itemknn, ease (up to 6,000 "
+             "products), bpr-mf, lightgcn, lookgnn, engine (what the API serves after `lookgraph train`), and on Neo4j "
+             "fastrp-knn: FastRP embeddings and kNN in its Graph Data Science).")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Most LookGNN epochs per seed.")] = 30,
     out: Annotated[Path | None, typer.Option(help="Write OUT.md and OUT.json (default: print only).")] = None,
 ) -> None:
     """Every method on the same seeded splits: complete the look, shopper to product, session
     next item, and beyond-accuracy figures; mean and standard deviation over the seeds."""
-    from .embeddings.evaluate import markdown_table, run, save
+    from .embeddings.evaluate import default_methods, markdown_table, run, save
     from .embeddings.export import export_graph
     from .embeddings.train import TrainConfig
 
     with _store(store) as graph:
         exported = export_graph(graph)
         if methods is None:
-            methods = "popularity,co-occurrence,content-knn,bpr-mf,lightgcn,lookgnn,engine"
-            methods += ",fastrp-knn" if graph.name == "neo4j" else ""
+            methods = ",".join(default_methods(exported)) + (",fastrp-knn" if graph.name == "neo4j" else "")
         try:
             report = run(exported, tuple(int(s) for s in seeds.split(",")), TrainConfig(epochs=epochs),
                          tuple(m.strip() for m in methods.split(",")), log=lambda line: typer.echo(line, err=True),

@@ -43,7 +43,7 @@ def fetch(cache: Path) -> Path:
     return target
 
 
-def _rows(path: Path):
+def rows(path: Path):
     with path.open(encoding="latin-1") as f:
         reader = csv.reader(f, delimiter="\t")
         header = [h.split(":")[0] for h in next(reader)]
@@ -51,12 +51,14 @@ def _rows(path: Path):
             yield dict(zip(header, row))
 
 
-def convert(source: Path, out: Path) -> dict[str, int]:
+def convert(source: Path, out: Path, keep=None) -> dict[str, int]:
+    """Write the native folder; `keep(user_id, item_id)`, when given, chooses the ratings that
+    become events (a split's training part)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "lookgraph.json").write_text(json.dumps({"format": "lookgraph-native", "version": 1}) + "\n")
     genres: set[str] = set()
     products = []
-    for row in _rows(source / "ml-100k.item"):
+    for row in rows(source / "ml-100k.item"):
         classes = row.get("class", "").split() or ["unknown"]
         genres.update(classes)
         year = row.get("release_year", "")
@@ -67,9 +69,11 @@ def convert(source: Path, out: Path) -> dict[str, int]:
            [{"id": "genre", "name": "Movies", "parent_id": ""}] +
            [{"id": f"genre/{g}", "name": g, "parent_id": "genre"} for g in sorted(genres)])
     _write(out / "products.csv", ["id", "name", "category_id", "attributes"], products)
-    _write(out / "shoppers.csv", ["id"], [{"id": f"u{row['user_id']}"} for row in _rows(source / "ml-100k.user")])
+    _write(out / "shoppers.csv", ["id"], [{"id": f"u{row['user_id']}"} for row in rows(source / "ml-100k.user")])
     events, per_user_day = [], defaultdict(int)
-    for row in sorted(_rows(source / "ml-100k.inter"), key=lambda r: (int(r["user_id"]), float(r["timestamp"]))):
+    for row in sorted(rows(source / "ml-100k.inter"), key=lambda r: (int(r["user_id"]), float(r["timestamp"]))):
+        if keep is not None and not keep(row["user_id"], row["item_id"]):
+            continue
         user, ts = row["user_id"], int(float(row["timestamp"]))
         session = f"u{user}/{ts // 86_400}"
         per_user_day[session] += 1

@@ -29,7 +29,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .baselines import BPRMF, ContentKNN, CoOccurrence, LightGCNBaseline, Popularity, content_matrix, shopper_products
+from .baselines import (
+    BPRMF,
+    EASE,
+    ContentKNN,
+    CoOccurrence,
+    ItemKNN,
+    LightGCNBaseline,
+    Popularity,
+    content_matrix,
+    shopper_products,
+)
+from .collaborative import EASE_MAX_PRODUCTS
 from .export import GraphExport
 from .gds import FastRPKNN
 from .metrics import Query, hit_rate_at, ndcg_at, rank_of, top_k
@@ -142,6 +153,53 @@ def make_split(graph: GraphExport, seed: int, test_share: float = 0.2, validatio
     return split
 
 
+def hold_out_futures(graph: GraphExport, seed: int, most: int, share: float = 0.2, least: int = 5
+                     ) -> tuple[GraphExport, list[tuple[int, np.ndarray, float]]]:
+    """What the ranker learns from: for up to `most` shoppers with two or more sessions and
+    `least` or more distinct products, their latest sessions (those holding about the last
+    `share` of their products, at least one session) held out of the graph. Returns (the graph
+    without them, [(shopper, the products new to them in those sessions, the moment before the
+    first of those sessions began)]). The query is a feed asked at the start of a visit: it sees
+    only what the shopper did before, and every product they went on to is a label, so the
+    ranker learns what a shopper goes on to, not how a visit continues (that is a session's)."""
+    rng = np.random.default_rng(seed)
+    interactions = graph.edges[("session", "interacted", "product")]
+    owner = np.full(graph.count("session"), -1)
+    had = graph.edges[("shopper", "had", "session")]
+    owner[had[1]] = had[0]
+    shopper = owner[interactions[0]]
+    positive = np.isin(graph.event_type, (0, 1, 2)) & (shopper >= 0)
+    rows = np.flatnonzero(positive)[np.lexsort((graph.event_ts[positive], shopper[positive]))]
+    by_shopper = np.split(rows, np.flatnonzero(np.diff(shopper[rows])) + 1) if len(rows) else []
+    candidates = []
+    for events in by_shopper:
+        sessions = interactions[0][events]
+        if len(np.unique(interactions[1][events])) < least or len(np.unique(sessions)) < 2:
+            continue
+        # Sessions in the order they began; the latest ones whose new products make about `share`.
+        _, first = np.unique(sessions, return_index=True)
+        order = sessions[np.sort(first)]
+        products, first_event = np.unique(interactions[1][events], return_index=True)
+        new_in = sessions[first_event]  # the session each product was first engaged in
+        target = max(1, int(len(products) * share))
+        held = []
+        for session in order[::-1][:-1]:  # never every session: something must remain
+            held.append(session)
+            if np.isin(new_in, held).sum() >= target:
+                break
+        later = products[np.isin(new_in, held)]
+        if len(later):
+            begins = float(graph.event_ts[events][np.isin(sessions, held)].min())
+            candidates.append((int(shopper[events[0]]), np.sort(later), np.array(held), begins - 1.0))
+    drop = np.zeros(interactions.shape[1], dtype=bool)
+    futures = []
+    for pick in sorted(rng.permutation(len(candidates))[:most]):
+        who, later, held, when = candidates[pick]
+        drop |= np.isin(interactions[0], held)
+        futures.append((who, later, when))
+    return _without(graph, {("session", "interacted", "product"): drop}), futures
+
+
 # -- metrics ----------------------------------------------------------------------------------
 def cross_category_rate(top: np.ndarray, context: np.ndarray, category: np.ndarray) -> float:
     context_categories = set(category[context].tolist())
@@ -237,14 +295,21 @@ class LookGNNMethod:
         return self.vectors.for_shopper(shopper, history)
 
 
+def default_methods(graph: GraphExport) -> tuple[str, ...]:
+    """Every method, EASE where the catalogue is small enough for its dense solve."""
+    ease = ("ease",) if graph.count("product") <= EASE_MAX_PRODUCTS else ()
+    return ("popularity", "co-occurrence", "content-knn", "itemknn", *ease, "bpr-mf", "lightgcn", "lookgnn", "engine")
+
+
 def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainConfig | None = None,
-        methods: tuple[str, ...] = ("popularity", "co-occurrence", "content-knn", "bpr-mf", "lightgcn", "lookgnn", "engine"),
+        methods: tuple[str, ...] | None = None,
         log=print, store=None) -> dict:
     """Every method on every seed's split; mean and standard deviation per metric. `store`: the
     Neo4j store whose Graph Data Science runs the `fastrp-knn` method. `engine` is what the API
     serves after `lookgraph train` (`recommend/offline.py`)."""
     from ..recommend.offline import EngineMethod
 
+    methods = methods or default_methods(graph)
     torch.set_num_threads(config.threads if config and config.threads else default_threads())
 
     content = content_matrix(graph)
@@ -254,6 +319,7 @@ def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainCon
         for name in methods:
             method = {
                 "popularity": Popularity, "co-occurrence": CoOccurrence, "content-knn": ContentKNN,
+                "itemknn": ItemKNN, "ease": EASE,
                 "bpr-mf": lambda: BPRMF(seed=seed), "lightgcn": lambda: LightGCNBaseline(seed=seed),
                 "lookgnn": lambda: LookGNNMethod(TrainConfig(**{**(config.__dict__ if config else {}), "seed": seed})),
                 "fastrp-knn": lambda: FastRPKNN(store, seed=seed),

@@ -15,6 +15,8 @@ policies'. The sources:
   product);
 - `personal`: the products nearest the shopper's learnt preference vector (or, for a shopper
   the model has not seen, the vector folded in from their engagement);
+- `collaborative`: what shoppers whose history resembles theirs went on to (the artifact's
+  item-to-item index, EASE or ItemKNN, summed over the shopper's profile);
 - `restock`, `returning`, `trip`, `trending`: consumables due, what the shopper carted or kept
   coming back to (`policies.touched`), what sells at a trip's location, and for a cold start
   what sells now;
@@ -33,8 +35,8 @@ import numpy as np
 
 from ..graph.traversal import CROWD, LOOK, ProductCard, Walks
 
-SOURCES = ("look", "attribute", "crowd", "content", "embedding", "personal", "restock", "returning", "trip", "trending",
-           "popular")
+SOURCES = ("look", "attribute", "crowd", "content", "embedding", "personal", "collaborative", "restock", "returning",
+           "trip", "trending", "popular")
 COLUMN = {name: i for i, name in enumerate(SOURCES)}
 WALK_COLUMN = np.array([COLUMN["look"], COLUMN["attribute"], COLUMN["crowd"]])  # by LOOK, ATTRIBUTE, CROWD
 NO_WALKS = Walks(*(np.zeros(0, dtype=np.int64),) * 4, [], [], [])

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..embeddings.vectors import LookVectors
+from ..graph.limits import FUTURE_SLACK_SECONDS
 from ..graph.model import Event
 from ..graph.store import GraphStore, UnknownNode
 from ..graph.traversal import ATTRIBUTE, LOOK, ProductCard, Traversal
@@ -36,8 +37,9 @@ from .model_sources import STRENGTH, ModelSources
 from .policies import PolicyConfig, ShopperState
 from .ranker import EvidenceRanker, LearnedRanker
 
-# How much each anchor counts: the item in view, then the current session, then the profile
-# (whose many anchors would otherwise outvote a single fresh event).
+# How much each anchor counts: the item in view, then the current session (times the strength
+# of the event and `policies.session_weight`: one view says little, several consistent ones
+# more), then the profile's by the strength of each event (at most 1).
 ANCHOR_WEIGHT = {"context": 6.0, "session": 4.0}
 HISTORY = 5_000
 """Events read per request: enough that a heavy shopper is not offered what they already had."""
@@ -46,8 +48,8 @@ MAX_SHOPPERS_REMEMBERED = 50_000
 """Shoppers whose impressions this process remembers (least recently served forgotten first):
 about 1.8 KiB each, so at most about 90 MiB."""
 """Impressions are remembered for at most this many products per shopper, and this many shoppers."""
-EXPLAINED_FIRST = ("returning", "restock", "look", "attribute", "crowd", "content", "embedding", "personal", "trip",
-                   "trending", "popular")
+EXPLAINED_FIRST = ("returning", "restock", "look", "attribute", "crowd", "collaborative", "content", "embedding",
+                   "personal", "trip", "trending", "popular")
 """Which reasons an item's paths show first: what the shopper did, then a look, then the other
 graph paths, then the model's; by evidence within one source."""
 FIRST = {source: rank for rank, source in enumerate(EXPLAINED_FIRST)}
@@ -88,6 +90,9 @@ class Engine:
         self._shown: OrderedDict[str, _Shown] = OrderedDict()  # by shopper, least recently served first
         self._lock = threading.Lock()
         self.merch = Merchandising(store, graph.categories)
+        self.future_slack = FUTURE_SLACK_SECONDS
+        """Events dated up to this long after the clock count (a storefront's clock may run a
+        little ahead); the offline engine sets 0, so that a query at t sees nothing after t."""
         self.install(self.prepare(vectors, ranker))
 
     def prepare(self, vectors: LookVectors | None, ranker: LearnedRanker | None) -> tuple:
@@ -131,7 +136,7 @@ class Engine:
         session's (`shopper_id` None, `ask.session_id` and `ask.items`)."""
         now = self.clock()
         if shopper_id is None:
-            events = self.store.events(session_id=ask.session_id, limit=HISTORY)
+            events = [e for e in self.store.events(session_id=ask.session_id, limit=HISTORY) if e.ts <= now + self.future_slack]
             cards = self._known(events, ask.items)
             events = events + [Event(f"ask/{i}", ask.session_id, pid, "view", now, None, ask.location, bool(ask.gift))
                                for i, pid in enumerate(ask.items)]
@@ -139,7 +144,8 @@ class Engine:
         else:
             try:
                 home = self.store.get("shoppers", shopper_id).home_location
-                events = self.store.events(shopper_id=shopper_id, limit=HISTORY)
+                events = [e for e in self.store.events(shopper_id=shopper_id, limit=HISTORY)
+                          if e.ts <= now + self.future_slack]
             except UnknownNode:
                 home, events = None, []
             cards = self._known(events, [ask.product_id] if ask.product_id else [])
@@ -222,8 +228,10 @@ class Engine:
         if ask.product_id:
             add(ask.product_id, ANCHOR_WEIGHT["context"], "context")
         if state.current is not None:
+            counts = ANCHOR_WEIGHT["session"] * policies.session_weight(state, self.config)
             for e in state.current.events[-10:]:
-                add(e.product_id, ANCHOR_WEIGHT["session"] * policies.anchor_weight(e.product_id, state, self.config), e.type)
+                add(e.product_id, counts * STRENGTH.get(e.type, 0.5) * policies.anchor_weight(e.product_id, state, self.config),
+                    e.type)
         if state.current is None or not (state.current.gift or state.current.off_profile):
             for e in reversed(state.profile_events[-30:]):
                 if e.type in STRENGTH:
@@ -376,7 +384,7 @@ class Engine:
         walks = self.graph.walk(ids, across_groups=across and not ask.same_category) if ids else NO_WALKS
         offers = walk_offers(walks, np.array([w for w, _ in anchors.values()]), state.dismissed)
         if self.model is not None:
-            self.model.offer(offers, anchors, state, page, out)
+            self.model.offer(offers, anchors, state, page, out, policies.session_weight(state, self.config))
         for pid, days, cycle in restocks:
             offers.add(cards[pid], "restock", 1.0, explain.restock_path, (state.shopper_id, pid, days, cycle))
         for pid, how, times, days in coming_back:
@@ -431,6 +439,8 @@ class Engine:
                     context.co_engagement = np.where(known & (crowd_rows[slot] == rows), crowd_evidence[slot], 0.0)
             if "preference" in catalogue:
                 context.preference = _standardised(catalogue["preference"][at], known)
+            if "collaborative" in catalogue:
+                context.collaborative = _standardised(catalogue["collaborative"][at], known)
             for name in ("popularity", "trend"):
                 if name in self.vectors.arrays:
                     setattr(context, name, np.where(known, np.log1p(self.vectors.arrays[name][at]), 0.0))
@@ -455,7 +465,9 @@ class Engine:
                         break
             return picks
         trending = self.graph.trending()
-        for group in policies.explore_groups(state, trending, slots, int(now // policies.DAY), shown.groups):
+        departments = {tree.department(g) for g in state.touched_groups}
+        near = (lambda group: tree.department(group) in departments) if departments else None  # noqa: E731
+        for group in policies.explore_groups(state, trending, slots, int(now // policies.DAY), shown.groups, near):
             for card in trending.by_group.get(group, []):
                 if card.id not in offers.position or offers.position[card.id] not in taken:
                     if not allowed(card):
@@ -549,7 +561,15 @@ class Engine:
                         rules: list[str]) -> Recommendation:
         ordered = sorted(reasons, key=lambda r: (r[0], -r[1]))
         pinned = [r for r in ordered if r[2] is explain.pinned_path]  # a pin is why it leads the page: said first
-        paths = [build(cards, *args) for _, _, build, args in (pinned + [r for r in ordered if r not in pinned])[:2]]
+        paths, drawn = [], set()
+        for _, _, build, args in pinned + [r for r in ordered if r not in pinned]:
+            path = build(cards, *args)
+            key = (tuple((step.label, step.id) for step in path.nodes), tuple(path.relationships))
+            if key not in drawn:  # two reasons can draw the same path (two walks, one look): said once
+                drawn.add(key)
+                paths.append(path)
+                if len(paths) == 2:
+                    break
         rules = rules + [f"pinned by rule {args[2]!r}" for _, _, _, args in pinned[:1]]
         return Recommendation(card.id, card.name, card.category, round(float(score), 4), paths, exploring,
                               paths[0].sentence if paths else "", rules)

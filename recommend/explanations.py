@@ -91,6 +91,15 @@ def crowd_path(cards, a: str, q: str, count: int) -> Path:
                 f"shoppers who looked at the {_name(cards, a)} also looked at this ({sessions})")
 
 
+def collaborative_path(cards, shopper_id: str | None, a: str, q: str, verb: str) -> Path:
+    """Shoppers whose history resembles this one's went on to `q`; `a` is the item of the
+    shopper's history that gives `q` most of its score."""
+    return Path([Step("Shopper", shopper_id or "", shopper_id or "this visit"), _step(cards, a),
+                 Step("Crowd", f"shoppers with {a}", "shoppers whose history resembles yours"), _step(cards, q)],
+                ["INTERACTED", "INTERACTED", "INTERACTED"],
+                f"shoppers whose history resembles yours, who also {verb} the {_name(cards, a)}, went on to this")
+
+
 def embedding_path(cards, a: str, q: str) -> Path:
     return Path([_step(cards, a), _step(cards, q)], ["COMPLEMENTS"],
                 f"LookGNN finds it completes looks with the {_name(cards, a)}")

@@ -21,6 +21,7 @@ FEATURES = (
     "preference",         # the shopper's preference vector . the product's (standardised)
     "content_match",      # TF-IDF cosine of its attributes and category path with the anchors'
     "co_engagement",      # looks and sessions it shares with the anchors (the artifact's crowd counts)
+    "collaborative",      # the item-to-item index's score for the shopper's profile (standardised)
     "popularity",         # log(1 + positive events) in the training graph
     "trend",              # log(1 + positive events) in its last 30 days
     "same_leaf",          # shares a leaf category with an anchor
@@ -49,6 +50,7 @@ class Context:
     preference: np.ndarray | None = None
     content: np.ndarray | None = None
     co_engagement: np.ndarray | None = None
+    collaborative: np.ndarray | None = None
     popularity: np.ndarray | None = None
     trend: np.ndarray | None = None
     leaf_return: dict = field(default_factory=dict)
@@ -68,18 +70,20 @@ def features(offers: Offers, rows: list[int], evidence: np.ndarray, context: Con
     for i, *_ in offers.others:
         counts[i] += 1
     out[:, s] = np.log1p(counts[idx])
-    for j, name in enumerate(("complement", "preference", "content", "co_engagement", "popularity", "trend")):
+    arrays = ("complement", "preference", "content", "co_engagement", "collaborative", "popularity", "trend")
+    for j, name in enumerate(arrays):
         values = getattr(context, name)
         if values is not None:
             out[:, s + 1 + j] = values
+    c = s + 1 + len(arrays)
     leaves = [offers.cards[i].category for i in rows]
-    out[:, s + 7] = [leaf in context.anchor_leaves for leaf in leaves]
-    out[:, s + 8] = [context.leaf_share.get(leaf, 0.0) for leaf in leaves]
+    out[:, c] = [leaf in context.anchor_leaves for leaf in leaves]
+    out[:, c + 1] = [context.leaf_share.get(leaf, 0.0) for leaf in leaves]
     if context.group_of is not None:
-        out[:, s + 9] = [context.group_share.get(context.group_of(leaf), 0.0) for leaf in leaves]
+        out[:, c + 2] = [context.group_share.get(context.group_of(leaf), 0.0) for leaf in leaves]
     if context.department_of is not None:
-        out[:, s + 10] = [context.department_share.get(context.department_of(leaf), 0.0) for leaf in leaves]
-    out[:, s + 11] = [context.leaf_return.get(leaf, 0.0) for leaf in leaves]
-    out[:, s + 12] = np.log1p(context.history)
-    out[:, s + 13] = float(context.in_view)
+        out[:, c + 3] = [context.department_share.get(context.department_of(leaf), 0.0) for leaf in leaves]
+    out[:, c + 4] = [context.leaf_return.get(leaf, 0.0) for leaf in leaves]
+    out[:, c + 5] = np.log1p(context.history)
+    out[:, c + 6] = float(context.in_view)
     return out

@@ -2,8 +2,9 @@
 
 Contract: `ModelSources(vectors, graph).offer(offers, anchors, state, page, out)` adds to
 `offers` LookGNN's best complements of the anchors, content match, the crowd's counted
-co-engagement, the products nearest the shopper's preference vector and (in a feed) the best
-sellers, each over the whole catalogue, leaving out the products of `out`; the catalogue-wide
+co-engagement, the products nearest the shopper's preference vector, what shoppers with a
+history like theirs went on to (the item-to-item index) and (in a feed) the best sellers, each
+over the whole catalogue, leaving out the products of `out`; the catalogue-wide
 scores stay on `offers.catalogue` for the features. A path builder shows a pick by the graph
 path it rests on (an attribute or category shared with an anchor) whenever there is one.
 """
@@ -15,6 +16,7 @@ import sys
 
 import numpy as np
 
+from ..embeddings.collaborative import ItemNeighbours
 from ..embeddings.vectors import LookVectors
 from ..graph.traversal import Traversal
 from . import explanations as explain
@@ -33,6 +35,7 @@ class ModelSources:
         self.shopper_row = {sid: i for i, sid in enumerate(vectors.ids.get("shopper", []))}
         self.leaf_return = vectors.category_values("leaf_return_rate")
         self.popular = top_rows(vectors.arrays["popularity"], 5_000) if "popularity" in vectors.arrays else None
+        self.collaborative = ItemNeighbours.from_arrays(vectors.arrays, vectors.meta.get("collaborative", ""))
 
     def shopper_erased(self, shopper_id: str) -> None:
         """Forget the shopper's learnt vector in this process: its id leaves the lookup and the
@@ -43,7 +46,7 @@ class ModelSources:
             self.vectors.ids["shopper"][row] = ""
 
     def offer(self, offers: Offers, anchors: dict[str, tuple[float, str]], state: ShopperState,
-              page: bool, out: set[str]) -> None:
+              page: bool, out: set[str], session_share: float = 1.0) -> None:
         """The sources that need the artifact, each over the whole catalogue: LookGNN's score
         for completing the anchors (as `LookVectors.complete` serves it: the category-gated
         complement plus the content match at its validated weight), content match alone, the
@@ -79,14 +82,21 @@ class ModelSources:
             fresh = ~np.isin(crowd_rows, seen) & (~same[crowd_rows] if same is not None else True)
             top = np.flatnonzero(fresh)[np.argsort(-crowd_evidence[fresh], kind="stable")[:NEIGHBOURS]]
             crowd_top = [(int(crowd_rows[t]), float(crowd_evidence[t]), int(crowd_anchor[t]), int(crowd_count[t])) for t in top]
-        preference = self.preference(state)
+        history = self.history(state, session_share)
+        collaborative_top = np.zeros(0, dtype=np.int64)
+        if self.collaborative is not None and len(history[0]):
+            catalogue["collaborative"] = scores = self.collaborative.scores(history[0], history[1], n=len(vectors.ids["product"]))
+            collaborative_top = top_rows(scores, PERSONAL, np.concatenate([touched, history[0]]))
+            collaborative_top = collaborative_top[scores[collaborative_top] > 0]
+        preference = self.preference(state, session_share)
         if preference is not None:
             catalogue["preference"] = scores = vectors.arrays["product"] @ preference
             preference_top = top_rows(scores, PERSONAL, touched)
         if not page and self.popular is not None:  # a feed may hold best sellers; a product page, complements
             popular_top = self.popular[~np.isin(self.popular, touched)][:NEIGHBOURS // 2]
         product_ids = vectors.ids["product"]
-        found = self.graph.cards([product_ids[r] for top in (complement_top, content_top, preference_top, popular_top)
+        found = self.graph.cards([product_ids[r] for top in (complement_top, content_top, preference_top, popular_top,
+                                                             collaborative_top)
                                   for r in top] + [product_ids[r] for r, *_ in crowd_top])
         anchor_list = tuple((a, anchors[a][1]) for a in anchors)
         anchor_ids = [product_ids[r] for r, _ in rows]
@@ -97,6 +107,12 @@ class ModelSources:
             if (card := found.get(product_ids[r])) is not None:
                 name = self.graph.categories.names.get(card.category, card.category) if card.category else None
                 offers.add(card, "popular", 1.0 - rank / len(popular_top), explain.popular_path, (card.category, name, card.id))
+        verb_of = history[2]
+        for rank, r in enumerate(collaborative_top.tolist()):
+            if (card := found.get(product_ids[r]) or offers.card(product_ids[r])) is not None:
+                anchor, _ = self.collaborative.strongest(history[0], r)
+                offers.add(card, "collaborative", 1.0 - rank / len(collaborative_top), explain.collaborative_path,
+                           (state.shopper_id, product_ids[anchor], card.id, verb_of.get(anchor, "had")))
         for source, top, build in (("embedding", complement_top, self.complement_path),
                                    ("content", content_top, self.content_path),
                                    ("personal", preference_top, self.personal_path)):
@@ -124,15 +140,29 @@ class ModelSources:
         first = best[np.searchsorted(slot[best], np.arange(len(unique)))]
         return unique, total, anchor[first], count[first]
 
-    def preference(self, state: ShopperState) -> np.ndarray | None:
+    def history(self, state: ShopperState, session_share: float) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        """The shopper's profile (not gifts, not trips off their taste) and current session (its
+        events times `session_share`) as product rows, each weighted by its strongest event
+        (`STRENGTH`), and how they had it."""
+        strongest: dict[int, tuple[float, str]] = {}
+        session = state.current.events if state.current is not None else []
+        for e, share in [*((e, 1.0) for e in state.profile_events), *((e, session_share) for e in session)]:
+            if e.type in STRENGTH and (r := self.row.get(e.product_id)) is not None:
+                if share * STRENGTH[e.type] > strongest.get(r, (0.0, ""))[0]:
+                    strongest[r] = (share * STRENGTH[e.type], explain.VERBS.get(e.type, e.type))
+        rows = np.fromiter(strongest, dtype=np.int64, count=len(strongest))
+        return rows, np.array([w for w, _ in strongest.values()]), {r: verb for r, (_, verb) in strongest.items()}
+
+    def preference(self, state: ShopperState, session_share: float = 1.0) -> np.ndarray | None:
         """The shopper's preference vector: learnt in training, plus their profile's engagement
-        since folded in (each product's vector weighted by the event's strength)."""
+        since folded in (each product's vector weighted by the event's strength; the current
+        session's times `session_share`, `policies.session_weight`)."""
         vectors = self.vectors
         learnt = self.shopper_row.get(state.shopper_id) if state.shopper_id else None
         rows = [(r, STRENGTH[e.type]) for e in state.profile_events[-50:]
                 if e.type in STRENGTH and (r := self.row.get(e.product_id)) is not None]
-        if state.current is not None:
-            rows += [(r, 2 * STRENGTH.get(e.type, 0.5)) for e in state.current.events[-10:]
+        if state.current is not None:  # as much as the profile's once the session says enough
+            rows += [(r, session_share * STRENGTH.get(e.type, 0.5)) for e in state.current.events[-10:]
                      if e.type in STRENGTH and (r := self.row.get(e.product_id)) is not None]
         if learnt is None and not rows:
             return None

@@ -84,6 +84,7 @@ def offline_engine(graph: GraphExport, vectors, ranker=None, config: PolicyConfi
             write_export(graph, store)
             latest = float(graph.event_ts.max()) + 1.0 if len(graph.event_ts) else 0.0
             engine = Engine(store, store.traversal(vectors), vectors, config or PolicyConfig(), _Clock(latest), ranker)
+            engine.future_slack = 0.0  # a query asked at t sees nothing of what happened after t
             yield engine
         finally:
             store.close()
@@ -109,15 +110,17 @@ def ask_look(engine: Engine, graph: GraphExport, context: np.ndarray, k: int) ->
     return [r.product_id for r in engine.complete_the_look(first, Ask(k=k, items=tuple(rest))).items]
 
 
-def ranker_groups(engine: Engine, graph: GraphExport, shoppers: list[tuple[int, Query]], times: list[float],
+def ranker_groups(engine: Engine, graph: GraphExport, futures: list[tuple[int, np.ndarray, float]],
                   looks: list[Query], sessions: list[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(features, relevance) of the engine's candidates for each held-out query: shoppers'
-    feeds, looks completed around their other items, anonymous visitors with a session's items."""
+    feeds asked before their held-out future (every product of it relevant), looks completed
+    around their other items, anonymous visitors with a session's items."""
     groups = []
-    for (shopper, query), when in zip(shoppers, times):
+    for shopper, later, when in futures:
         engine.clock.now = when
         ids, x = engine.candidate_features(graph.ids["shopper"][shopper], Ask(k=20, explore=False))
-        groups.append((x, np.array([pid == graph.ids["product"][query.target] for pid in ids], dtype=np.float64)))
+        wanted = {graph.ids["product"][p] for p in later.tolist()}
+        groups.append((x, np.array([pid in wanted for pid in ids], dtype=np.float64)))
     for query in looks:
         first, *rest = (graph.ids["product"][p] for p in query.context.tolist())
         ids, x = engine.candidate_features(None, Ask(k=20, product_id=first, items=tuple(rest)), look=True)
@@ -129,23 +132,43 @@ def ranker_groups(engine: Engine, graph: GraphExport, shoppers: list[tuple[int, 
     return groups
 
 
+def add_collaborative(vectors, graph: GraphExport, say) -> None:
+    """The item-to-item collaborative index (`embeddings/collaborative.py`: EASE for a catalogue
+    up to `EASE_MAX_PRODUCTS`, ItemKNN above) on the graph's shoppers and looks, into the artifact."""
+    import time
+
+    from ..embeddings.baselines import _user_item_pairs
+    from ..embeddings.collaborative import fit_collaborative
+
+    started = time.perf_counter()
+    pairs, n_users = _user_item_pairs(graph)
+    index = fit_collaborative(pairs[0], pairs[1], n_users, graph.count("product"))
+    vectors.arrays |= index.arrays()
+    vectors.meta["collaborative"] = index.method
+    say(f"collaborative: {index.method} over {n_users:,} shoppers and looks, {len(index.items):,} neighbours "
+        f"in {time.perf_counter() - started:.1f} s")
+
+
 def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=None, mine: bool = True,
                  validation: list[Query] | None = None):
     """What `lookgraph train` learns from a graph, in one call (also the `engine` method of
     `lookgraph evaluate`, so the evaluation measures what training publishes):
 
-    1. a split of the graph's own: a share of looks (validation) and, in a shop without looks,
-       of sessions; the latest product of a share of shoppers;
+    1. a split of the graph's own: for up to `RANKER_QUERIES` shoppers, the latest fifth of
+       their products (`hold_out_futures`); a share of looks (validation) and, in a shop without
+       looks, of sessions; the latest product of a share of shoppers (LookGNN's early stopping);
     2. looks mined from the rest's baskets (`mining.py`), added to its curated ones;
-    3. LookGNN on the rest, early stopping on the looks or else on those shoppers;
-    4. the engine served from the rest, asked for those shoppers (their feed) and for the held-out
-       looks and sessions (an anonymous visitor with the other items): its candidates' features,
-       labelled by the held-out product, train the LambdaRank ranker (a fifth of the queries
-       held out for its early stopping).
+    3. LookGNN on the rest, early stopping on the looks or else on those shoppers, and the
+       item-to-item collaborative index (EASE or ItemKNN, by catalogue size);
+    4. the engine served from the rest, asked for those shoppers (their feed, at the moment
+       before their held-out future) and for the held-out looks and sessions (an anonymous
+       visitor with the other items): its candidates' features, labelled by the held-out
+       products, train the LambdaRank ranker (a fifth of the queries held out for its early
+       stopping).
 
     `validation`: looks already held out of `graph` (the evaluation's), used instead of holding
     out more. Returns (TrainResult, LearnedRanker or None, the split, the mined looks)."""
-    from ..embeddings.evaluate import make_split
+    from ..embeddings.evaluate import hold_out_futures, make_split
     from ..embeddings.export import with_looks
     from ..embeddings.train import train
     from .mining import mine_looks
@@ -153,6 +176,7 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
 
     say = log_line or (lambda line: None)
     has_looks = graph.edges[("look", "includes", "product")].shape[1] > 0
+    graph, futures = hold_out_futures(graph, config.seed, RANKER_QUERIES)
     split = make_split(graph, config.seed, test_share=0.0 if has_looks else 0.1,
                        validation_share=0.1 if has_looks and not validation else 0.0, shopper_share=0.5)
     if validation:
@@ -161,17 +185,20 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
     say(f"mined {len(mined):,} looks from baskets")
     split.train = with_looks(split.train, mined)
     result = train(split.train, config, split.validation, progress=progress, shoppers=split.shoppers, log_line=log_line)
+    add_collaborative(result.vectors, split.train, say)
     ranker = None
-    if split.shoppers or split.sessions or split.validation:
+    if futures or split.sessions or split.validation:
         rng = np.random.default_rng(config.seed)
         pick = lambda items: [items[i] for i in sorted(rng.permutation(len(items))[:RANKER_QUERIES])]  # noqa: E731
-        shoppers = pick(list(zip(split.shoppers, split.shopper_times)))
         looks, sessions = pick(split.validation), pick(split.sessions)
-        say(f"ranker: asking the engine for {len(shoppers)} held-out shoppers, {len(looks)} looks "
-            f"and {len(sessions)} sessions")
+        say(f"ranker: asking the engine for {len(futures)} shoppers before their held-out future "
+            f"({sum(len(f[1]) for f in futures):,} products), {len(looks)} looks and {len(sessions)} sessions")
         with offline_engine(split.train, result.vectors) as engine:
             engine.strict_across = False  # as the learned ranker will be served
-            groups = ranker_groups(engine, split.train, [s for s, _ in shoppers], [t for _, t in shoppers], looks, sessions)
+            groups = ranker_groups(engine, split.train, futures, looks, sessions)
+        # Served with the item-to-item index of every interaction (a second of EASE): the
+        # ranker learnt from the index without the held-out futures, as it must.
+        add_collaborative(result.vectors, with_looks(graph, mined), say)
         answerable = sum(bool(y.any()) for _, y in groups)
         if answerable < config.min_ranker_queries:
             say(f"ranker: not trained: the engine's candidates held the answer of {answerable} held-out queries, "

@@ -7,18 +7,18 @@ configurable through `PolicyConfig` (environment: `LOOKGRAPH_POLICY_*`), and tes
    that category is not recommended to that shopper (a sofa); a category shoppers come back
    to for new items (books, basics) stays open; the item bought is never offered again;
    consumables come back near their learned cycle, as a restock of what they bought.
-2. Seen is not wanted, unless the shopper comes back to it: what a shopper bought or dismissed
-   is not recommended again; an item carted and not bought, or viewed twice, in the last
-   `return_days` is the strongest signal there is and comes back in a visible slot; a single
-   view is not a refusal: it only keeps the item out for `return_days`; items shown many times
-   without engagement fade; a dismissal lowers the looks that contain the item; items viewed
-   again and again without a cart count less as taste.
+2. Seen is not wanted: what a shopper bought, dismissed or merely viewed is not recommended
+   again (a view can be research, or advice for a friend); the one thing offered back is an
+   item carted and not bought in the last `return_days`, in a visible slot ("still in your
+   bag"); items shown many times without engagement fade; a dismissal lowers the looks that
+   contain the item; items viewed again and again without a cart count less as taste.
 3. Shopping for someone else: a gift session, or one far from the shopper's profile, shapes
    that session's recommendations but never the long-term profile.
 4. Travel: a session's location is context for that session only, and suggestions bound to a
    location expire; the home location never moves.
 5. Variety: a share of the slots explores category groups outside the shopper's usual taste,
-   by Thompson sampling, seeded per shopper and day, so no two shoppers get the same list.
+   by Thompson sampling, seeded per shopper and day, so no two shoppers get the same list;
+   only in the departments the shopper engaged with (or, with no history yet, any).
 6. Contact: outbound picks respect a per-shopper frequency cap and a quiet period.
 """
 
@@ -54,8 +54,7 @@ class PolicyConfig(BaseSettings):
     impressions_to_fade: int = 5
     repeated_views: int = 3
     return_days: float = 7.0
-    """An item carted or viewed twice within this many days comes back; one only viewed is out
-    for this long."""
+    """An item carted (and not bought) within this many days comes back, once, in a visible slot."""
     gift_and_profile_shift: bool = True
     travel: bool = True
     location_ttl_hours: float = 24.0
@@ -64,6 +63,9 @@ class PolicyConfig(BaseSettings):
     contact_window_days: float = 7.0
     contact_quiet_hours: float = 24.0
     session_gap_minutes: float = 30.0
+    session_full_events: int = 3
+    """Events of the current session after which it weighs as much as the item in view would;
+    before, each counts a share (one view outside the profile must not rewrite the feed)."""
 
 
 @dataclass
@@ -98,6 +100,8 @@ class ShopperState:
     views_without_cart: Counter = field(default_factory=Counter)
     purchases: list[Event] = field(default_factory=list)
     profile_groups: Counter = field(default_factory=Counter)
+    touched_groups: set = field(default_factory=set)
+    """The category groups of everything the shopper touched, gifts and trips included."""
 
 
 def shopper_state(shopper_id: str | None, home: str | None, events: list[Event], cards: dict[str, ProductCard],
@@ -130,6 +134,7 @@ def shopper_state(shopper_id: str | None, home: str | None, events: list[Event],
     state = ShopperState(shopper_id, home or _usual_location(counted), sessions, current,
                          [e for s in counted for e in s.events])
     carted = set()
+    state.touched_groups = {group_of[e.product_id] for e in events if e.product_id in group_of} - {None}
     for e in events:
         state.interacted.add(e.product_id)
         if e.type == "dismiss":
@@ -195,30 +200,25 @@ def restocks(state: ShopperState, cards: dict[str, ProductCard], repurchase: dic
 # -- 2. seen is not wanted ---------------------------------------------------------------
 def touched(state: ShopperState, config: PolicyConfig, now: float) -> tuple[set[str], list[tuple[str, str, int, float]]]:
     """(the products not to offer again, the products the shopper is coming back to as
-    (id, "cart" or "view", times, days since the last)). Bought or dismissed: never again
-    (a consumable returns as a restock); carted, or viewed twice, in the last `return_days`:
-    coming back; viewed once: out for `return_days`, then a candidate like any other."""
+    (id, "cart", 1, days since)). Everything the shopper touched is not offered again: bought
+    or dismissed (a consumable returns as a restock), and merely viewed, since a view can be
+    research or advice for a friend, and a list that repeats what was looked at is the classic
+    failure; the one exception is what they carted and did not buy in the last `return_days`,
+    which comes back in a visible slot ("still in your bag")."""
     if not config.seen_is_not_wanted:
         return set(), []
     last: dict[str, float] = {}
-    views: Counter = Counter()
-    carted, final = set(), set(state.dismissed)
+    carted, bought = set(), set(state.dismissed)
     horizon = now - config.return_days * DAY
     for s in state.sessions:
         for e in s.events:
             last[e.product_id] = max(last.get(e.product_id, e.ts), e.ts)
             if e.type == "purchase":
-                final.add(e.product_id)
+                bought.add(e.product_id)
             elif e.type == "cart" and e.ts >= horizon:
                 carted.add(e.product_id)
-            elif e.type == "view" and e.ts >= horizon:
-                views[e.product_id] += 1
-    coming_back = [(pid, "cart" if pid in carted else "view", views[pid] if pid not in carted else 1, (now - last[pid]) / DAY)
-                   for pid in sorted(carted | {p for p, n in views.items() if n >= 2}, key=lambda p: -last[p])
-                   if pid not in final]
-    recent = {pid for pid, ts in last.items() if ts >= horizon}
-    return final | (recent - {pid for pid, *_ in coming_back}), coming_back
-
+    coming_back = [(pid, "cart", 1, (now - last[pid]) / DAY) for pid in sorted(carted - bought, key=lambda p: -last[p])]
+    return set(last) - {pid for pid, *_ in coming_back}, coming_back
 
 
 def fade(product_id: str, state: ShopperState, impressions: int, config: PolicyConfig) -> float:
@@ -226,6 +226,16 @@ def fade(product_id: str, state: ShopperState, impressions: int, config: PolicyC
     if not config.seen_is_not_wanted or impressions < config.impressions_to_fade:
         return 1.0
     return 0.5 ** (impressions - config.impressions_to_fade + 1)
+
+
+def session_weight(state: ShopperState, config: PolicyConfig) -> float:
+    """How much the current session's events count, from 0 to 1: by how many there are (one
+    view says little of a shopper with a history; several consistent ones say more)."""
+    if state.current is None:
+        return 0.0
+    if not any(e.session_id != state.current.id for e in state.profile_events):
+        return 1.0  # no history beside it (a visitor, a first session): the session is all there is
+    return min(1.0, len(state.current.events) / max(config.session_full_events, 1))
 
 
 def anchor_weight(product_id: str, state: ShopperState, config: PolicyConfig) -> float:
@@ -253,15 +263,17 @@ def trip_location(state: ShopperState, config: PolicyConfig, now: float, asked: 
 
 
 # -- 5. variety ---------------------------------------------------------------------------
-def explore_groups(state: ShopperState, trending: Trending, slots: int, day: int, shown: Counter) -> list[str]:
+def explore_groups(state: ShopperState, trending: Trending, slots: int, day: int, shown: Counter,
+                   near=None) -> list[str]:
     """Thompson sampling over category groups the shopper does not usually buy: each group's
     Beta(1 + crowd demand, 1 + times shown to this shopper) is sampled with a seed of the
-    shopper and the day, and the best draws win."""
+    shopper and the day, and the best draws win. `near(group)`: whether a group is near what
+    the shopper touched (exploration stays there: never coffee for a fashion-only shopper)."""
     if slots <= 0:
         return []
     seed = int(hashlib.sha256(f"{state.shopper_id}|{day}".encode()).hexdigest()[:12], 16)
     usual = {g for g, _ in state.profile_groups.most_common(3)}
-    groups = sorted(g for g in trending.by_group if g and g not in usual)
+    groups = sorted(g for g in trending.by_group if g and g not in usual and (near is None or near(g)))
     if not groups:
         return []
     demand = np.array([len(trending.by_group[g]) for g in groups], dtype=np.float64)

@@ -23,6 +23,7 @@ from .candidates import SOURCES
 from .features import FEATURES
 
 EVIDENCE_WEIGHT = {"look": 1.0, "attribute": 0.4, "crowd": 0.3, "content": 0.4, "embedding": 0.5, "personal": 0.5,
+                   "collaborative": 0.5,
                    "restock": 2.0, "returning": 2.0, "trip": 0.3, "trending": 0.2, "popular": 0.05}
 _WEIGHTS = np.array([EVIDENCE_WEIGHT[s] for s in SOURCES])
 _COMPLEMENT, _PREFERENCE = FEATURES.index("complement"), FEATURES.index("preference")
@@ -90,13 +91,13 @@ def fit_ranker(train: list[tuple[np.ndarray, np.ndarray]], valid: list[tuple[np.
         raise ValueError("no held-out interaction was among the candidates: nothing to learn a ranker from")
     valid_set, n_valid = dataset(valid, train_set)
     params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [20], "learning_rate": 0.05,
-              "num_leaves": 15, "min_data_in_leaf": 20, "feature_fraction": 0.9, "bagging_fraction": 0.8,
+              "num_leaves": 15, "min_data_in_leaf": 50, "feature_fraction": 0.7, "bagging_fraction": 0.8,
               "bagging_freq": 1, "lambdarank_truncation_level": 40, "seed": seed, "num_threads": threads,
               "deterministic": True, "force_row_wise": True, "verbose": -1}
     record: dict = {}
     callbacks = [lightgbm.record_evaluation(record)]
     if valid_set is not None:
-        callbacks.append(lightgbm.early_stopping(30, verbose=False))
+        callbacks.append(lightgbm.early_stopping(60, verbose=False))
     booster = lightgbm.train(params, train_set, rounds, valid_sets=[valid_set] if valid_set else [],
                              valid_names=["valid"], callbacks=callbacks)
     gain = booster.feature_importance("gain")

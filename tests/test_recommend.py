@@ -213,3 +213,44 @@ def test_a_shopper_of_one_department_is_not_offered_the_other(demo):
             items = engine.for_shopper(shopper, Ask(k=10, explore=False)).items
             shares.append(np.mean([department.get(item.product_id) == other for item in items]))
     assert shares and np.mean(shares) < 0.1
+
+
+def test_a_future_event_reaches_no_feature_of_a_query_asked_before_it(demo):
+    """Leak-free ranker training: the offline engine asked at t reads nothing the shopper did
+    after t, so a planted later purchase changes no candidate and no feature until its time."""
+    store, graph, result, ranker, _, mined = demo
+    with offline_engine(with_looks(graph, mined), result.vectors, ranker) as engine:
+        shopper = graph.ids["shopper"][0]
+        history = engine.store.events(shopper_id=shopper)
+        t = engine.clock.now = history[-1].ts + 60
+        before = engine.candidate_features(shopper, Ask(k=20, explore=False))
+        touched = {e.product_id for e in history}
+        planted = next(pid for pid in graph.ids["product"] if pid not in touched)
+        engine.store.append_events([Event("planted", "planted-visit", planted, "purchase", t + 3_600, shopper)])
+        after = engine.candidate_features(shopper, Ask(k=20, explore=False))
+        assert before[0] == after[0] and np.array_equal(before[1], after[1])
+        engine.clock.now = t + 7_200  # once it has happened, it counts
+        later = engine.candidate_features(shopper, Ask(k=20, explore=False))
+        assert planted not in later[0] and (later[0] != before[0] or not np.array_equal(later[1], before[1]))
+
+
+def test_the_ranker_learns_from_each_shoppers_held_out_future(demo):
+    """`hold_out_futures`: the latest fifth of each chosen shopper's products leaves the
+    training graph; the query is asked just before the first of them, and all are its labels."""
+    from lookgraph.embeddings.evaluate import hold_out_futures
+
+    _, graph, *_ = demo
+    train, futures = hold_out_futures(graph, seed=1, most=30)
+    interactions = graph.edges[("session", "interacted", "product")]
+    kept = train.edges[("session", "interacted", "product")]
+    owner = dict(zip(*graph.edges[("shopper", "had", "session")][::-1].tolist()))
+    assert len(futures) == 30 and kept.shape[1] < interactions.shape[1]
+    for shopper, later, when in futures:
+        mine = [(p, ts) for (s, p), ts in zip(interactions.T.tolist(), graph.event_ts.tolist()) if owner.get(s) == shopper]
+        left = {p for s, p in kept.T.tolist() if owner.get(s) == shopper}
+        assert not set(later.tolist()) & left  # none of the future stays in training
+        first_seen = {}
+        for p, ts in sorted(mine, key=lambda pair: pair[1]):
+            first_seen.setdefault(p, ts)
+        assert all(first_seen[p] > when for p in later.tolist())  # all after the query's moment
+        assert all(first_seen[p] <= when for p in left)  # and everything kept was first seen before it

@@ -1,0 +1,239 @@
+"""The standard collaborative-filtering protocol on MovieLens-100k, lookgraph's served feed against
+baselines trained as their authors train them, and RecBole itself, in one run.
+
+    python benchmarks/cf_protocol.py [--seed 2020] [--skip-recbole] [--methods ...]
+
+Protocol (RecBole's default, `eval_args: RS [0.8, 0.1, 0.1], group_by user, RO, full`): each
+user's ratings, all of them positives, shuffled and split 80/10/10 into train, validation and
+test; every method learns from train (early stopping on validation where it trains by
+epochs); each user with test items gets a full ranking of every item, their train and
+validation items left out; Recall@20 and NDCG@20 as RecBole computes them (hits over the
+user's test items; DCG over the ideal DCG of min(test items, 20)), averaged over users.
+
+Methods: popularity; ItemKNN (cosine, 100 neighbours) and EASE (lambda 250); BPR-MF and
+LightGCN (`embeddings/baselines.py`: Adam 0.001, batches of 2,048, early stopping after 10
+epochs); the served feed: `lookgraph train`'s own `fit_artifact` on a store of the train
+ratings, then the engine asked for each user's feed (`GET /shoppers/{id}/recommendations`,
+through the same calls as the route) with k = 20 plus the user's validation items, which are
+then left out as the protocol leaves them out; with exploration as served (`explore=true`) and
+without. RecBole 1.2.1 runs LightGCN and BPR with its default config and seed in a virtual
+environment of its own (`benchmarks/recbole_run.py`; pip installs it there, never into
+lookgraph's), on its own split of the same protocol.
+
+Results go to benchmarks/results/cf_protocol.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from measure import RESULTS, ROOT
+from movielens import convert, fetch, rows
+
+K = 20
+
+
+def split_per_user(ratings: list[tuple[str, str]], seed: int) -> dict[str, dict[str, list[str]]]:
+    """RecBole's `RS [0.8, 0.1, 0.1]` grouped by user in random order: each user's ratings
+    shuffled, validation and test a tenth each rounded down (at least one where a tenth is
+    under one), train the rest."""
+    rng = np.random.default_rng(seed)
+    by_user: dict[str, list[str]] = {}
+    for user, item in ratings:
+        by_user.setdefault(user, []).append(item)
+    parts = {}
+    for user in sorted(by_user, key=int):
+        items = [by_user[user][i] for i in rng.permutation(len(by_user[user]))]
+        total = len(items)
+        counts = [0, int(0.1 * total), int(0.1 * total)]
+        counts[0] = total - sum(counts[1:])
+        for i in (1, 2):  # RecBole's _calcu_split_ids
+            if counts[0] <= 1:
+                break
+            if 0 < 0.1 * total < 1:
+                counts[-i] += 1
+                counts[0] -= 1
+        cut = np.cumsum(counts)
+        parts[user] = {"train": items[: cut[0]], "valid": items[cut[0]: cut[1]], "test": items[cut[1]:]}
+    return parts
+
+
+def metrics(top: list[int], test: set[int]) -> tuple[float, float]:
+    hits = np.array([item in test for item in top[:K]], dtype=np.float64)
+    discounts = 1 / np.log2(np.arange(2, K + 2))
+    ideal = discounts[: min(len(test), K)].sum()
+    return hits.sum() / len(test), float((hits * discounts[: len(hits)]).sum() / ideal)
+
+
+def score_all(method, graph, parts, index) -> dict:
+    """Recall@20 and NDCG@20 of a harness method's full ranking."""
+    shoppers, products = index
+    recalls, ndcgs = [], []
+    for user, part in parts.items():
+        if not part["test"]:
+            continue
+        history = np.array([products[f"m{i}"] for i in part["train"] if f"m{i}" in products], dtype=np.int64)
+        scores = method.for_shopper(shoppers[f"u{user}"], history).astype(np.float64)
+        seen = [products[f"m{i}"] for i in part["train"] + part["valid"] if f"m{i}" in products]
+        scores[seen] = -np.inf
+        top = np.argpartition(-scores, K)[:K]
+        top = top[np.argsort(-scores[top], kind="stable")].tolist()
+        r, n = metrics(top, {products[f"m{i}"] for i in part["test"] if f"m{i}" in products})
+        recalls.append(r)
+        ndcgs.append(n)
+    return {"recall@20": float(np.mean(recalls)), "ndcg@20": float(np.mean(ndcgs)), "users": len(recalls)}
+
+
+def served(graph, parts, config, explore_modes=(True, False)) -> dict:
+    """The feed as the API serves it after `lookgraph train` on the train ratings."""
+    from lookgraph.embeddings.export import with_looks
+    from lookgraph.recommend.engine import Ask
+    from lookgraph.recommend.offline import fit_artifact, offline_engine
+
+    started = time.perf_counter()
+    result, ranker, _, mined = fit_artifact(graph, config, log_line=lambda line: print("  train:", line, flush=True))
+    fit_seconds = time.perf_counter() - started
+    out = {"fit_seconds": round(fit_seconds, 1), "ranker": ranker.describe() if ranker else None}
+    with offline_engine(with_looks(graph, mined), result.vectors, ranker) as engine:
+        for explore in explore_modes:
+            recalls, ndcgs, full = [], [], []
+            started = time.perf_counter()
+            for user, part in parts.items():
+                if not part["test"]:
+                    continue
+                leave_out = {f"m{i}" for i in part["valid"]}
+                answer = engine.for_shopper(f"u{user}", Ask(k=K + len(leave_out), explore=explore))
+                top = [r.product_id for r in answer.items if r.product_id not in leave_out][:K]
+                full.append(len(top) == K)
+                r, n = metrics(top, {f"m{i}" for i in part["test"]})
+                recalls.append(r)
+                ndcgs.append(n)
+            out[f"explore={str(explore).lower()}"] = {
+                "recall@20": float(np.mean(recalls)), "ndcg@20": float(np.mean(ndcgs)), "users": len(recalls),
+                "full_lists": float(np.mean(full)), "ms_per_feed": round((time.perf_counter() - started) / len(recalls) * 1000, 2)}
+    return out
+
+
+def recbole(model: str, data_path: Path, work: Path) -> dict:
+    """RecBole 1.2.1 in a virtual environment of its own, beside lookgraph's packages (torch, scipy)."""
+    venv = work / "recbole-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        site = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        ours = subprocess.run([sys.executable, "-c", "import site; print(site.getsitepackages()[0])"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        Path(site, "lookgraph-packages.pth").write_text(ours + "\n")  # torch and scipy, not installed twice
+        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run([*pip, "--no-deps", "recbole==1.2.1"], check=True)
+        # What RecBole's training imports (not ray, plotly or thop: tuning and profiling only);
+        # numpy 1.x, since RecBole 1.2.1 uses aliases numpy 2 removed.
+        subprocess.run([*pip, "numpy<2", "pandas", "scikit-learn", "pyyaml", "colorlog==4.7.2", "colorama==0.4.4",
+                        "tabulate", "texttable", "tensorboard"], check=True)
+    out = work / f"recbole-{model}.json"
+    subprocess.run([str(python), str(ROOT / "benchmarks" / "recbole_run.py"), model, str(data_path), str(out)],
+                   check=True, cwd=work)
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--methods", default="popularity,itemknn,ease,bpr-mf,lightgcn,engine")
+    parser.add_argument("--skip-recbole", action="store_true")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "lookgraph" / "recbole")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lookgraph-cf-protocol")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+
+    from lookgraph.embeddings.baselines import EASE, BPRMF, ItemKNN, LightGCNBaseline, Popularity
+    from lookgraph.embeddings.export import export_graph
+    from lookgraph.embeddings.train import TrainConfig, default_threads
+    from lookgraph.graph.sqlite_store import SQLiteGraphStore
+    from lookgraph.loaders.native import NativeSource
+    from lookgraph.loaders.pipeline import load
+
+    import torch
+
+    torch.set_num_threads(default_threads())
+    source = fetch(args.cache)
+    ratings = [(r["user_id"], r["item_id"]) for r in rows(source / "ml-100k.inter")]
+    parts = split_per_user(ratings, args.seed)
+    train_pairs = {(u, i) for u, part in parts.items() for i in part["train"]}
+    folder = args.work / f"ml-100k-train-{args.seed}"
+    counts = convert(source, folder, keep=lambda u, i: (u, i) in train_pairs)
+    store_path = args.work / f"train-{args.seed}.db"
+    store_path.unlink(missing_ok=True)
+    store = SQLiteGraphStore(store_path)
+    load(NativeSource(folder), store)
+    graph = export_graph(store)
+    store.close()
+    index = (graph.index("shopper"), graph.index("product"))
+    results: dict = {"command": "python benchmarks/cf_protocol.py " + " ".join(sys.argv[1:]),
+                     "protocol": "MovieLens-100k, every rating a positive; per user random 80/10/10; full ranking, "
+                                 "train and validation items left out; Recall@20, NDCG@20 as RecBole",
+                     "seed": args.seed, "train": counts, "users_tested": sum(bool(p["test"]) for p in parts.values()),
+                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "methods": {}}
+    valid = {index[0][f"u{u}"]: np.array([index[1][f"m{i}"] for i in part["valid"] if f"m{i}" in index[1]])
+             for u, part in parts.items() if part["valid"]}
+    for name in args.methods.split(","):
+        started = time.perf_counter()
+        if name == "engine":
+            results["methods"]["engine (served)"] = served(graph, parts, TrainConfig(seed=args.seed % 1000))
+            print(name, results["methods"]["engine (served)"], flush=True)
+            continue
+        method = {"popularity": Popularity, "itemknn": ItemKNN, "ease": EASE,
+                  "bpr-mf": lambda: BPRMF(seed=args.seed), "lightgcn": lambda: LightGCNBaseline(seed=args.seed)}[name]()
+        if name in ("bpr-mf", "lightgcn"):
+            method.fit(graph, valid)
+        else:
+            method.fit(graph)
+        fit_seconds = time.perf_counter() - started
+        results["methods"][name] = {**score_all(method, graph, parts, index), "fit_seconds": round(fit_seconds, 1),
+                                    **({"epochs": method.epochs_run} if hasattr(method, "epochs_run") else {})}
+        print(name, results["methods"][name], flush=True)
+    if not args.skip_recbole:
+        for model in ("LightGCN", "BPR"):
+            found = recbole(model, source.parent, args.work)
+            results["methods"][f"RecBole {model}"] = {"recall@20": found["test"]["recall@20"],
+                                                      "ndcg@20": found["test"]["ndcg@20"],
+                                                      "fit_seconds": found["fit_seconds"], "epochs": found["epochs"]}
+            print("RecBole", model, found, flush=True)
+    methods = results["methods"]
+    baselines = [m for m in ("itemknn", "ease", "lightgcn", "RecBole LightGCN") if m in methods]
+    if "engine (served)" in methods and baselines:
+        best = {metric: max(methods[m][metric] for m in baselines) for metric in ("recall@20", "ndcg@20")}
+        engine = methods["engine (served)"]
+        results["ratios"] = {mode: {metric: round(engine[mode][metric] / best[metric], 3) for metric in best}
+                             for mode in ("explore=true", "explore=false")}
+        if "popularity" in methods:
+            results["ratios_to_popularity"] = {mode: {metric: round(engine[mode][metric] / methods["popularity"][metric], 3)
+                                                      for metric in best} for mode in ("explore=true", "explore=false")}
+    if "lightgcn" in methods and "RecBole LightGCN" in methods:
+        results["lightgcn_vs_recbole_recall"] = round(methods["lightgcn"]["recall@20"] / methods["RecBole LightGCN"]["recall@20"], 3)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "cf_protocol.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = ["| method | Recall@20 | NDCG@20 | fit s |", "|---|---|---|---|"]
+    for name, found in methods.items():
+        if name == "engine (served)":
+            for mode in ("explore=true", "explore=false"):
+                lines.append(f"| engine (served, {mode}) | {found[mode]['recall@20']:.4f} | {found[mode]['ndcg@20']:.4f} "
+                             f"| {found['fit_seconds']} |")
+        else:
+            lines.append(f"| {name} | {found['recall@20']:.4f} | {found['ndcg@20']:.4f} | {found['fit_seconds']} |")
+    (RESULTS / "cf_protocol.md").write_text(f"{results['protocol']}; seed {args.seed}\n\n" + "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
