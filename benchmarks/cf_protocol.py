@@ -20,7 +20,9 @@ without. RecBole 1.2.1 runs LightGCN and BPR with its default config and seed in
 environment of its own (`benchmarks/recbole_run.py`; pip installs it there, never into
 lookgraph's), on its own split of the same protocol.
 
-Results go to benchmarks/results/cf_protocol.json and .md.
+Results go to benchmarks/results/cf_protocol.json and .md. `--rank-by FEATURE --methods engine`
+is a diagnosis: the served engine's own candidates ranked by one feature alone (e.g.
+`collaborative`), to tell what the candidates hold from what the ranker makes of them.
 """
 
 from __future__ import annotations
@@ -93,8 +95,21 @@ def score_all(method, graph, parts, index) -> dict:
     return {"recall@20": float(np.mean(recalls)), "ndcg@20": float(np.mean(ndcgs)), "users": len(recalls)}
 
 
-def served(graph, parts, config, explore_modes=(True, False)) -> dict:
-    """The feed as the API serves it after `lookgraph train` on the train ratings."""
+class OneFeature:
+    """A diagnosis, never served: candidates ranked by one feature's value alone."""
+
+    def __init__(self, name: str):
+        from lookgraph.recommend.features import FEATURES
+
+        self.column = FEATURES.index(name)
+
+    def score(self, x):
+        return x[:, self.column]
+
+
+def served(graph, parts, config, explore_modes=(True, False), rank_by: str | None = None) -> dict:
+    """The feed as the API serves it after `lookgraph train` on the train ratings (with
+    `rank_by`, the same engine and candidates ranked by that one feature instead)."""
     from lookgraph.embeddings.export import with_looks
     from lookgraph.recommend.engine import Ask
     from lookgraph.recommend.offline import fit_artifact, offline_engine
@@ -103,7 +118,11 @@ def served(graph, parts, config, explore_modes=(True, False)) -> dict:
     result, ranker, _, mined = fit_artifact(graph, config, log_line=lambda line: print("  train:", line, flush=True))
     fit_seconds = time.perf_counter() - started
     out = {"fit_seconds": round(fit_seconds, 1), "ranker": ranker.describe() if ranker else None}
+    if rank_by:
+        ranker, out["ranker"] = OneFeature(rank_by), f"diagnosis: the feature {rank_by!r} alone"
     with offline_engine(with_looks(graph, mined), result.vectors, ranker) as engine:
+        if rank_by:
+            engine.strict_across = False  # the candidates and rules a learned ranker is served with
         for explore in explore_modes:
             recalls, ndcgs, full = [], [], []
             started = time.perf_counter()
@@ -136,10 +155,13 @@ def recbole(model: str, data_path: Path, work: Path) -> dict:
         Path(site, "lookgraph-packages.pth").write_text(ours + "\n")  # torch and scipy, not installed twice
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         subprocess.run([*pip, "--no-deps", "recbole==1.2.1"], check=True)
-        # What RecBole's training imports (not ray, plotly or thop: tuning and profiling only);
-        # numpy 1.x, since RecBole 1.2.1 uses aliases numpy 2 removed.
-        subprocess.run([*pip, "numpy<2", "pandas", "scikit-learn", "pyyaml", "colorlog==4.7.2", "colorama==0.4.4",
-                        "tabulate", "texttable", "tensorboard"], check=True)
+        # What RecBole's training imports (not ray, plotly or thop: tuning and profiling only), of
+        # the versions RecBole 1.2.1 was written for: numpy 1.x (it uses aliases numpy 2
+        # removed), scipy before 1.12 (its LightGCN writes a dok_matrix through an internal that
+        # later scipy removed), pandas before 2.2 (it fills missing values in place, which
+        # copy-on-write ignores).
+        subprocess.run([*pip, "numpy<2", "scipy<1.12", "pandas<2.2", "scikit-learn", "pyyaml", "colorlog==4.7.2",
+                        "colorama==0.4.4", "tabulate", "texttable", "tensorboard"], check=True)
     out = work / f"recbole-{model}.json"
     subprocess.run([str(python), str(ROOT / "benchmarks" / "recbole_run.py"), model, str(data_path), str(out)],
                    check=True, cwd=work)
@@ -151,6 +173,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--methods", default="popularity,itemknn,ease,bpr-mf,lightgcn,engine")
     parser.add_argument("--skip-recbole", action="store_true")
+    parser.add_argument("--rank-by", help="a diagnosis: the engine's candidates ranked by this feature alone "
+                                          "(results in cf_protocol-rank-by-FEATURE.json)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "lookgraph" / "recbole")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lookgraph-cf-protocol")
     args = parser.parse_args()
@@ -189,7 +213,8 @@ def main() -> None:
     for name in args.methods.split(","):
         started = time.perf_counter()
         if name == "engine":
-            results["methods"]["engine (served)"] = served(graph, parts, TrainConfig(seed=args.seed % 1000))
+            results["methods"]["engine (served)"] = served(graph, parts, TrainConfig(seed=args.seed % 1000),
+                                                           rank_by=args.rank_by)
             print(name, results["methods"]["engine (served)"], flush=True)
             continue
         method = {"popularity": Popularity, "itemknn": ItemKNN, "ease": EASE,
@@ -222,6 +247,9 @@ def main() -> None:
     if "lightgcn" in methods and "RecBole LightGCN" in methods:
         results["lightgcn_vs_recbole_recall"] = round(methods["lightgcn"]["recall@20"] / methods["RecBole LightGCN"]["recall@20"], 3)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.rank_by:
+        (RESULTS / f"cf_protocol-rank-by-{args.rank_by}.json").write_text(json.dumps(results, indent=2) + "\n")
+        return
     (RESULTS / "cf_protocol.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["| method | Recall@20 | NDCG@20 | fit s |", "|---|---|---|---|"]
     for name, found in methods.items():

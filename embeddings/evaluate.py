@@ -24,11 +24,11 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from ..recommend.offline import EngineMethod
 from .baselines import (
     BPRMF,
     EASE,
@@ -38,166 +38,14 @@ from .baselines import (
     LightGCNBaseline,
     Popularity,
     content_matrix,
-    shopper_products,
 )
 from .collaborative import EASE_MAX_PRODUCTS
 from .export import GraphExport
 from .gds import FastRPKNN
 from .metrics import Query, hit_rate_at, ndcg_at, rank_of, top_k
+from .splits import Split, make_split
 from .train import TrainConfig, default_threads, train
 from .vectors import SAME_CATEGORY_CAP
-
-
-@dataclass
-class Split:
-    train: GraphExport
-    looks: list[Query] = field(default_factory=list)
-    validation: list[Query] = field(default_factory=list)
-    shoppers: list[tuple[int, Query]] = field(default_factory=list)
-    shopper_times: list[float] = field(default_factory=list)
-    """When each held-out shopper interaction happened (the engine is asked just before)."""
-    sessions: list[Query] = field(default_factory=list)
-
-
-def _without(graph: GraphExport, drop: dict[tuple[str, str, str], np.ndarray]) -> GraphExport:
-    """A copy of `graph` without the edges masked True in `drop`."""
-    edges, extras = {}, {}
-    for edge_type, index in graph.edges.items():
-        keep = ~drop[edge_type] if edge_type in drop else np.ones(index.shape[1], dtype=bool)
-        edges[edge_type] = index[:, keep]
-        if edge_type == ("session", "interacted", "product"):
-            extras["event_type"], extras["event_ts"] = graph.event_type[keep], graph.event_ts[keep]
-        if edge_type == ("look", "includes", "product"):
-            extras["look_position"] = graph.look_position[keep]
-    return GraphExport(graph.ids, edges, extras["event_type"], extras["event_ts"], extras["look_position"],
-                       graph.product_category, graph.category_names, graph.mined_looks)
-
-
-def make_split(graph: GraphExport, seed: int, test_share: float = 0.2, validation_share: float = 0.1,
-               shopper_share: float = 0.2) -> Split:
-    rng = np.random.default_rng(seed)
-    interactions = graph.edges[("session", "interacted", "product")]
-    drop = {e: np.zeros(graph.edges[e].shape[1], dtype=bool) for e in graph.edges}
-    split = Split(graph)
-
-    items = graph.look_items()
-    includes = graph.edges[("look", "includes", "product")]
-    found_in = graph.edges[("look", "found_in", "session")]
-    # Looks found in one session are held out together: BundleRec's sibling bundles overlap
-    # ({a, b} and {a, b, c}), and keeping one in training would hand over the other's answer.
-    session_of = dict(zip(found_in[0].tolist(), found_in[1].tolist()))
-    groups: dict[object, list[int]] = {}
-    for look, its in enumerate(items):
-        if len(its) >= 2:
-            groups.setdefault(session_of.get(look, ("look", look)), []).append(look)
-    order = [groups[k] for k in sorted(groups, key=str)]
-    held: dict[int, str] = {}
-    n_test, n_val = int(len(order) * test_share), int(len(order) * validation_share)
-    for rank, g in enumerate(rng.permutation(len(order))[: n_test + n_val]):
-        held |= dict.fromkeys(order[g], "test" if rank < n_test else "val")
-    if held:
-        held_ids = np.array(sorted(held))
-        drop[("look", "includes", "product")] |= np.isin(includes[0], held_ids)
-        drop[("look", "found_in", "session")] |= np.isin(found_in[0], held_ids)
-        drop[("shopper", "saved", "look")] |= np.isin(graph.edges[("shopper", "saved", "look")][1], held_ids)
-        # The sessions a held-out look was found in lose their interactions with its items.
-        session_items = {(int(s), int(p)) for lk, s in found_in.T if int(lk) in held for p in items[int(lk)]}
-        if session_items:
-            keys = interactions[0] * graph.count("product") + interactions[1]
-            held_keys = np.array([s * graph.count("product") + p for s, p in session_items])
-            drop[("session", "interacted", "product")] |= np.isin(keys, held_keys)
-        for look, kind in held.items():
-            for k, target in enumerate(items[look]):
-                query = Query(np.delete(items[look], k), int(target))
-                (split.looks if kind == "test" else split.validation).append(query)
-
-    # Shopper to product: the latest product of a share of shoppers with 3+ distinct products.
-    pairs = shopper_products(graph)
-    owner = np.full(graph.count("session"), -1)
-    had = graph.edges[("shopper", "had", "session")]
-    owner[had[1]] = had[0]
-    event_shopper = owner[interactions[0]]
-    latest: dict[int, tuple[float, int]] = {}
-    for shopper, product, ts in zip(event_shopper, interactions[1], graph.event_ts):
-        if shopper >= 0 and (shopper not in latest or ts > latest[shopper][0]):
-            latest[int(shopper)] = (float(ts), int(product))
-    counts = np.bincount(pairs[0], minlength=graph.count("shopper"))
-    eligible = [s for s in sorted(latest) if counts[s] >= 3]
-    for shopper in rng.permutation(eligible)[: int(len(eligible) * shopper_share)]:
-        target = latest[int(shopper)][1]
-        drop[("session", "interacted", "product")] |= (event_shopper == shopper) & (interactions[1] == target)
-        # ...and from the looks found in their sessions, which would name it as well.
-        their_looks = found_in[0][owner[found_in[1]] == shopper]
-        drop[("look", "includes", "product")] |= np.isin(includes[0], their_looks) & (includes[1] == target)
-        split.shoppers.append((int(shopper), Query(np.zeros(0, dtype=np.int64), target)))
-        split.shopper_times.append(latest[int(shopper)][0] - 1.0)
-
-    # Session next item, for graphs without looks: the last item of held-out sessions.
-    if not len(items):
-        order = np.lexsort((graph.event_ts, interactions[0]))
-        sessions, products = interactions[0][order], interactions[1][order]
-        bounds = np.flatnonzero(np.diff(sessions)) + 1
-        groups = np.split(np.arange(len(sessions)), bounds)
-        for group in rng.permutation(len(groups))[: int(len(groups) * test_share)]:
-            rows = groups[group]
-            sequence = products[rows]
-            if len(np.unique(sequence)) >= 2 and sequence[-1] not in sequence[:-1]:
-                split.sessions.append(Query(np.unique(sequence[:-1]), int(sequence[-1])))
-                drop[("session", "interacted", "product")][order[rows]] = True
-
-    split.train = _without(graph, drop)
-    # A shopper's history is what training kept of it (the sessions of held-out looks lost their
-    # items), the same events the served engine reads from the training store.
-    remaining = shopper_products(split.train)
-    split.shoppers = [(s, Query(remaining[1][remaining[0] == s], q.target)) for s, q in split.shoppers]
-    return split
-
-
-def hold_out_futures(graph: GraphExport, seed: int, most: int, share: float = 0.2, least: int = 5
-                     ) -> tuple[GraphExport, list[tuple[int, np.ndarray, float]]]:
-    """What the ranker learns from: for up to `most` shoppers with two or more sessions and
-    `least` or more distinct products, their latest sessions (those holding about the last
-    `share` of their products, at least one session) held out of the graph. Returns (the graph
-    without them, [(shopper, the products new to them in those sessions, the moment before the
-    first of those sessions began)]). The query is a feed asked at the start of a visit: it sees
-    only what the shopper did before, and every product they went on to is a label, so the
-    ranker learns what a shopper goes on to, not how a visit continues (that is a session's)."""
-    rng = np.random.default_rng(seed)
-    interactions = graph.edges[("session", "interacted", "product")]
-    owner = np.full(graph.count("session"), -1)
-    had = graph.edges[("shopper", "had", "session")]
-    owner[had[1]] = had[0]
-    shopper = owner[interactions[0]]
-    positive = np.isin(graph.event_type, (0, 1, 2)) & (shopper >= 0)
-    rows = np.flatnonzero(positive)[np.lexsort((graph.event_ts[positive], shopper[positive]))]
-    by_shopper = np.split(rows, np.flatnonzero(np.diff(shopper[rows])) + 1) if len(rows) else []
-    candidates = []
-    for events in by_shopper:
-        sessions = interactions[0][events]
-        if len(np.unique(interactions[1][events])) < least or len(np.unique(sessions)) < 2:
-            continue
-        # Sessions in the order they began; the latest ones whose new products make about `share`.
-        _, first = np.unique(sessions, return_index=True)
-        order = sessions[np.sort(first)]
-        products, first_event = np.unique(interactions[1][events], return_index=True)
-        new_in = sessions[first_event]  # the session each product was first engaged in
-        target = max(1, int(len(products) * share))
-        held = []
-        for session in order[::-1][:-1]:  # never every session: something must remain
-            held.append(session)
-            if np.isin(new_in, held).sum() >= target:
-                break
-        later = products[np.isin(new_in, held)]
-        if len(later):
-            begins = float(graph.event_ts[events][np.isin(sessions, held)].min())
-            candidates.append((int(shopper[events[0]]), np.sort(later), np.array(held), begins - 1.0))
-    drop = np.zeros(interactions.shape[1], dtype=bool)
-    futures = []
-    for pick in sorted(rng.permutation(len(candidates))[:most]):
-        who, later, held, when = candidates[pick]
-        drop |= np.isin(interactions[0], held)
-        futures.append((who, later, when))
-    return _without(graph, {("session", "interacted", "product"): drop}), futures
 
 
 # -- metrics ----------------------------------------------------------------------------------
@@ -307,8 +155,6 @@ def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainCon
     """Every method on every seed's split; mean and standard deviation per metric. `store`: the
     Neo4j store whose Graph Data Science runs the `fastrp-knn` method. `engine` is what the API
     serves after `lookgraph train` (`recommend/offline.py`)."""
-    from ..recommend.offline import EngineMethod
-
     methods = methods or default_methods(graph)
     torch.set_num_threads(config.threads if config and config.threads else default_threads())
 

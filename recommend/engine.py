@@ -227,15 +227,20 @@ class Engine:
 
         if ask.product_id:
             add(ask.product_id, ANCHOR_WEIGHT["context"], "context")
+        session = policies.session_weight(state, self.config)
         if state.current is not None:
-            counts = ANCHOR_WEIGHT["session"] * policies.session_weight(state, self.config)
             for e in state.current.events[-10:]:
-                add(e.product_id, counts * STRENGTH.get(e.type, 0.5) * policies.anchor_weight(e.product_id, state, self.config),
-                    e.type)
-        if state.current is None or not (state.current.gift or state.current.off_profile):
+                add(e.product_id, ANCHOR_WEIGHT["session"] * session * STRENGTH.get(e.type, 0.5)
+                    * policies.anchor_weight(e.product_id, state, self.config), e.type)
+        # The profile, unless the session shops for someone else: all of it when flagged a gift;
+        # when only far from the profile, by how much the session says (one view: little).
+        profile = 1.0 if state.current is None else 0.0 if state.current.gift else \
+            1.0 - session if state.current.off_profile else 1.0
+        if profile > 0:
             for e in reversed(state.profile_events[-30:]):
                 if e.type in STRENGTH:
-                    add(e.product_id, STRENGTH[e.type] * policies.anchor_weight(e.product_id, state, self.config), e.type)
+                    add(e.product_id, profile * STRENGTH[e.type] * policies.anchor_weight(e.product_id, state, self.config),
+                        e.type)
         return dict(sorted(anchors.items(), key=lambda kv: -kv[1][0])[:12])
 
     # -- 3-6. candidates, policies, ranking, explanations ------------------------------------
@@ -465,7 +470,11 @@ class Engine:
                         break
             return picks
         trending = self.graph.trending()
-        departments = {tree.department(g) for g in state.touched_groups}
+        # Near: the departments of the profile, and of the session once it says enough (one view
+        # of a new department is no reason to explore it).
+        groups = set(state.profile_groups) | (state.touched_groups if policies.session_weight(state, self.config) >= 1
+                                              or not state.profile_groups else set())
+        departments = {tree.department(g) for g in groups}
         near = (lambda group: tree.department(group) in departments) if departments else None  # noqa: E731
         for group in policies.explore_groups(state, trending, slots, int(now // policies.DAY), shown.groups, near):
             for card in trending.by_group.get(group, []):

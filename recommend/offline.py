@@ -23,6 +23,7 @@ import numpy as np
 
 from ..embeddings.export import GraphExport
 from ..embeddings.metrics import Query
+from ..embeddings.splits import hold_out_futures, make_split
 from ..graph.model import EVENT_TYPES, Attribute, Category, Event, Look, Product, Shopper
 from ..graph.sqlite_store import SQLiteGraphStore
 from .engine import Ask, Engine
@@ -168,7 +169,6 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
 
     `validation`: looks already held out of `graph` (the evaluation's), used instead of holding
     out more. Returns (TrainResult, LearnedRanker or None, the split, the mined looks)."""
-    from ..embeddings.evaluate import hold_out_futures, make_split
     from ..embeddings.export import with_looks
     from ..embeddings.train import train
     from .mining import mine_looks

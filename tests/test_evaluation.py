@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lookgraph.embeddings.evaluate import make_split
+from lookgraph.embeddings.splits import make_split
 from lookgraph.embeddings.export import export_graph
 from lookgraph.embeddings.metrics import ndcg_at, rank_of, top_k
 from lookgraph.embeddings.vectors import across_categories

@@ -409,7 +409,7 @@ def test_fuzzing_seeded_with_deep_json_and_edge_dates_finds_no_server_error(tmp_
     assert client.get("/console/shoppers/ann").status_code == 200
 
 
-def test_ids_holding_percent_escapes_are_reached_on_a_real_server(served):
+def test_ids_holding_percent_escapes_are_reached_on_a_real_server(served):  # noqa: F811 (the fixture)
     """`lookgraph serve` decodes a path once, as every server does: `50%25 off` (the id holds a
     `%25`) and `a%2Fb` (the id holds `%2F`, not a slash) are reached exactly."""
     import urllib.error

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lookgraph.cli import app
-from lookgraph.embeddings.evaluate import make_split
+from lookgraph.embeddings.splits import make_split
 from lookgraph.embeddings.export import export_graph
 from lookgraph.embeddings.publish import train_and_publish
 from lookgraph.embeddings.train import TrainConfig, train
