@@ -41,6 +41,11 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class RankerSplit(str, Enum):
+    time = "time"
+    random = "random"
+
+
 class FileFormat(str, Enum):
     csv = "csv"
     jsonl = "jsonl"
@@ -188,6 +193,10 @@ def train(
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0: the cores idle now, at most 4).")] = 0,
     max_minutes: Annotated[float | None, typer.Option(min=0.1, help="Stop after the epoch that passes this many "
                                                       "minutes, keeping the best epoch (default: early stopping alone).")] = None,
+    ranker_split: Annotated[RankerSplit, typer.Option(help="What the ranker learns from: time (what shoppers went on "
+                                                      "to after a moment, nothing later seen) or random (a random fifth "
+                                                      "of their products: only where the order of engagement says "
+                                                      "nothing, e.g. ratings entered in bulk).")] = RankerSplit.time,
 ) -> None:
     """Train LookGNN embeddings for every node and the ranker, save a versioned artifact,
     write vectors back. One line per epoch on standard error."""
@@ -202,7 +211,7 @@ def train(
             _fail(f"--device cuda: no CUDA device is usable here (torch {torch.__version__}); "
                   "use --device cpu, or auto to take a GPU when there is one")
     config = TrainConfig(dim=dim, epochs=epochs, batch_size=batch_size, seed=seed, device=device.value, threads=threads,
-                         max_minutes=max_minutes)
+                         max_minutes=max_minutes, ranker_split=ranker_split.value)
     with _store(store) as graph:
         try:
             folder, result = train_and_publish(graph, settings.home, config, progress=sys.stderr.isatty(),

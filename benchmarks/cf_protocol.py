@@ -42,6 +42,10 @@ from measure import RESULTS, ROOT
 from movielens import convert, fetch, rows
 
 K = 20
+ENGINES = {"engine": "engine (served)", "engine-random": "engine (served, ranker split random)"}
+"""The served feed as `lookgraph train` makes it by default (the ranker learns what shoppers
+went on to after a moment), and with `--ranker-split random` (a random fifth held out, as this
+protocol holds out)."""
 
 
 def split_per_user(ratings: list[tuple[str, str]], seed: int) -> dict[str, dict[str, list[str]]]:
@@ -171,7 +175,7 @@ def recbole(model: str, data_path: Path, work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=2020)
-    parser.add_argument("--methods", default="popularity,itemknn,ease,bpr-mf,lightgcn,engine")
+    parser.add_argument("--methods", default="popularity,itemknn,ease,bpr-mf,lightgcn,engine,engine-random")
     parser.add_argument("--skip-recbole", action="store_true")
     parser.add_argument("--rank-by", help="a diagnosis: the engine's candidates ranked by this feature alone "
                                           "(results in cf_protocol-rank-by-FEATURE.json)")
@@ -212,10 +216,11 @@ def main() -> None:
              for u, part in parts.items() if part["valid"]}
     for name in args.methods.split(","):
         started = time.perf_counter()
-        if name == "engine":
-            results["methods"]["engine (served)"] = served(graph, parts, TrainConfig(seed=args.seed % 1000),
-                                                           rank_by=args.rank_by)
-            print(name, results["methods"]["engine (served)"], flush=True)
+        if name in ENGINES:
+            split = "random" if name == "engine-random" else "time"
+            results["methods"][ENGINES[name]] = served(graph, parts, TrainConfig(seed=args.seed % 1000, ranker_split=split),
+                                                       rank_by=args.rank_by)
+            print(name, results["methods"][ENGINES[name]], flush=True)
             continue
         method = {"popularity": Popularity, "itemknn": ItemKNN, "ease": EASE,
                   "bpr-mf": lambda: BPRMF(seed=args.seed), "lightgcn": lambda: LightGCNBaseline(seed=args.seed)}[name]()
@@ -236,14 +241,15 @@ def main() -> None:
             print("RecBole", model, found, flush=True)
     methods = results["methods"]
     baselines = [m for m in ("itemknn", "ease", "lightgcn", "RecBole LightGCN") if m in methods]
-    if "engine (served)" in methods and baselines:
-        best = {metric: max(methods[m][metric] for m in baselines) for metric in ("recall@20", "ndcg@20")}
-        engine = methods["engine (served)"]
-        results["ratios"] = {mode: {metric: round(engine[mode][metric] / best[metric], 3) for metric in best}
-                             for mode in ("explore=true", "explore=false")}
+    best = {metric: max(methods[m][metric] for m in baselines) for metric in ("recall@20", "ndcg@20")} if baselines else {}
+    for engine_name in (e for e in ENGINES.values() if e in methods and best):
+        engine, modes = methods[engine_name], ("explore=true", "explore=false")
+        results.setdefault("ratios", {})[engine_name] = {
+            mode: {metric: round(engine[mode][metric] / best[metric], 3) for metric in best} for mode in modes}
         if "popularity" in methods:
-            results["ratios_to_popularity"] = {mode: {metric: round(engine[mode][metric] / methods["popularity"][metric], 3)
-                                                      for metric in best} for mode in ("explore=true", "explore=false")}
+            results.setdefault("ratios_to_popularity", {})[engine_name] = {
+                mode: {metric: round(engine[mode][metric] / methods["popularity"][metric], 3) for metric in best}
+                for mode in modes}
     if "lightgcn" in methods and "RecBole LightGCN" in methods:
         results["lightgcn_vs_recbole_recall"] = round(methods["lightgcn"]["recall@20"] / methods["RecBole LightGCN"]["recall@20"], 3)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -253,9 +259,9 @@ def main() -> None:
     (RESULTS / "cf_protocol.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["| method | Recall@20 | NDCG@20 | fit s |", "|---|---|---|---|"]
     for name, found in methods.items():
-        if name == "engine (served)":
+        if name in ENGINES.values():
             for mode in ("explore=true", "explore=false"):
-                lines.append(f"| engine (served, {mode}) | {found[mode]['recall@20']:.4f} | {found[mode]['ndcg@20']:.4f} "
+                lines.append(f"| {name[:-1]}, {mode}) | {found[mode]['recall@20']:.4f} | {found[mode]['ndcg@20']:.4f} "
                              f"| {found['fit_seconds']} |")
         else:
             lines.append(f"| {name} | {found['recall@20']:.4f} | {found['ndcg@20']:.4f} | {found['fit_seconds']} |")

@@ -31,15 +31,21 @@ ORDER BY n, mined, l.id
 RETURN a.id AS anchor, l.id AS look_id, l.name AS look_name, mined, productIds AS product_ids,
        cards AS product_cards;
 
-// The style/occasion attributes of each anchor, with the anchor's leaf category (the first half
-// of anchor -HAS_ATTRIBUTE-> attribute <-HAS_ATTRIBUTE- other products; the second half is
-// attribute_top_products).
+// The attributes of each anchor, every kind, with how many products hold each (for how telling
+// it is: graph/traversal.py's telling_attributes picks the walked ones), the anchor's leaf
+// category and the catalogue's size (the first half of anchor -HAS_ATTRIBUTE-> attribute
+// <-HAS_ATTRIBUTE- other products; the second half is attribute_top_products). Both counts are
+// read from Neo4j's count store and each node's degree, not by scanning.
 // name: anchor_attributes
+CALL () {
+  MATCH (p:Product)
+  RETURN count(p) AS products
+}
 UNWIND range(0, size($anchors) - 1) AS n
 MATCH (a:Product {id: $anchors[n]})-[:HAS_ATTRIBUTE]->(t:Attribute)
-WHERE t.kind IN $kinds
 OPTIONAL MATCH (a)-[:IN_CATEGORY]->(c:Category)
-RETURN a.id AS anchor, c.id AS anchor_category, t.key AS attribute
+RETURN a.id AS anchor, c.id AS anchor_category, t.key AS attribute,
+       COUNT { (t)<-[:HAS_ATTRIBUTE]-() } AS holders, products
 ORDER BY n, attribute;
 
 // The $scanned most popular products of each attribute (popularity: the product's interactions

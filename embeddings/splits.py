@@ -3,8 +3,12 @@
 - `make_split`: looks held out with their session's siblings, the latest product of a share of
   shoppers, the last item of a share of sessions (stores without looks); the training graph
   keeps none of what the queries ask for (`tests/test_evaluation.py`).
-- `hold_out_futures`: each chosen shopper's latest visits, for the ranker to learn what a
-  shopper goes on to, asked before them.
+- `hold_out_futures`: everything from one moment on, for the ranker to learn what shoppers go
+  on to, asked before that moment (the default); `hold_out_latest_visits`, each shopper's
+  latest visits, where too few shoppers span any one moment;
+- `hold_out_missing`: a random fifth of chosen shoppers' products, for a catalogue where the
+  order of engagement says nothing (ratings entered in bulk): the ranker learns to complete a
+  taste rather than to foresee (`TrainConfig.ranker_split = "random"`).
 
 Used by the evaluation (`embeddings/evaluate.py`) and by `lookgraph train`
 (`recommend/offline.py`), which import this module and not each other.
@@ -128,13 +132,80 @@ def make_split(graph: GraphExport, seed: int, test_share: float = 0.2, validatio
 
 def hold_out_futures(graph: GraphExport, seed: int, most: int, share: float = 0.2, least: int = 5
                      ) -> tuple[GraphExport, list[tuple[int, np.ndarray, float]]]:
-    """What the ranker learns from: for up to `most` shoppers with two or more sessions and
-    `least` or more distinct products, their latest sessions (those holding about the last
-    `share` of their products, at least one session) held out of the graph. Returns (the graph
-    without them, [(shopper, the products new to them in those sessions, the moment before the
-    first of those sessions began)]). The query is a feed asked at the start of a visit: it sees
-    only what the shopper did before, and every product they went on to is a label, so the
-    ranker learns what a shopper goes on to, not how a visit continues (that is a session's)."""
+    """What the ranker learns from, split in time for everyone at once: the moment T before
+    which (1 - `share`) of the graph's engagement happened; every event from T on is held out
+    of the graph, so that no feature, candidate or count (the crowd's included) reads anything
+    later than the query. For up to `most` shoppers with `least` or more distinct products
+    before T and a product new to them from T on, the query is their feed asked just before T,
+    labelled by every product they went on to. Returns (the graph before T, [(shopper, those
+    products, the query's moment)])."""
+    rng = np.random.default_rng(seed)
+    interactions = graph.edges[("session", "interacted", "product")]
+    owner = np.full(graph.count("session"), -1)
+    had = graph.edges[("shopper", "had", "session")]
+    owner[had[1]] = had[0]
+    shopper = owner[interactions[0]]
+    positive = np.isin(graph.event_type, (0, 1, 2))
+    if not positive.any():
+        return graph, []
+    cut = float(np.quantile(graph.event_ts[positive], 1.0 - share))
+    later = graph.event_ts >= cut
+    before = positive & ~later & (shopper >= 0)
+    after = positive & later & (shopper >= 0)
+    n = graph.count("product")
+    had_before = np.unique(shopper[before].astype(np.int64) * n + interactions[1][before])
+    counts = np.bincount(had_before // n, minlength=graph.count("shopper"))
+    went_on = np.unique(shopper[after].astype(np.int64) * n + interactions[1][after])
+    went_on = went_on[~np.isin(went_on, had_before)]  # only what is new to them is a label
+    who = went_on // n
+    chosen = np.unique(who[counts[who] >= least])
+    futures = [(int(s), np.sort(went_on[who == s] % n), cut - 1.0)
+               for s in sorted(rng.permutation(chosen)[:most].tolist())]
+    return without(graph, {("session", "interacted", "product"): later}), futures
+
+
+def hold_out_missing(graph: GraphExport, seed: int, most: int, share: float = 0.2, least: int = 5
+                     ) -> tuple[GraphExport, list[tuple[int, np.ndarray, float]]]:
+    """For up to `most` shoppers with `least` or more distinct products, a random `share` of
+    those products (every event of them) held out of the graph; the query is their feed asked
+    after the graph's last event, labelled by the held-out products. Not split in time: the
+    features see the rest of the shopper's history and the crowd's, later events included,
+    so it suits only a catalogue where the order of engagement carries no information."""
+    rng = np.random.default_rng(seed)
+    interactions = graph.edges[("session", "interacted", "product")]
+    owner = np.full(graph.count("session"), -1)
+    had = graph.edges[("shopper", "had", "session")]
+    owner[had[1]] = had[0]
+    shopper = owner[interactions[0]]
+    positive = np.isin(graph.event_type, (0, 1, 2)) & (shopper >= 0)
+    n = graph.count("product")
+    pairs = np.unique(shopper[positive].astype(np.int64) * n + interactions[1][positive])
+    who, products = pairs // n, pairs % n
+    counts = np.bincount(who, minlength=graph.count("shopper"))
+    chosen = np.flatnonzero(counts >= least)
+    chosen = np.sort(rng.permutation(chosen)[:most])
+    when = float(graph.event_ts.max()) + 1.0 if len(graph.event_ts) else 0.0
+    drop = np.zeros(interactions.shape[1], dtype=bool)
+    futures = []
+    for s in chosen.tolist():
+        mine = products[who == s]
+        held = np.sort(rng.choice(mine, max(1, int(len(mine) * share)), replace=False))
+        drop |= (shopper == s) & np.isin(interactions[1], held)
+        futures.append((s, held, when))
+    return without(graph, {("session", "interacted", "product"): drop}), futures
+
+
+def hold_out_latest_visits(graph: GraphExport, seed: int, most: int, share: float = 0.2, least: int = 5
+                     ) -> tuple[GraphExport, list[tuple[int, np.ndarray, float]]]:
+    """For a shop whose shoppers come in short spells (too few span any one moment for
+    `hold_out_futures`): for up to `most` shoppers with two or more sessions and `least` or
+    more distinct products, their latest sessions (those holding about the last `share` of their
+    products, at least one session) held out of the graph. Returns (the graph without them,
+    [(shopper, the products new to them in those sessions, the moment before the first of those
+    sessions began)]). The query is a feed asked at the start of a visit: it sees only what the
+    shopper did before, and every product they went on to is a label. Each query's moment is
+    its own, so the crowd's counts hold events after it (the one leak a single graph cannot
+    avoid; `fit_artifact` says when it learns from this split)."""
     rng = np.random.default_rng(seed)
     interactions = graph.edges[("session", "interacted", "product")]
     owner = np.full(graph.count("session"), -1)

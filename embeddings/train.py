@@ -60,6 +60,10 @@ class TrainConfig:
     engagement_weight: float = 0.5
     engagement_half_life_days: float = 90.0
     min_ranker_queries: int = 100
+    ranker_split: str = "time"
+    """What the ranker learns from: "time" (what shoppers went on to after a moment, every
+    feature cut at it: `splits.hold_out_futures`), or "random" (a random fifth of shoppers'
+    products, for catalogues where the order of engagement says nothing: `hold_out_missing`)."""
     """A ranker is learnt only from at least this many held-out queries whose answer the
     engine's candidates hold; with fewer, the hand-set evidence weights rank."""
     same_category_negatives: float = 0.5

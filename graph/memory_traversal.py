@@ -2,7 +2,7 @@
 
 The embedded store is a file on the same machine, so the walks are fastest as lookups in an
 index built once at start-up (streaming the store). Products are numbered; a product's looks,
-its style/occasion attributes and each attribute's products (most popular first) are kept in
+its attributes and each attribute's products (most popular first) are kept in
 dictionaries, the products most often in its sessions in flat arrays (CSR), and the first few
 products of an attribute outside each category group are remembered once asked for, so that
 `walk` costs a few dictionary reads and array slices per anchor. The LookGNN product embeddings
@@ -30,9 +30,9 @@ import numpy as np
 
 from .model import Event, Look, Product
 from .traversal import (
-    ATTRIBUTE, ATTRIBUTE_KINDS, CO_SESSIONS_SCANNED, CROWD, LOOK, STATISTICS_TTL, TRENDING_DAYS, TRENDING_PER_GROUP,
+    ATTRIBUTE, CO_SESSIONS_SCANNED, CROWD, LOOK, STATISTICS_TTL, TRENDING_DAYS, TRENDING_PER_GROUP,
     AttributeHit, CategoryTree, CrowdHit, LookHit, ProductCard, Repurchase, Trending, Traversal, Walks, cycle_days,
-    in_background,
+    in_background, telling_attributes,
 )
 from .vector_index import VectorIndex
 
@@ -90,8 +90,8 @@ class MemoryTraversal(Traversal):
 
     def shared_attributes(self, anchors: Sequence[str], per_attribute: int = 8, across_groups: bool = True,
                           scanned: int = 80) -> list[AttributeHit]:
-        return [AttributeHit(a, key, self._card_of[q]) for a in anchors
-                for key, found in self._shared(a, per_attribute, across_groups, scanned) for q in found]
+        return [AttributeHit(a, key, self._card_of[q], weight) for a in anchors
+                for key, weight, found in self._shared(a, per_attribute, across_groups, scanned) for q in found]
 
     def co_sessions(self, anchors: Sequence[str], per_anchor: int = 20) -> list[CrowdHit]:
         hits = []
@@ -117,10 +117,14 @@ class MemoryTraversal(Traversal):
             reached(position[hit.anchor], LOOK, i, [q for pid in hit.product_ids
                                                      if pid != hit.anchor and (q := self._number.get(pid)) is not None])
         attributes: dict[str, int] = {}
+        weights: list[float] = []
         for i, a in enumerate(anchors):
-            for key, found in self._shared(a, per_attribute, across_groups):
+            for key, weight, found in self._shared(a, per_attribute, across_groups):
                 if found:
-                    reached(i, ATTRIBUTE, attributes.setdefault(key, len(attributes)), found)
+                    if key not in attributes:
+                        attributes[key] = len(attributes)
+                        weights.append(weight)
+                    reached(i, ATTRIBUTE, attributes[key], found)
         crowd = [(i, *self._crowd_of(a, crowd_per_anchor)) for i, a in enumerate(anchors)]
         products = np.concatenate([np.array(product, dtype=np.int64), *(p for _, p, _ in crowd)]).astype(np.int64)
         # Candidates numbered in the order first reached, as `Walks.of` numbers them.
@@ -131,16 +135,19 @@ class MemoryTraversal(Traversal):
         return Walks(np.concatenate([np.array(anchor, dtype=np.int64), *(np.full(len(p), i) for i, p, _ in crowd)]),
                      np.concatenate([np.array(way, dtype=np.int64), np.full(len(products) - len(product), CROWD)]),
                      np.concatenate([np.array(via, dtype=np.int64), *(n for _, _, n in crowd)]).astype(np.int64),
-                     rank[inverse], [self._card_of[q] for q in distinct[order].tolist()], looks, list(attributes))
+                     rank[inverse], [self._card_of[q] for q in distinct[order].tolist()], looks, list(attributes),
+                     weights)
 
     def _shared(self, a: str, per_attribute: int, across_groups: bool, scanned: int = 80):
-        """(attribute, product numbers) for each style/occasion attribute of product `a`."""
+        """(attribute, how telling, product numbers) for each of product `a`'s `telling_attributes`."""
         if not (keys := self._product_attributes.get(a)):
             return
         mine = self._number[a]
         leave_out = self.categories.group(self._cards[a].category) if across_groups else ANY_GROUP
-        for key in keys:
-            yield key, [q for q in self._attribute_top(key, leave_out, per_attribute, scanned) if q != mine][:per_attribute]
+        held = [(key, len(self._attribute_products[key])) for key in keys]
+        for key, weight in telling_attributes(held, len(self._cards)):
+            yield key, weight, [q for q in self._attribute_top(key, leave_out, per_attribute, scanned)
+                                if q != mine][:per_attribute]
 
     def _attribute_top(self, key: str, leave_out, per_attribute: int, scanned: int) -> tuple[int, ...]:
         """The first `per_attribute + 1` products (enough when one is the anchor) among the
@@ -192,9 +199,8 @@ class MemoryTraversal(Traversal):
             for key in self._product_attributes.pop(product.id, []):
                 self._attribute_products[key].remove(product.id)
             for attribute in product.attributes:
-                if attribute.kind in ATTRIBUTE_KINDS:
-                    self._product_attributes[product.id].append(attribute.key)
-                    self._insert_by_popularity(self._attribute_products[attribute.key], product.id)
+                self._product_attributes[product.id].append(attribute.key)
+                self._insert_by_popularity(self._attribute_products[attribute.key], product.id)
 
     def look_added(self, look: Look) -> None:
         with self._lock:
@@ -279,9 +285,8 @@ class MemoryTraversal(Traversal):
         for product in products:
             index._number_product(ProductCard(product.id, product.name, product.category_id))
             for attribute in product.attributes:
-                if attribute.kind in ATTRIBUTE_KINDS:
-                    index._product_attributes[product.id].append(attribute.key)
-                    index._attribute_products[attribute.key].append(product.id)
+                index._product_attributes[product.id].append(attribute.key)
+                index._attribute_products[attribute.key].append(product.id)
         index._popularity, crowd = _crowd_of_store(store, index._number)
         index._crowd_start, index._crowd_products, index._crowd_sessions = crowd
         for members in index._attribute_products.values():

@@ -3,9 +3,9 @@
 
 Nothing of the graph is copied into the process but the category tree (small, and climbed on
 every request) and aggregates over every event, kept for `stats_ttl` seconds and recomputed in
-the background once older: the crowd's statistics (trending, repurchase) and each style or
-occasion attribute's most popular products (the second half of the shared-attribute walk;
-counted per request, it cost 6 s a request on the 1M-event demo).
+the background once older: the crowd's statistics (trending, repurchase) and each walked
+attribute's most popular products (the second half of the shared-attribute walk; counted per
+request, it cost 6 s a request on the 1M-event demo).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from .traversal import (
-    ATTRIBUTE_KINDS, CO_SESSIONS_SCANNED, TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit, CategoryTree,
+    CO_SESSIONS_SCANNED, TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit, CategoryTree,
     CrowdHit, LookHit, ProductCard, Repurchase, STATISTICS_TTL, Trending, Traversal, Walks, cycle_days,
-    in_background, keep_across_groups,
+    in_background, keep_across_groups, telling_attributes,
 )
 
 MAX_SESSION_ITEMS = 30
@@ -88,7 +88,7 @@ class CypherTraversal(Traversal):
 
     @staticmethod
     def _attributes_query(anchors: Sequence[str]) -> tuple[str, dict]:
-        return "traversal.anchor_attributes", {"anchors": list(anchors), "kinds": list(ATTRIBUTE_KINDS)}
+        return "traversal.anchor_attributes", {"anchors": list(anchors)}
 
     @staticmethod
     def _crowd_query(anchors: Sequence[str], per_anchor: int) -> tuple[str, dict]:
@@ -103,12 +103,18 @@ class CypherTraversal(Traversal):
     def _crowd(rows: list[dict]) -> list[CrowdHit]:
         return [CrowdHit(r["anchor"], r["product_id"], r["sessions"]) for r in rows]
 
-    def _shared(self, pairs: list[dict], per_attribute: int, across_groups: bool, scanned: int = 80) -> list[AttributeHit]:
+    def _shared(self, rows: list[dict], per_attribute: int, across_groups: bool, scanned: int = 80) -> list[AttributeHit]:
+        held: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for r in rows:
+            held[r["anchor"]].append((r["attribute"], r["holders"]))
+        products = rows[0]["products"] if rows else 0
+        pairs = [(anchor, key, weight) for anchor, mine in held.items()
+                 for key, weight in telling_attributes(mine, products)]
         # Each attribute's `scanned + 1` most popular (enough when one of them is the anchor).
-        tops = self._attribute_top({r["attribute"] for r in pairs}, scanned + 1)
-        hits = [AttributeHit(r["anchor"], r["attribute"], card) for r in pairs
-                for card in tops[r["attribute"]] if card.id != r["anchor"]]
-        homes = {r["anchor"]: r["anchor_category"] for r in pairs}
+        tops = self._attribute_top({key for _, key, _ in pairs}, scanned + 1)
+        hits = [AttributeHit(anchor, key, card, weight) for anchor, key, weight in pairs
+                for card in tops[key] if card.id != anchor]
+        homes = {r["anchor"]: r["anchor_category"] for r in rows}
         return keep_across_groups(hits, homes, self.categories, per_attribute, across_groups)
 
     def _attribute_top(self, attributes: set[str], scanned: int) -> dict[str, list[ProductCard]]:

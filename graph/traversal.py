@@ -5,8 +5,9 @@ the profile's) and returns what it reached, so that one request costs a fixed nu
 trips whatever the store:
 
 - `looks_with`: anchor <-INCLUDES- Look -INCLUDES-> the look's other items;
-- `shared_attributes`: anchor -HAS_ATTRIBUTE-> style/occasion <-HAS_ATTRIBUTE- other items,
-  most popular first;
+- `shared_attributes`: anchor -HAS_ATTRIBUTE-> attribute <-HAS_ATTRIBUTE- other items, through
+  the anchor's most telling attributes of any kind (the rarest: `telling_attributes`), most
+  popular first;
 - `co_sessions`: anchor <-INTERACTED- the crowd's sessions -INTERACTED-> other items;
 - `walk`: the three walks above at once, as columns (what the engine ranks from);
 - `nearest`: products whose LookGNN embedding is nearest a query vector;
@@ -24,6 +25,7 @@ every request, which is what makes an event visible in the next recommendation.
 from __future__ import annotations
 
 import abc
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -34,8 +36,14 @@ import numpy as np
 
 from .model import Category, Event, Look, Product
 
-ATTRIBUTE_KINDS = ("style", "occasion")
-"""Attributes that link items across categories (a shared brand or colour says less)."""
+ATTRIBUTES_PER_ANCHOR = 5
+"""An anchor walks through this many of its attributes, the most telling first (whatever
+their kind: brand, colour, style, title term...)."""
+COMMON_ATTRIBUTE_SHARE = 0.25
+"""An attribute held by more than this share of the catalogue (a colour everything comes in),
+and by more than `COMMON_ATTRIBUTE_HOLDERS` products, ties everything to everything: it is not
+walked (in a small catalogue every attribute is)."""
+COMMON_ATTRIBUTE_HOLDERS = 50
 TRENDING_DAYS = 30
 TRENDING_PER_GROUP = 100
 STATISTICS_TTL = 300.0
@@ -68,6 +76,26 @@ class AttributeHit(NamedTuple):
     attribute: str
     """The attribute's key, `kind:value`."""
     product: ProductCard
+    weight: float = 1.0
+    """How telling the attribute is (`attribute_weight`)."""
+
+
+def attribute_weight(holders: int, products: int) -> float:
+    """How telling an attribute held by `holders` of `products` products is: its inverse
+    document frequency, log(products / holders), over log(products), so that an attribute
+    of one product weighs 1 and one of every product 0."""
+    if products <= 1 or holders <= 0:
+        return 0.0
+    return max(0.0, math.log(products / holders) / math.log(products))
+
+
+def telling_attributes(held: Iterable[tuple[str, int]], products: int) -> list[tuple[str, float]]:
+    """Of an anchor's attributes, as (key, how many products hold it), those walked: at most
+    `ATTRIBUTES_PER_ANCHOR`, the most telling first (ties by key), none too common
+    (`COMMON_ATTRIBUTE_SHARE`) nor held by the anchor alone. One rule for both stores."""
+    most = max(COMMON_ATTRIBUTE_SHARE * products, COMMON_ATTRIBUTE_HOLDERS)
+    walked = [(key, attribute_weight(holders, products)) for key, holders in held if 1 < holders <= most]
+    return sorted(walked, key=lambda kw: (-kw[1], kw[0]))[:ATTRIBUTES_PER_ANCHOR]
 
 
 class CrowdHit(NamedTuple):
@@ -85,9 +113,9 @@ class Walks(NamedTuple):
     rows in the order looks, attributes, crowd, each anchor by anchor. A candidate is reached
     once per way and anchor at most, except through several looks or attributes.
 
-    `via` says which look (an index into `looks`), which attribute (into `attributes`) or, for
-    the crowd, in how many sessions. `candidate` indexes `cards`: the distinct products reached,
-    in the order first reached."""
+    `via` says which look (an index into `looks`), which attribute (into `attributes`, how
+    telling each is in `attribute_weights`) or, for the crowd, in how many sessions. `candidate`
+    indexes `cards`: the distinct products reached, in the order first reached."""
 
     anchor: np.ndarray
     way: np.ndarray
@@ -96,10 +124,11 @@ class Walks(NamedTuple):
     cards: list[ProductCard]
     looks: list[LookHit]
     attributes: list[str]
+    attribute_weights: list[float]
 
     @classmethod
     def of(cls, rows: Sequence[tuple[int, int, int, str]], cards: dict[str, ProductCard], looks: list[LookHit],
-           attributes: list[str]) -> Walks:
+           attributes: list[str], attribute_weights: list[float]) -> Walks:
         """From rows (anchor, way, via, product id); rows of products without a card are dropped."""
         rows = [r for r in rows if r[3] in cards]
         position: dict[str, int] = {}
@@ -107,7 +136,7 @@ class Walks(NamedTuple):
             position.setdefault(r[3], len(position))
         column = lambda i: np.array([r[i] for r in rows], dtype=np.int64)  # noqa: E731
         return cls(column(0), column(1), column(2), np.array([position[r[3]] for r in rows], dtype=np.int64),
-                   [cards[pid] for pid in position], looks, attributes)
+                   [cards[pid] for pid in position], looks, attributes, attribute_weights)
 
 
 @dataclass
@@ -206,8 +235,8 @@ class Traversal(abc.ABC):
     @abc.abstractmethod
     def shared_attributes(self, anchors: Sequence[str], per_attribute: int = 8, across_groups: bool = True,
                           scanned: int = 80) -> list[AttributeHit]:
-        """For each anchor and each of its `ATTRIBUTE_KINDS` attributes, up to `per_attribute`
-        other products with that attribute, most popular first, among the `scanned` most popular;
+        """For each anchor and each of its `telling_attributes`, up to `per_attribute` other
+        products with that attribute, most popular first, among the `scanned` most popular;
         only products of another category group than the anchor's when `across_groups`."""
 
     @abc.abstractmethod
@@ -230,13 +259,17 @@ class Traversal(abc.ABC):
         rows = [(position[hit.anchor], LOOK, i, pid)
                 for i, hit in enumerate(looks) for pid in hit.product_ids if pid != hit.anchor]
         attributes: dict[str, int] = {}
+        weights: list[float] = []
         cards: dict[str, ProductCard] = dict(known or {})
         for hit in shared:
             cards[hit.product.id] = hit.product
-            rows.append((position[hit.anchor], ATTRIBUTE, attributes.setdefault(hit.attribute, len(attributes)), hit.product.id))
+            if hit.attribute not in attributes:
+                attributes[hit.attribute] = len(attributes)
+                weights.append(hit.weight)
+            rows.append((position[hit.anchor], ATTRIBUTE, attributes[hit.attribute], hit.product.id))
         rows += [(position[hit.anchor], CROWD, hit.sessions, hit.product_id) for hit in crowd]
         cards.update(self.cards(r[3] for r in rows if r[3] not in cards))
-        return Walks.of(rows, cards, looks, list(attributes))
+        return Walks.of(rows, cards, looks, list(attributes), weights)
 
     @abc.abstractmethod
     def nearest(self, vector: np.ndarray, k: int = 50) -> list[str]:

@@ -6,8 +6,8 @@ reasons that become paths. A source only offers; ranking is the ranker's, filter
 policies'. The sources:
 
 - `look`, `attribute`, `crowd`: the graph walks from every anchor at once
-  (`Traversal.walk`), each row weighted by its anchor's weight (the crowd's by the log of the
-  sessions shared);
+  (`Traversal.walk`), each row weighted by its anchor's weight (an attribute's also by how
+  telling the attribute is, the crowd's by the log of the sessions shared);
 - `content`: products sharing the rarest attributes and category path with the anchors
   (TF-IDF over the graph's HAS_ATTRIBUTE and IN_CATEGORY edges, from the artifact): the
   attribute walk over every attribute kind, weighted by how telling each attribute is;
@@ -22,24 +22,28 @@ policies'. The sources:
   what sells now;
 - `popular`: best sellers, offered only to fill a list the other sources left short.
 
-Two `look` offers come from merchandising rather than walks: a look item that cannot be shown
-is stood in for by the nearest available product of its leaf category (`Engine._substitutes`),
-and the items of a look pinned to a category page lead it (`Engine._pinned`).
+`gather` is the pipeline's stage: every source asked once for one request. A look item that
+cannot be shown where the shopper is is stood in for there by the nearest available product of
+its leaf category (`substitutes`). The items of a look pinned to a category page are placed
+later, with the list (`arrange.py`).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
 
-from ..graph.traversal import CROWD, LOOK, ProductCard, Walks
+from ..graph.traversal import ATTRIBUTE, CROWD, LOOK, ProductCard, Walks
+from . import explanations as explain
+from . import policies
 
 SOURCES = ("look", "attribute", "crowd", "content", "embedding", "personal", "collaborative", "restock", "returning",
            "trip", "trending", "popular")
 COLUMN = {name: i for i, name in enumerate(SOURCES)}
 WALK_COLUMN = np.array([COLUMN["look"], COLUMN["attribute"], COLUMN["crowd"]])  # by LOOK, ATTRIBUTE, CROWD
-NO_WALKS = Walks(*(np.zeros(0, dtype=np.int64),) * 4, [], [], [])
+NO_WALKS = Walks(*(np.zeros(0, dtype=np.int64),) * 4, [], [], [], [])
 PERSONAL = 100
 """Products offered by the shopper's preference vector, and by content match."""
 NEIGHBOURS = 100
@@ -55,7 +59,7 @@ class Offers:
         self.walks, self.walk_evidence = walks, walk_evidence
         self.cards: list[ProductCard] = list(walks.cards)
         self.position = {card.id: i for i, card in enumerate(self.cards)}
-        self.others: list[tuple[int, int, float, Callable, tuple]] = []
+        self.others: list[tuple[int, str, float, Callable, tuple]] = []
         self.catalogue: dict[str, object] = {}
         """Scores the artifact gave every product for this request (by name), for the features."""
 
@@ -67,7 +71,7 @@ class Offers:
         i = self.position.setdefault(card.id, len(self.cards))
         if i == len(self.cards):
             self.cards.append(card)
-        self.others.append((i, COLUMN[source], evidence, build, args))
+        self.others.append((i, source, evidence, build, args))
         return i
 
     def evidence(self) -> np.ndarray:
@@ -75,8 +79,8 @@ class Offers:
         out = np.zeros((len(self.cards), len(SOURCES)))
         if len(self.walks.candidate):
             np.add.at(out, (self.walks.candidate, WALK_COLUMN[self.walks.way]), self.walk_evidence)
-        for i, column, e, _, _ in self.others:
-            out[i, column] += e
+        for i, source, e, _, _ in self.others:
+            out[i, COLUMN[source]] += e
         return out
 
 
@@ -84,8 +88,10 @@ def walk_offers(walks: Walks, anchor_weights: np.ndarray, dismissed: set[str]) -
     """Offers from the graph walks, each row weighted by its anchor; a dismissed item lowers
     the looks that hold it."""
     evidence = anchor_weights[walks.anchor] if len(walks.anchor) else np.zeros(0)
-    crowd = walks.way == CROWD
+    crowd, shared = walks.way == CROWD, walks.way == ATTRIBUTE
     evidence[crowd] *= np.log1p(walks.via[crowd])
+    if shared.any():
+        evidence[shared] *= np.asarray(walks.attribute_weights)[walks.via[shared]]
     if dismissed:
         lowered = [i for i, hit in enumerate(walks.looks) if any(pid in dismissed for pid in hit.product_ids)]
         evidence[(walks.way == LOOK) & np.isin(walks.via, lowered)] *= 0.3
@@ -103,3 +109,77 @@ def top_rows(scores: np.ndarray, k: int, leave_out: np.ndarray | None = None) ->
     top = np.argpartition(-scores, k - 1)[:k]
     top = top[np.isfinite(scores[top])]
     return top[np.argsort(-scores[top], kind="stable")]
+
+
+def gather(engine, request) -> Offers:
+    """Every source's candidates for `request` (a `request.Request`): the graph walks from the
+    anchors, the artifact's sources, restocks due, what the shopper is coming back to, what
+    sells at a trip's location, and for a cold start what is trending; then the stand-ins for
+    look items not shown here."""
+    state, anchors, ask = request.state, request.anchors, request.ask
+    across = (request.page or engine.strict_across) and not ask.same_category
+    ids = list(anchors)
+    walks = engine.graph.walk(ids, across_groups=across) if ids else NO_WALKS
+    offers = walk_offers(walks, np.array([w for w, _ in anchors.values()]), state.dismissed)
+    if engine.model is not None:
+        engine.model.offer(offers, anchors, state, request.page and not ask.same_category, request.out,
+                           request.session_share)
+    for pid, days, cycle in request.restocks:
+        offers.add(request.cards[pid], "restock", 1.0, explain.restock_path, (state.shopper_id, pid, days, cycle))
+    for pid, how, times, days in request.coming_back:
+        if pid in request.cards:
+            # The strongest signal a storefront has: above any path from an anchor (at most 6).
+            offers.add(request.cards[pid], "returning", 6.0 * times / (1.0 + days), explain.returning_path,
+                       (state.shopper_id, pid, how, times, days))
+    trending = engine.graph.trending()
+    for card in trending.by_location.get(request.trip, [])[:20] if request.trip else []:
+        offers.add(card, "trip", 1.0, explain.trip_path, (request.trip, card.id))
+    if not offers.cards:  # a cold start: what is trending, groups ordered by this shopper's draw
+        ordered = policies.explore_groups(state, trending, len(trending.by_group), int(request.now // policies.DAY),
+                                          engine.shown_groups(state.shopper_id))
+        for rank, group in enumerate(ordered):
+            for card in trending.by_group[group][:5]:
+                offers.add(card, "trending", 1.0 / (1 + rank), explain.trending_path,
+                           (group, engine.graph.categories.names.get(group, group), card.id))
+    substitutes(engine, offers, request)
+    return offers
+
+
+def substitutes(engine, offers: Offers, request) -> None:
+    """A look item that cannot be shown here is stood in for by the nearest available
+    product of its leaf category (by LookGNN's vectors when there are some, else by the
+    crowd's co-sessions), offered with the look's evidence and saying so."""
+    walks, location = offers.walks, request.location
+    out = request.kept_out | request.state.dismissed | request.out
+    for row in np.flatnonzero(walks.way == LOOK) if len(walks.candidate) else ():
+        missing = offers.cards[walks.candidate[row]]
+        if engine.merch.shown(missing.id, location) or missing.category is None:
+            continue
+        substitute = _nearest_available(engine, missing, location, out | {c.id for c in offers.cards})
+        if substitute is None:
+            continue
+        hit = walks.looks[walks.via[row]]
+        request.cards[missing.id] = missing
+        offers.add(substitute, "look", float(offers.walk_evidence[row]), explain.substitute_path,
+                   (hit.look_id, hit.look_name, missing.id, engine.merch.availability(missing.id, location), substitute.id))
+
+
+def _nearest_available(engine, card: ProductCard, location: str | None, out: set[str]) -> ProductCard | None:
+    """The product of `card`'s leaf category nearest it that can be shown and is not in `out`."""
+    if engine.model is not None and card.id in engine.model.row:
+        vectors = engine.vectors.arrays["product"]
+        leaf = engine.vectors.product_category
+        row = engine.model.row[card.id]
+        same = np.flatnonzero(leaf == leaf[row])
+        ordered = same[np.argsort(-(vectors[same] @ vectors[row]), kind="stable")]
+        ids = engine.vectors.ids["product"]
+        names = (ids[r] for r in ordered[:200])
+    else:  # the crowd's co-sessions first, then the rest of the leaf category
+        names = itertools.chain((hit.product_id for hit in engine.graph.co_sessions([card.id], 50)),
+                                sorted(engine.store.products_matching([card.category], None, None, None)))
+    for pid in names:
+        if pid != card.id and pid not in out and engine.merch.shown(pid, location):
+            found = engine.graph.cards([pid]).get(pid)
+            if found is not None and found.category == card.category:
+                return found
+    return None

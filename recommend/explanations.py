@@ -4,15 +4,24 @@ Contract: a builder takes the cards of the products it names (id -> `ProductCard
 reason's arguments, and returns a `Path` whose nodes are graph nodes (Product, Look,
 Attribute, Category, Shopper, or the Crowd's sessions) joined by the relationships of the
 graph model. Paths are built only for the items returned, the strongest reason first.
+`explain` is the pipeline's last stage: each item of the list with its paths.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..graph.traversal import ProductCard
+import numpy as np
+
+from ..graph.traversal import ATTRIBUTE, LOOK, ProductCard
 
 VERBS = {"view": "viewed", "cart": "put in your bag", "purchase": "bought", "context": "are looking at"}
+EXPLAINED_FIRST = ("returning", "restock", "look", "attribute", "crowd", "collaborative", "content", "embedding",
+                   "personal", "trip", "trending", "popular")
+"""Which reasons an item's paths show first: what the shopper did, then a look, then the other
+graph paths, then the model's; by evidence within one source."""
+FIRST = {source: rank for rank, source in enumerate(EXPLAINED_FIRST)}
+PATHS_SHOWN = 2
 
 
 @dataclass
@@ -140,3 +149,50 @@ def popular_path(cards, category: str | None, category_name: str | None, pid: st
     nodes = [Step("Category", category, category_name or category)] if category else []
     return Path([*nodes, _step(cards, pid)], ["IN_CATEGORY"] if category else [],
                 f"a best seller{where}" + (f" ({why})" if why else ""))
+
+
+def explain(request, offers, picks: list[tuple[int, bool]], score_of: dict[int, float],
+            ruled: dict[str, list[str]], short_because: str | None) -> Answer:
+    """The answer: each picked candidate with its score, its first `PATHS_SHOWN` distinct
+    paths (the reasons in `EXPLAINED_FIRST` order; a pin said first), and the rules that
+    moved it."""
+    cards = request.cards
+    cards.update((offers.cards[i].id, offers.cards[i]) for i, _ in picks)
+    walks, anchors = offers.walks, request.anchors
+    ids = list(anchors)
+    reasons: dict[int, list] = {i: [] for i, _ in picks}
+    rows = np.flatnonzero(np.isin(walks.candidate, list(reasons)))
+    for i, anchor, way, via, e in zip(*(column[rows].tolist() for column in
+                                       (walks.candidate, walks.anchor, walks.way, walks.via, offers.walk_evidence))):
+        a, pid = ids[anchor], offers.cards[i].id
+        if way == LOOK:
+            look = walks.looks[via]
+            reasons[i].append((FIRST["look"], e, look_path, (a, look.look_id, look.look_name, look.mined, pid, anchors[a][1])))
+        elif way == ATTRIBUTE:
+            reasons[i].append((FIRST["attribute"], e, attribute_path, (a, walks.attributes[via], pid, anchors[a][1])))
+        else:
+            reasons[i].append((FIRST["crowd"], e, crowd_path, (a, pid, via)))
+    for i, source, e, build, args in offers.others:
+        if i in reasons:
+            reasons[i].append((FIRST[source], e, build, args))
+    return Answer([_recommendation(cards, offers.cards[i], score_of.get(i, 0.0), reasons[i], exploring,
+                                   ruled.get(offers.cards[i].id, []))
+                   for i, exploring in picks], short_because)
+
+
+def _recommendation(cards, card: ProductCard, score: float, reasons: list, exploring: bool,
+                    rules: list[str]) -> Recommendation:
+    ordered = sorted(reasons, key=lambda r: (r[0], -r[1]))
+    pinned = [r for r in ordered if r[2] is pinned_path]  # a pin is why it leads the page: said first
+    paths, drawn = [], set()
+    for _, _, build, args in pinned + [r for r in ordered if r not in pinned]:
+        path = build(cards, *args)
+        key = (tuple((step.label, step.id) for step in path.nodes), tuple(path.relationships))
+        if key not in drawn:  # two reasons can draw the same path (two walks, one look): said once
+            drawn.add(key)
+            paths.append(path)
+            if len(paths) == PATHS_SHOWN:
+                break
+    rules = rules + [f"pinned by rule {args[2]!r}" for _, _, _, args in pinned[:1]]
+    return Recommendation(card.id, card.name, card.category, round(float(score), 4), paths, exploring,
+                          paths[0].sentence if paths else "", rules)

@@ -3,16 +3,19 @@
 Contract: `features(offers, rows, context)` returns a float matrix [len(rows), len(FEATURES)]
 for the candidates `rows` of `offers`, computed from the offers' evidence and the `Context` of
 the request. A feature the request cannot know (no trained model, no history) is 0, never
-missing, so one ranker serves every request.
+missing, so one ranker serves every request. `describe` is the pipeline's stage: the context
+of one request, then its features.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .candidates import SOURCES, Offers
+from .model_sources import STRENGTH
 
 FEATURES = (
     *(f"evidence_{s}" for s in SOURCES),
@@ -86,4 +89,55 @@ def features(offers: Offers, rows: list[int], evidence: np.ndarray, context: Con
     out[:, c + 4] = [context.leaf_return.get(leaf, 0.0) for leaf in leaves]
     out[:, c + 5] = np.log1p(context.history)
     out[:, c + 6] = float(context.in_view)
+    return out
+
+
+def describe(engine, request, offers: Offers, keep: list[int]) -> np.ndarray:
+    """The features of the candidates `keep` of one request (a `request.Request`)."""
+    tree, state, cards, anchors = engine.graph.categories, request.state, request.cards, request.anchors
+    leaves, groups, departments = Counter(), Counter(), Counter()
+    profile = [e.product_id for e in state.profile_events if e.type in STRENGTH and e.product_id in cards]
+    # Without a history (a product page, for anyone), the items in view are the context.
+    context_items = profile or [a for a in anchors if a in cards]
+    for pid in context_items:
+        leaf = cards[pid].category
+        leaves[leaf] += 1
+        groups[tree.group(leaf)] += 1
+        departments[tree.department(leaf)] += 1
+    total = max(len(context_items), 1)
+    model = engine.model
+    context = Context(
+        anchor_leaves={cards[a].category for a in anchors} - {None},
+        leaf_share={k: v / total for k, v in leaves.items()}, group_share={k: v / total for k, v in groups.items()},
+        department_share={k: v / total for k, v in departments.items()}, department_of=tree.department,
+        history=len(profile), in_view=request.page or state.current is not None, group_of=tree.group,
+        leaf_return=model.leaf_return if model else {})
+    if model is not None:
+        rows = np.fromiter((model.row.get(offers.cards[i].id, -1) for i in keep), dtype=np.int64, count=len(keep))
+        known = rows >= 0
+        at = np.maximum(rows, 0)
+        catalogue = offers.catalogue
+        if "complement" in catalogue:
+            context.complement = _standardised(catalogue["complement"][at], known)
+            context.content = np.where(known, catalogue["content"][at], 0.0)
+            crowd_rows, crowd_evidence = catalogue["co_engagement"]
+            if len(crowd_rows):
+                slot = np.minimum(np.searchsorted(crowd_rows, rows), len(crowd_rows) - 1)
+                context.co_engagement = np.where(known & (crowd_rows[slot] == rows), crowd_evidence[slot], 0.0)
+        if "preference" in catalogue:
+            context.preference = _standardised(catalogue["preference"][at], known)
+        if "collaborative" in catalogue:
+            context.collaborative = _standardised(catalogue["collaborative"][at], known)
+        for name in ("popularity", "trend"):
+            if name in engine.vectors.arrays:
+                setattr(context, name, np.where(known, np.log1p(engine.vectors.arrays[name][at]), 0.0))
+    return features(offers, keep, offers.evidence(), context)
+
+
+def _standardised(scores: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Scores standardised over the known rows; unknown rows 0."""
+    out = np.zeros(len(scores))
+    if known.sum() > 1:
+        values = scores[known]
+        out[known] = (values - values.mean()) / (values.std() + 1e-9)
     return out

@@ -1,9 +1,10 @@
 """The engine offline: the real engine, served from a training graph, asked what the held-out
 interactions were. Two users:
 
-- `lookgraph train` learns the ranker from it: for shoppers whose latest product is held out
-  (and, in shops without looks, sessions whose last item is), the engine's candidates and
-  their features, labelled by whether each is the held-out product (`ranker_groups`);
+- `lookgraph train` learns the ranker from it: for shoppers asked before what they went on to
+  (held out of the graph: `embeddings/splits.py`), for held-out looks and (in shops without
+  looks) sessions whose last item is held out, the engine's candidates and their features,
+  labelled by whether each is a held-out product (`ranker_groups`);
 - `lookgraph evaluate --methods engine` measures what the API would answer (`EngineMethod`).
 
 The training graph (a `GraphExport`, held-out edges already removed) is written into a
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..embeddings.export import GraphExport
 from ..embeddings.metrics import Query
-from ..embeddings.splits import hold_out_futures, make_split
+from ..embeddings.splits import hold_out_futures, hold_out_latest_visits, hold_out_missing, make_split
 from ..graph.model import EVENT_TYPES, Attribute, Category, Event, Look, Product, Shopper
 from ..graph.sqlite_store import SQLiteGraphStore
 from .engine import Ask, Engine
@@ -155,28 +156,41 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
     """What `lookgraph train` learns from a graph, in one call (also the `engine` method of
     `lookgraph evaluate`, so the evaluation measures what training publishes):
 
-    1. a split of the graph's own: for up to `RANKER_QUERIES` shoppers, the latest fifth of
-       their products (`hold_out_futures`); a share of looks (validation) and, in a shop without
-       looks, of sessions; the latest product of a share of shoppers (LookGNN's early stopping);
+    1. a split of the graph's own: everything from the moment before which four fifths of the
+       engagement happened, asked for up to `RANKER_QUERIES` shoppers just before it
+       (`hold_out_futures`; where fewer than `min_ranker_queries` shoppers span that moment,
+       each shopper's latest visits, `hold_out_latest_visits`; `config.ranker_split =
+       "random"`: a random fifth of their products, `hold_out_missing`); a share of looks (validation) and, in a shop without looks, of
+       sessions; the latest product of a share of shoppers (LookGNN's early stopping);
     2. looks mined from the rest's baskets (`mining.py`), added to its curated ones;
     3. LookGNN on the rest, early stopping on the looks or else on those shoppers, and the
        item-to-item collaborative index (EASE or ItemKNN, by catalogue size);
-    4. the engine served from the rest, asked for those shoppers (their feed, at the moment
-       before their held-out future) and for the held-out looks and sessions (an anonymous
+    4. the engine served from the rest, asked for those shoppers (their feed, at the query's
+       moment) and for the held-out looks and sessions (an anonymous
        visitor with the other items): its candidates' features, labelled by the held-out
        products, train the LambdaRank ranker (a fifth of the queries held out for its early
-       stopping).
+       stopping);
+    5. the counts and the collaborative index refreshed from the whole graph, to be served.
 
     `validation`: looks already held out of `graph` (the evaluation's), used instead of holding
     out more. Returns (TrainResult, LearnedRanker or None, the split, the mined looks)."""
     from ..embeddings.export import with_looks
-    from ..embeddings.train import train
+    from ..embeddings.train import crowd_statistics, train
     from .mining import mine_looks
     from .ranker import fit_ranker
 
     say = log_line or (lambda line: None)
     has_looks = graph.edges[("look", "includes", "product")].shape[1] > 0
-    graph, futures = hold_out_futures(graph, config.seed, RANKER_QUERIES)
+    full = graph
+    if config.ranker_split not in ("time", "random"):
+        raise ValueError(f"ranker_split: {config.ranker_split!r} is neither 'time' nor 'random'")
+    hold_out = hold_out_futures if config.ranker_split == "time" else hold_out_missing
+    graph, futures = hold_out(full, config.seed, RANKER_QUERIES)
+    split_used = "one moment for everyone" if config.ranker_split == "time" else "a random fifth of each shopper's products"
+    if config.ranker_split == "time" and len(futures) < config.min_ranker_queries:
+        graph, futures = hold_out_latest_visits(full, config.seed, RANKER_QUERIES)
+        split_used = "each shopper's latest visits (too few shoppers span one moment; the crowd's counts hold later events)"
+        say(f"ranker: too few shoppers span one moment in time; learning from {split_used}")
     split = make_split(graph, config.seed, test_share=0.0 if has_looks else 0.1,
                        validation_share=0.1 if has_looks and not validation else 0.0, shopper_share=0.5)
     if validation:
@@ -196,9 +210,6 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
         with offline_engine(split.train, result.vectors) as engine:
             engine.strict_across = False  # as the learned ranker will be served
             groups = ranker_groups(engine, split.train, futures, looks, sessions)
-        # Served with the item-to-item index of every interaction (a second of EASE): the
-        # ranker learnt from the index without the held-out futures, as it must.
-        add_collaborative(result.vectors, with_looks(graph, mined), say)
         answerable = sum(bool(y.any()) for _, y in groups)
         if answerable < config.min_ranker_queries:
             say(f"ranker: not trained: the engine's candidates held the answer of {answerable} held-out queries, "
@@ -209,8 +220,14 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
             ranker = fit_ranker([groups[i] for i in order[:cut]], [groups[i] for i in order[cut:]], seed=config.seed)
             report = ranker.describe()
             report["candidate_recall"] = round(answerable / len(groups), 4)
+            report["split"] = split_used
             say(f"ranker: {report['trees']} trees, validation NDCG@20 {report['valid_ndcg@20']}, the held-out "
                 f"product among the candidates for {report['candidate_recall']:.0%} of the queries")
+    # Served with the counts and the item-to-item index of every interaction (a second of EASE):
+    # the ranker learnt them without the held-out futures, as it must.
+    served = with_looks(full, mined)
+    result.vectors.arrays |= crowd_statistics(served)
+    add_collaborative(result.vectors, served, say)
     return result, ranker, split, mined
 
 

@@ -10,6 +10,9 @@ within one request matters. Two rankers:
   without a model, too little held-out data, or an artifact from before the ranker):
   log(1 + weighted evidence) plus the LookGNN complement and preference scores (the engine
   then puts items of a department the shopper never shopped last).
+
+`rank` is the pipeline's stage: the ranker's scores, lowered for what was shown again and again
+without engagement, moved by the rules' boosts and buries.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .candidates import SOURCES
+from . import policies
+from .candidates import SOURCES, Offers
 from .features import FEATURES
 
 EVIDENCE_WEIGHT = {"look": 1.0, "attribute": 0.4, "crowd": 0.3, "content": 0.4, "embedding": 0.5, "personal": 0.5,
@@ -69,6 +73,22 @@ class LearnedRanker:
         if report.get("features") != list(FEATURES):
             return None  # trained on other features: the hand-set weights serve instead
         return cls(lightgbm.Booster(model_file=str(folder / "ranker.txt")), report)
+
+
+def rank(engine, request, offers: Offers, keep: list[int], x: np.ndarray) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """(a score per candidate of `keep`, the rules that moved each product). Fades and rules
+    move a score by standard deviations of this list's scores: each fade halving one down."""
+    scores = engine.ranker.score(x) if keep else np.zeros(0)
+    state = request.state
+    impressions = engine.impressions(state.shopper_id)
+    if impressions and len(keep):
+        fade = np.array([policies.fade(offers.cards[i].id, state, impressions.get(offers.cards[i].id, 0), engine.config)
+                         for i in keep])
+        scores = scores + np.log2(fade) * (scores.std() + 1e-3)
+    shift, ruled = engine.merch.adjust([offers.cards[i].id for i in keep], state.shopper_id, request.now)
+    if shift.any():  # boosts and buries
+        scores = scores + shift * (scores.std() + 1e-3)
+    return scores, ruled
 
 
 def fit_ranker(train: list[tuple[np.ndarray, np.ndarray]], valid: list[tuple[np.ndarray, np.ndarray]],

@@ -108,7 +108,7 @@ def test_the_served_index_gives_the_models_scores():
     index = fit_collaborative(pairs[0], pairs[1], users, items, method="ease")
     history = np.array([0, 5, 9])
     dense = ease_weights(x)
-    exact = np.where(dense > 0, dense, 0)[history].sum(0)  # the index keeps positive weights
+    exact = dense[history].sum(0)  # every weight kept (30 products, under the index's 500), negative ones too
     assert np.allclose(index.scores(history), exact, atol=1e-5)
     best = int(np.argmax(index.scores(history)))
     source, weight = index.strongest(history, best)
@@ -117,3 +117,10 @@ def test_the_served_index_gives_the_models_scores():
     assert knn.method == "itemknn" and np.allclose(knn.scores(history), itemknn_weights(x).toarray()[history].sum(0),
                                                    atol=1e-5)
     assert neighbours_of(dense, keep=3).indptr[-1] <= 3 * items
+    # Kept by size: each row's three weights farthest from zero, whatever their sign.
+    signed = np.random.default_rng(0).normal(size=(items, items)).astype(np.float32)
+    kept = neighbours_of(signed, keep=3)
+    for row in range(items):
+        mine = kept.items[kept.indptr[row]: kept.indptr[row + 1]]
+        assert set(mine.tolist()) == set(np.argsort(-np.abs(signed[row]))[:3].tolist())
+    assert (kept.weights < 0).any()

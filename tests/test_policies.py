@@ -11,6 +11,7 @@ from lookgraph.graph.model import Event
 from lookgraph.graph.traversal import ProductCard
 from lookgraph.recommend.candidates import NO_WALKS, Offers
 from lookgraph.recommend.engine import Ask, Engine
+from lookgraph.recommend.request import for_shopper as shopper_request
 from lookgraph.recommend import policies
 from lookgraph.recommend.policies import PolicyConfig, touched
 
@@ -146,14 +147,14 @@ def test_exploration_stays_near_what_the_shopper_touched_and_differs_between_sho
     # to men's shirts or coffee.
     store.append_events([event(n, "boots-2", "purchase", session=f"crowd-boots-{n}", shopper=f"crowd-{n}",
                                ts=NOW - DAY + n) for n in range(3)])
-    state = engine._moment("ann", Ask(k=10))[0]
+    state = shopper_request(engine, "ann", Ask(k=10)).state
     trending = engine.graph.trending()
     near = lambda group: tree.department(group) == "women"  # noqa: E731
     drawn = policies.explore_groups(state, trending, 10, 0, Counter(), near)
     assert drawn and all(tree.department(g) == "women" for g in drawn) and "women/bottoms" not in drawn
     assert {"men/tops", "men/shoes"} <= set(policies.explore_groups(state, trending, 10, 0, Counter()))
     for shopper in ("ann", "crowd-0", "crowd-1"):
-        touched_departments = {tree.department(g) for g in engine._moment(shopper, Ask(k=10))[0].touched_groups}
+        touched_departments = {tree.department(g) for g in shopper_request(engine, shopper, Ask(k=10)).state.touched_groups}
         for r in engine.for_shopper(shopper, Ask(k=10)).items:
             if r.exploration:
                 assert tree.department(r.category) in touched_departments, (shopper, r.product_id)
@@ -204,5 +205,5 @@ def test_only_the_bag_comes_back_and_what_was_merely_viewed_never_does(shop):
     clock.now = NOW + 8 * DAY  # a week later: the views are still no reason to show them again
     later = ids(engine.for_shopper("ann", Ask(k=20, explore=False)).items)
     assert {"tote-1", "belt-1", "boots-1"}.isdisjoint(later) and "boots-2" not in later[:1]
-    _, coming_back = touched(engine._moment("ann", Ask())[0], engine.config, clock.now)
+    _, coming_back = touched(shopper_request(engine, "ann", Ask()).state, engine.config, clock.now)
     assert coming_back == []  # the bag is over a week old: nothing is pushed back

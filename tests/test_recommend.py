@@ -20,7 +20,8 @@ from lookgraph.graph.model import Category, Event, Product, Shopper
 from lookgraph.graph.sqlite_store import SQLiteGraphStore
 from lookgraph.loaders.demo import DemoSpec
 from lookgraph.loaders.pipeline import load
-from lookgraph.recommend.engine import SAME_LEAF_SHARE, Ask, Engine
+from lookgraph.recommend.arrange import SAME_LEAF_SHARE
+from lookgraph.recommend.engine import Ask, Engine
 from lookgraph.recommend.features import FEATURES
 from lookgraph.recommend.mining import mine_looks
 from lookgraph.recommend.offline import fit_artifact, offline_engine, write_export
@@ -239,13 +240,35 @@ def test_a_future_event_reaches_no_feature_of_a_query_asked_before_it(demo):
         assert planted not in later[0] and (later[0] != before[0] or not np.array_equal(later[1], before[1]))
 
 
-def test_the_ranker_learns_from_each_shoppers_held_out_future(demo):
-    """`hold_out_futures`: the latest fifth of each chosen shopper's products leaves the
-    training graph; the query is asked just before the first of them, and all are its labels."""
+def test_the_ranker_learns_what_shoppers_went_on_to_after_one_moment_for_everyone(demo):
+    """`hold_out_futures`: split in time for everyone at once. Every event from the cut on
+    leaves the training graph (the crowd's too, so no count reads past the query); each query
+    is asked just before the cut, labelled by the products new to its shopper after it."""
     from lookgraph.embeddings.splits import hold_out_futures
 
     _, graph, *_ = demo
-    train, futures = hold_out_futures(graph, seed=1, most=30)
+    train, futures = hold_out_futures(graph, seed=1, most=20)
+    interactions = graph.edges[("session", "interacted", "product")]
+    owner = dict(zip(*graph.edges[("shopper", "had", "session")][::-1].tolist()))
+    assert len(futures) == 20 and len({when for _, _, when in futures}) == 1
+    cut = futures[0][2] + 1.0
+    assert train.event_ts.max() < cut <= graph.event_ts.max()  # nothing from the cut on, anyone's
+    assert len(train.event_ts) == int((graph.event_ts < cut).sum())
+    positive = np.isin(graph.event_type, (0, 1, 2))
+    for shopper, later, when in futures:
+        mine = [(p, ts) for (s, p), ts, ok in zip(interactions.T.tolist(), graph.event_ts.tolist(), positive)
+                if owner.get(s) == shopper and ok]
+        before = {p for p, ts in mine if ts < cut}
+        assert len(before) >= 5 and set(later.tolist()) == {p for p, ts in mine if ts >= cut} - before
+
+
+def test_where_few_span_one_moment_the_ranker_learns_from_each_shoppers_latest_visits(demo):
+    """`hold_out_latest_visits`: the latest fifth of each chosen shopper's products leaves the
+    training graph; the query is asked just before the first of them, and all are its labels."""
+    from lookgraph.embeddings.splits import hold_out_latest_visits
+
+    _, graph, *_ = demo
+    train, futures = hold_out_latest_visits(graph, seed=1, most=30)
     interactions = graph.edges[("session", "interacted", "product")]
     kept = train.edges[("session", "interacted", "product")]
     owner = dict(zip(*graph.edges[("shopper", "had", "session")][::-1].tolist()))

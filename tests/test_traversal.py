@@ -48,6 +48,40 @@ def test_shared_attributes_go_most_popular_first_and_across_groups(graph):
     assert [h.product.id for h in walk.shared_attributes(["jeans-1"], 1, across_groups=False)] == ["jeans-2"]
 
 
+def test_every_attribute_kind_is_walked_the_most_telling_first_on_each_store(tmp_path, store):
+    """No fixed list of kinds: a brand, a title term, a colour are walked as a style is, each
+    weighted by how telling it is (rarer weighs more), the same on both stores."""
+    build(tmp_path, store)
+    with store.bulk_load() as writer:
+        writer.write("products", [
+            Product("jeans-9", "Linen jeans", "women/bottoms/jeans", 80,
+                    (Attribute("brand", "Acme"), Attribute("term", "linen"), Attribute("colour", "blue"))),
+            Product("shirt-9", "Linen shirt", "men/tops/shirts", 40, (Attribute("term", "linen"), Attribute("colour", "blue"))),
+            Product("tote-9", "Acme tote", "women/bags/totes", 30, (Attribute("brand", "Acme"), Attribute("colour", "blue"))),
+            Product("belt-9", "Blue belt", "women/accessories/belts", 20, (Attribute("colour", "blue"),)),
+        ])
+    walk = store.traversal()
+    hits = walk.shared_attributes(["jeans-9"], across_groups=False)
+    weights = {h.attribute: h.weight for h in hits}
+    assert set(weights) == {"brand:Acme", "term:linen", "colour:blue"}
+    # Two holders each of 16 products weigh more than four holders.
+    assert weights["brand:Acme"] == weights["term:linen"] > weights["colour:blue"] > 0
+    assert {(h.attribute, h.product.id) for h in hits} >= {("brand:Acme", "tote-9"), ("term:linen", "shirt-9")}
+    walks = walk.walk(["jeans-9"], across_groups=False)
+    assert walks.attribute_weights == [weights[a] for a in walks.attributes]
+
+
+def test_telling_attributes_rank_by_rarity_and_leave_out_what_everything_has():
+    from lookgraph.graph.traversal import ATTRIBUTES_PER_ANCHOR, attribute_weight, telling_attributes
+
+    held = [("colour:black", 400), ("brand:acme", 12), ("term:linen", 3), ("style:casual", 90), ("only:me", 1)]
+    walked = telling_attributes(held, 1_000)
+    assert [key for key, _ in walked] == ["term:linen", "brand:acme", "style:casual"]  # black: 40% of all
+    assert walked[0][1] == pytest.approx(attribute_weight(3, 1_000)) and 0 < walked[-1][1] < walked[0][1] < 1
+    assert len(telling_attributes([(f"term:{i}", 5) for i in range(20)], 1_000)) == ATTRIBUTES_PER_ANCHOR
+    assert telling_attributes([("colour:black", 40)], 60) == [("colour:black", attribute_weight(40, 60))]  # a small shop
+
+
 def test_co_sessions_count_the_crowds_sessions(graph):
     _, walk = graph
     hits = walk.co_sessions(["jeans-1", "belt-1", "tote-1"])
@@ -134,7 +168,7 @@ class _Recording(Neo4jGraphStore):
     def _read(self, key, **params):
         self.calls.append((key, set(params)))
         if key == "traversal.anchor_attributes":
-            return [{"anchor": "a", "anchor_category": None, "attribute": "style:casual"}]
+            return [{"anchor": "a", "anchor_category": None, "attribute": "style:casual", "holders": 2, "products": 10}]
         return [{"ts": 1.0}] if key == "traversal.latest_event_time" else [{"products": 0}] if key.endswith("count") else []
 
     _write = _read

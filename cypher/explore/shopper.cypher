@@ -9,8 +9,9 @@ RETURN path
 ORDER BY s.started_at DESC, i.ts
 LIMIT 300;
 
-// Why this product is recommended to this shopper: looks and shared style/occasion that lead
-// from what the shopper touched to the product.
+// Why this product is recommended to this shopper: looks and shared attributes (of any kind,
+// the rarest first, as the engine walks them) that lead from what the shopper touched to the
+// product.
 // name: why_recommended
 MATCH (:Shopper {id: $shopperId})-[:HAD_SESSION]->(:Session)-[i:INTERACTED]->(anchor:Product)
 WHERE i.type <> 'dismiss'
@@ -21,7 +22,8 @@ UNION
 MATCH (:Shopper {id: $shopperId})-[:HAD_SESSION]->(:Session)-[i:INTERACTED]->(anchor:Product)
 WHERE i.type <> 'dismiss'
 MATCH path = (anchor)-[:HAS_ATTRIBUTE]->(a:Attribute)<-[:HAS_ATTRIBUTE]-(:Product {id: $productId})
-WHERE a.kind IN ['style', 'occasion']
+WITH path, a.key AS attribute, COUNT { (a)<-[:HAS_ATTRIBUTE]-() } AS holders
+ORDER BY holders, attribute
 RETURN path
 LIMIT 25;
 

@@ -1,0 +1,44 @@
+"""The filter stage: which candidates may be shown to this shopper, here, now.
+
+One predicate, `Admission.allowed`, used for the gathered candidates and again for anything
+the later stages add (exploration, best sellers to fill a short list): nothing dismissed,
+nothing a rule keeps out or that is not shown where the shopper is, nothing the shopper
+already had (but what is due back: restocks, what they left in their bag), no category of a
+one-time purchase they made, and, under the hand-set weights, none of the anchors' own
+categories (complete the look, not more of the same). The ask's categories bound the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..graph.traversal import ProductCard
+from . import policies
+from .candidates import Offers
+
+
+@dataclass
+class Admission:
+    keep: list[int]
+    """The gathered candidates allowed, by their row in the offers."""
+    allowed: Callable[[ProductCard], bool]
+
+
+def admit(engine, request, offers: Offers) -> Admission:
+    state, ask, cards = request.state, request.ask, request.cards
+    tree = engine.graph.categories
+    due = request.due
+    blocked = policies.owned_categories(state, cards, engine.graph.repurchase(), engine.config, request.now)
+    excluded = set() if ask.same_category or not engine.strict_across else \
+        {cards[a].category for a in request.anchors} - {None}
+    gone = state.dismissed | request.kept_out
+
+    def allowed(card: ProductCard) -> bool:
+        if card.id in gone or not engine.merch.shown(card.id, request.location):
+            return False
+        if card.id not in due and (card.id in request.out or card.category in blocked or card.category in excluded):
+            return False
+        return not ask.categories or tree.within(card.category, ask.categories)
+
+    return Admission([i for i, card in enumerate(offers.cards) if allowed(card)], allowed)
