@@ -118,6 +118,9 @@ def main() -> None:
                                      "product_id": elsewhere, "type": "view", "shopper_id": shopper})
             after, after_quiet = feed(shopper, True), feed(shopper, False)
             out["b_changed"].append(1 - len({i["product_id"] for i in again} & {i["product_id"] for i in after}) / 20)
+            if out["b_changed"][-1] > 1 / 3:
+                out["examples"].append(f"(b) {shopper}: {out['b_changed'][-1]:.0%} of the feed changed after viewing "
+                                       f"{elsewhere} ({categories.get(elsewhere)})")
             out["b_changed_without_explore"].append(
                 1 - len({i["product_id"] for i in quiet} & {i["product_id"] for i in after_quiet}) / 20)
             if any(i["product_id"] == elsewhere for i in after):

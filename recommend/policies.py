@@ -130,6 +130,12 @@ def shopper_state(shopper_id: str | None, home: str | None, events: list[Event],
             # Far from the profile: none of its groups appears in the shopper's other sessions.
             others = {g for g, n in counts.items() if n > (g in groups[s.id] and not s.gift)}
             s.off_profile = not s.gift and len(sessions) >= 4 and bool(groups[s.id]) and not (groups[s.id] & others)
+        own = [s for s in sessions if not s.gift]
+        if sum(s.off_profile for s in own) * 2 > len(own):
+            # Most sessions far from all the others: variety is this shopper's taste, not a
+            # detour from it (else a shopper of many tastes would have no profile at all).
+            for s in own:
+                s.off_profile = False
     counted = [s for s in sessions if not (config.gift_and_profile_shift and (s.gift or s.off_profile))]
     state = ShopperState(shopper_id, home or _usual_location(counted), sessions, current,
                          [e for s in counted for e in s.events])

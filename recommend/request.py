@@ -155,10 +155,11 @@ def _anchors(state: ShopperState, ask: Ask, config) -> dict[str, tuple[float, st
         for e in state.current.events[-10:]:
             add(e.product_id, ANCHOR_WEIGHT["session"] * session * STRENGTH.get(e.type, 0.5)
                 * policies.anchor_weight(e.product_id, state, config), e.type)
-    # The profile, unless the session shops for someone else: all of it when flagged a gift;
-    # when only far from the profile, by how much the session says (one view: little).
+    # The profile, unless the session shops for someone else: none of it when flagged a gift;
+    # when only far from the profile, all of it until the session says enough to stand alone
+    # (`session_full_events`: one view far from a known profile never outweighs it).
     profile = 1.0 if state.current is None else 0.0 if state.current.gift else \
-        1.0 - session if state.current.off_profile else 1.0
+        (0.0 if session >= 1 else 1.0) if state.current.off_profile else 1.0
     if profile > 0:
         for e in reversed(state.profile_events[-30:]):
             if e.type in STRENGTH:

@@ -126,6 +126,28 @@ def test_a_session_far_from_the_profile_counts_as_for_someone_else(shop):
     assert "loafers-1" not in ids(r for r in engine.for_shopper("ann", Ask(k=5)).items if "best seller" not in r.reason)
 
 
+def test_a_shopper_of_many_tastes_keeps_a_profile_and_one_view_does_not_take_it_over():
+    """Four sessions each in a group of its own: variety is this shopper's taste, not four
+    detours from it (every session far from the others once left such a shopper no profile, and
+    one view then took the whole feed). The profile stays; the view's session counts a share."""
+    from lookgraph.graph.traversal import CategoryTree
+    from lookgraph.graph.model import Category
+
+    tree = CategoryTree.of([Category("f", "Fashion"), Category("f/w", "Women", "f"), Category("f/m", "Men", "f"),
+                            *(Category(f"f/w/{g}", g, "f/w") for g in ("tops", "shoes", "bags")),
+                            *(Category(f"f/m/{g}", g, "f/m") for g in ("tops", "shoes"))])
+    cards = {f"{g}-{n}": ProductCard(f"{g}-{n}", g, f"f/w/{g}") for g in ("tops", "shoes", "bags") for n in range(2)}
+    cards["shirt"] = ProductCard("shirt", "shirt", "f/m/tops")
+    events = [Event(f"e{i}", f"s{i}", pid, "purchase", NOW - (10 - i) * DAY, "vera")
+              for i, pid in enumerate(["tops-0", "shoes-0", "bags-0", "tops-1"])]
+    events.append(Event("e9", "s9", "shirt", "view", NOW, "vera"))
+    config = PolicyConfig()
+    state = policies.shopper_state("vera", None, events, cards, tree, config, NOW + 60)
+    assert [e.id for e in state.profile_events if e.session_id != "s9"] == ["e0", "e1", "e2", "e3"]
+    assert state.current.id == "s9" and not state.current.off_profile
+    assert policies.session_weight(state, config) == pytest.approx(1 / config.session_full_events)
+
+
 def test_travel_is_context_for_the_trip_only(shop):
     store, engine, clock = shop
     store.append_events([Event("p/1", "bob-paris", "tote-1", "purchase", NOW - 100, "bob", "Paris")])

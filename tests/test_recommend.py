@@ -284,6 +284,27 @@ def test_where_few_span_one_moment_the_ranker_learns_from_each_shoppers_latest_v
         assert all(first_seen[p] <= when for p in left)  # and everything kept was first seen before it
 
 
+def test_a_random_split_for_catalogues_where_order_says_nothing(demo):
+    """`hold_out_missing` (`--ranker-split random`): a random fifth of each chosen shopper's
+    products leaves the graph, every event of them; the query comes after the last event."""
+    from lookgraph.embeddings.splits import hold_out_missing
+    from lookgraph.embeddings.train import TrainConfig
+    from lookgraph.recommend.offline import fit_artifact
+
+    _, graph, *_ = demo
+    train, futures = hold_out_missing(graph, seed=1, most=25)
+    interactions, kept = graph.edges[("session", "interacted", "product")], train.edges[("session", "interacted", "product")]
+    owner = dict(zip(*graph.edges[("shopper", "had", "session")][::-1].tolist()))
+    assert len(futures) == 25
+    for shopper, held, when in futures:
+        mine = {p for s, p in interactions.T.tolist() if owner.get(s) == shopper}
+        left = {p for s, p in kept.T.tolist() if owner.get(s) == shopper}
+        assert set(held.tolist()) <= mine and not set(held.tolist()) & left and len(held) == max(1, len(mine) // 5)
+        assert when > graph.event_ts.max()
+    with pytest.raises(ValueError, match="ranker_split"):
+        fit_artifact(graph, TrainConfig(ranker_split="sideways"))
+
+
 def test_the_api_serves_a_trained_ranker_and_the_collaborative_source_on_each_store(store, tmp_path):
     """Through the API, as a storefront sees it, on each store: `lookgraph train`'s artifact with
     a learned ranker and the collaborative index, served; every feed full and explained; what
