@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -295,42 +296,72 @@ def serve(
     store: StoreOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Processes serving the port: the way to use more cores. "
+                                         "Each applies the store's changes (LOOKGRAPH_FRESHNESS_SECONDS).")] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request as a JSON line on standard error.")] = True,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs). Needs LOOKGRAPH_API_KEYS. On SIGTERM or
     Ctrl-C it stops taking connections and answers the requests in flight before exiting."""
+    import uvicorn
+
+    settings = _settings()
+    if store is not None:  # every worker reads its settings from the environment
+        os.environ["LOOKGRAPH_STORE"] = store.value
+        settings = settings.model_copy(update={"store": store.value})
+    os.environ["LOOKGRAPH_ACCESS_LOG"] = "1" if access_log else "0"
+    if workers == 1:
+        try:
+            api = served_app()
+        except (ValueError, OSError) as err:
+            _fail(str(err))
+        uvicorn.run(api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+        return
+    try:  # each worker builds its own app; a mistake is said once, here, not once per worker
+        _check_serving(settings)
+    except (ValueError, OSError) as err:
+        _fail(str(err))
+    uvicorn.run("lookgraph.cli:served_app", factory=True, workers=workers, host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=30)
+
+
+def _check_serving(settings) -> None:
+    from .api.security import Keys
+    from .graph.stores import open_store
+
+    if not Keys(settings.api_keys, settings.api_keys_file):
+        raise ValueError("set LOOKGRAPH_API_KEYS or LOOKGRAPH_API_KEYS_FILE "
+                         "(e.g. 'a-long-random-key:read,events;another-long-key:admin')")
+    open_store(settings).close()
+
+
+def served_app():
+    """The app one `lookgraph serve` process (or worker) serves, from the environment's settings."""
     import logging
 
-    import uvicorn
     from pythonjsonlogger.json import JsonFormatter
     from threadpoolctl import threadpool_limits
+
+    from .api.app import create_app
+    from .graph.stores import open_store
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", rename_fields={"asctime": "time"}))
     root = logging.getLogger("lookgraph")
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
-    logging.getLogger("lookgraph.access").setLevel(logging.INFO if access_log else logging.WARNING)
-
-    from .api.app import create_app
-    from .graph.stores import open_store
-
+    access = os.environ.get("LOOKGRAPH_ACCESS_LOG", "1") != "0"
+    logging.getLogger("lookgraph.access").setLevel(logging.INFO if access else logging.WARNING)
     settings = _settings()
-    if store is not None:
-        settings = settings.model_copy(update={"store": store.value})
-    try:
-        api = create_app(settings, open_store(settings))
-    except (ValueError, OSError) as err:
-        _fail(str(err))
-    # Requests run one at a time on the event loop, each with small matrix-vector products: extra
-    # BLAS and OpenMP threads only spin, and measured, they doubled the CPU time per request.
-    # (After the app is built: the limit reaches only the libraries loaded by then.)
+    api = create_app(settings, open_store(settings))
+    # Each request's matrix-vector products are small: extra BLAS and OpenMP threads per request
+    # thread only spin (measured, they doubled the CPU time per request). After the app is
+    # built: the limit reaches only the libraries loaded by then.
     threadpool_limits(1)
     # The index built at start-up lives as long as the process. Frozen out of the garbage
     # collector's sight, a full collection takes 3 ms instead of 220 ms (100k products), which
     # stalled every request in flight.
     gc.freeze()
-    uvicorn.run(api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    return api
 
 
 if __name__ == "__main__":

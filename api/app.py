@@ -29,6 +29,7 @@ from ..graph.store import AlreadyExists, GraphStore, SessionConflict, UnknownNod
 from ..graph.stores import open_store
 from ..recommend.engine import Ask, Engine
 from ..recommend.explanations import Answer
+from ..recommend.freshness import Freshness
 from ..recommend.policies import PolicyConfig
 from ..settings import Settings
 from . import schemas
@@ -98,6 +99,16 @@ class Measure:
                     "status": status, "ms": round(seconds * 1000, 2), "client": (scope.get("client") or ("", 0))[0]})
 
 
+async def keep_fresh(fresh: Freshness, every: float) -> None:
+    """Apply the store's changes every `every` seconds, off the event loop, until cancelled."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(fresh.catch_up)
+        except Exception:  # a store briefly away must not stop the loop: tried again next time
+            log.exception("could not read the store's changes; trying again in %s s", every)
+
+
 def create_app(settings: Settings | None = None, store: GraphStore | None = None,
                vectors: LookVectors | None | bool = True, clock=time.time) -> FastAPI:
     """Build the app over `store` (default: the configured one). `vectors=True` loads the
@@ -115,18 +126,21 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
             log.warning("no trained model under %s yet: serving from graph paths alone", settings.home / "models")
     engine = Engine(store, store.traversal(vectors), vectors, PolicyConfig(), clock, ranker)
     served = ServedModel(engine, settings.home, vectors.meta.get("version") if vectors else None, clock)
+    fresh = Freshness(engine, store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        task = asyncio.create_task(served.watch(settings.reload_check_seconds)) if watch else None
+        tasks = [asyncio.create_task(served.watch(settings.reload_check_seconds))] if watch else []
+        if settings.freshness_seconds > 0:
+            tasks.append(asyncio.create_task(keep_fresh(fresh, settings.freshness_seconds)))
         yield
-        if task is not None:  # shutting down: in-flight requests have been answered by now
+        for task in tasks:  # shutting down: in-flight requests have been answered by now
             task.cancel()
 
     app = FastAPI(title="lookgraph", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     sessions = ConsoleSessions(store, keys, settings.console_session_hours * 3600, clock, settings.console_secure_cookie)
-    app.state.engine, app.state.served, app.state.keys = engine, served, keys
+    app.state.engine, app.state.served, app.state.keys, app.state.freshness = engine, served, keys, fresh
     app.add_middleware(Gate, routes=app.router.routes, keys=keys, sessions=sessions, max_bytes=settings.max_body_bytes)
 
     registry = CollectorRegistry()
@@ -167,9 +181,9 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
 
     app.mount(SWAGGER, StaticFiles(directory=FilePath(__file__).parent / "static" / "swagger-ui"), name="swagger-ui")
 
-    # Recommendation routes are `async def`: they are CPU-bound for a few milliseconds, and running
-    # them one at a time on the event loop beats threads contending for the GIL. Routes that wait
-    # on disk (event appends fsync) stay plain `def` and run in the threadpool.
+    # Every route that reads or writes the store is a plain `def`: FastAPI runs it in its
+    # threadpool, so a request waiting on Neo4j (or on SQLite's disk) never holds the event loop,
+    # and requests run concurrently (`benchmarks/load.py --concurrency`).
 
     def out(answer: Answer) -> Response:
         """The answer as `schemas.Recommendations` (the routes' documented `response_model`),
@@ -219,7 +233,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
 
     @app.get("/shoppers/{shopper_id:id}/recommendations", response_model=schemas.Recommendations,
              **guarded("read", 404), tags=["recommendations"], summary="A shopper's recommendations now")
-    async def shopper_recommendations(shopper_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.ShopperQuery, Query()]) -> Response:
+    def shopper_recommendations(shopper_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.ShopperQuery, Query()]) -> Response:
         """Complementary items for a shopper now: their session, their taste, the item in view."""
         ask = Ask(query.k, query.product_id, query.location, query.gift,
                   known_categories(query.category, ["query", "category"]), query.same_category, query.session_id,
@@ -228,7 +242,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
 
     @app.get("/products/{product_id:id}/complete-the-look", response_model=schemas.Recommendations,
              **guarded("read", 404), tags=["recommendations"], summary="Complete the look around a product")
-    async def complete_the_look(product_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.LookQuery, Query()]) -> Response:
+    def complete_the_look(product_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.LookQuery, Query()]) -> Response:
         """What completes the look around a product, for anyone (no shopper needed)."""
         categories = known_categories(query.category, ["query", "category"])
         known = engine.graph.cards(query.item)
@@ -240,7 +254,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
 
     @app.post("/sessions/{session_id:id}/recommendations", response_model=schemas.Recommendations,
               **guarded("read", 404, 413), tags=["recommendations"], summary="An anonymous visitor's recommendations")
-    async def session_recommendations(session_id: Annotated[str, Path(**schemas.PATH_ID)], body: schemas.SessionAsk) -> Response:
+    def session_recommendations(session_id: Annotated[str, Path(**schemas.PATH_ID)], body: schemas.SessionAsk) -> Response:
         """For an anonymous visitor: the session's events so far plus the items given."""
         known = engine.graph.cards(body.items)
         for i, pid in enumerate(body.items):
@@ -283,7 +297,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         """A merchandiser's new look, recommendable at once; 409 when the id is taken."""
         look = look_of(body.id, body)
         store.create("looks", look)
-        engine.graph.look_added(look)
+        fresh.catch_up()
         return schemas.LookOut.of(look)
 
     @app.put("/looks/{look_id:id}", response_model=schemas.LookOut, **guarded("admin", 413), tags=["catalogue"],
@@ -296,7 +310,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         look = look_of(look_id, body)
         with store.bulk_load() as writer:
             writer.write("looks", [look])
-        engine.graph.look_added(look)
+        fresh.catch_up()
         return look
 
     def product_of(product_id: str, body: schemas.ProductFields) -> Product:
@@ -311,14 +325,10 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         return Product(product_id, body.name, body.category_id, body.price, attributes, body.availability,
                        tuple(dict.fromkeys(body.unavailable_in)))
 
-    def product_written(product: Product, before: Product | None = None) -> schemas.ProductOut:
-        """Walkable, and its availability and rules in force, from the next request on. The
-        walks are told only when what they walk changed (not for availability or a price: on
-        Neo4j that would drop their cached aggregates for nothing)."""
-        if before is None or (before.name, before.category_id, before.attributes) != (
-                product.name, product.category_id, product.attributes):
-            engine.graph.product_added(product)
-        engine.merch.product_changed(product)
+    def product_written(product: Product) -> schemas.ProductOut:
+        """Walkable, and its availability and rules in force, from this process's next request
+        on (every other process's within `LOOKGRAPH_FRESHNESS_SECONDS`)."""
+        fresh.catch_up()
         return schemas.ProductOut.of(product)
 
     @app.post("/products", response_model=schemas.ProductOut, status_code=201, **guarded("admin", 409, 413),
@@ -358,7 +368,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         else:
             with store.bulk_load() as writer:
                 writer.write("products", [product])
-        return product_written(product, before)
+        return product_written(product)
 
     @app.delete("/products/{product_id:id}", response_model=schemas.ProductOut, **guarded("admin", 404),
                 tags=["catalogue"], summary="Withdraw a product")
@@ -366,10 +376,10 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         """Marks it discontinued: never recommended again, while the shoppers' events that
         name it stay their history (so the record stays, and `PUT` brings it back)."""
         current = store.get("products", product_id)
-        product = Product(current.id, current.name, current.category_id, current.price, current.attributes, "discontinued")
-        with store.bulk_load() as writer:
-            writer.write("products", [product])
-        return product_written(product, current)
+        product = Product(current.id, current.name, current.category_id, current.price, current.attributes, "discontinued",
+                          current.unavailable_in)
+        store.set_availability(product_id, product.availability, product.unavailable_in)
+        return product_written(product)
 
     def rule_out(rule: Rule) -> schemas.RuleOut:
         fields = {name: getattr(rule, name) for name in Rule.__dataclass_fields__}
@@ -405,7 +415,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
             (store.replace_rule if replace else store.create_rule)(rule)
         except UnknownNode as err:
             raise invalid(["shopper_id" if err.label == "Shopper" else "look_id"], str(err)) from None
-        engine.merch.rules_changed()
+        fresh.catch_up()
         return rule
 
     @app.delete("/rules/{rule_id:id}", status_code=204, **guarded("admin", 404), tags=["merchandising"],
@@ -416,7 +426,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
 
     def remove_rule(rule_id: str) -> None:
         store.delete_rule(rule_id)
-        engine.merch.rules_changed()
+        fresh.catch_up()
 
     add_console(app, store, engine, lambda: served.version, Actions(create_rule, remove_rule, save_look), sessions)
     app.mount("/console/static", StaticFiles(directory=FilePath(__file__).parent / "static" / "console"), name="console")
@@ -437,7 +447,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         """Erase every trace of the shopper's personal data (events, sessions, saved looks,
         contact log, embeddings, and what this server remembers of them)."""
         removed = store.delete_shopper(shopper_id)
-        engine.forget(shopper_id)
+        fresh.catch_up()  # this process forgets them now, every other within the freshness interval
         removed["artifacts"] = len(erase_shopper_from_artifacts(settings.home / "models", shopper_id))
         return schemas.Erased(shopper_id=shopper_id, removed=removed)
 

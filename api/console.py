@@ -28,6 +28,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from ..graph.limits import shown_time
@@ -186,7 +187,7 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
         replace = form.pop("replace", None) is not None
         form.pop("csrf_token", None)  # checked by security.Gate
         try:
-            actions.create_rule(schemas.RuleIn(**form), replace)
+            await run_in_threadpool(actions.create_rule, schemas.RuleIn(**form), replace)  # a store write: off the loop
         except (ValidationError, RequestValidationError) as err:
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"] if p not in ("body",))

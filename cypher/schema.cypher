@@ -53,3 +53,7 @@ OPTIONS {indexConfig: {
   `vector.similarity_function`: 'cosine',
   `vector.quantization.enabled`: false
 }};
+
+// The change log's numbers (cypher/changes.cypher): one per change, looked up by range.
+// name: change_seq_unique
+CREATE CONSTRAINT change_seq IF NOT EXISTS FOR (n:Change) REQUIRE n.seq IS UNIQUE;

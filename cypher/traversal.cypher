@@ -103,10 +103,11 @@ RETURN node.id AS id, score
 ORDER BY score DESC, id
 LIMIT $k;
 
-// The time of the newest event: trending is measured back from it.
-// name: latest_event_time
+// The time of the newest cart or purchase: trending is measured back from it, as on the
+// embedded store (graph/sqlite_store.py's carts_and_purchases).
+// name: latest_sale_time
 MATCH (:Session)-[r:INTERACTED]->(:Product)
-WHERE r.ts IS NOT NULL
+WHERE r.type IN ['cart', 'purchase'] AND r.ts IS NOT NULL
 RETURN r.ts AS ts
 ORDER BY ts DESC
 LIMIT 1;

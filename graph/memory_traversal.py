@@ -30,7 +30,7 @@ import numpy as np
 
 from .model import Event, Look, Product
 from .traversal import (
-    ATTRIBUTE, CO_SESSIONS_SCANNED, CROWD, LOOK, STATISTICS_TTL, TRENDING_DAYS, TRENDING_PER_GROUP,
+    ATTRIBUTE, CO_SESSIONS_SCANNED, CROWD, MAX_SESSION_ITEMS, LOOK, STATISTICS_TTL, TRENDING_DAYS, TRENDING_PER_GROUP,
     AttributeHit, CategoryTree, CrowdHit, LookHit, ProductCard, Repurchase, Trending, Traversal, Walks, cycle_days,
     in_background, telling_attributes,
 )
@@ -40,8 +40,6 @@ if TYPE_CHECKING:  # the store builds this index (`SQLiteGraphStore.traversal`);
     from .store import GraphStore
 
 CROWD_NEIGHBOURS = 50
-MAX_SESSION_ITEMS = 30
-"""Sessions with more distinct items than this say little about what goes together."""
 ANY_GROUP = object()
 """An attribute's products in any category group (`shared_attributes` within groups)."""
 
@@ -78,7 +76,7 @@ class MemoryTraversal(Traversal):
         self.stats_ttl, self.clock, self._spawn = stats_ttl, clock, spawn
         self._stats_at, self._stats_stale, self._refreshing = clock(), False, False
         self._lock = threading.Lock()
-        self._vectors = VectorIndex(vectors.ids["product"], vectors.arrays["product"]) if vectors is not None else None
+        self._vectors, self._vector_source = None, vectors  # the index is built when first asked (`nearest`)
 
     # -- the walks -----------------------------------------------------------------------------
     def cards(self, product_ids: Iterable[str]) -> dict[str, ProductCard]:
@@ -173,11 +171,19 @@ class MemoryTraversal(Traversal):
         return self._crowd_products[start:end], self._crowd_sessions[start:end]
 
     def use_vectors(self, vectors) -> None:
-        # Built first, then swapped in by one assignment: a walk in flight keeps the old index.
-        self._vectors = VectorIndex(vectors.ids["product"], vectors.arrays["product"]) if vectors is not None else None
+        # One assignment: a search in flight keeps the old index. No request of the engine
+        # searches it, so it is built only when first asked, never at start or reload.
+        with self._lock:
+            self._vectors, self._vector_source = None, vectors
 
     def nearest(self, vector: np.ndarray, k: int = 50) -> list[str]:
-        return self._vectors.nearest(vector, k) if self._vectors is not None else []
+        index, source = self._vectors, self._vector_source
+        if index is None and source is not None:
+            index = VectorIndex(source.ids["product"], source.arrays["product"])
+            with self._lock:
+                if self._vector_source is source:
+                    self._vectors = index
+        return index.nearest(vector, k) if index is not None else []
 
     def trending(self) -> Trending:
         self._refresh_when_due()

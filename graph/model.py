@@ -31,11 +31,12 @@ RELATIONSHIPS = (
     "SAVED",
 )
 
-OPERATIONAL_LABELS = ("Channel", "Rule", "ConsoleSession")
+OPERATIONAL_LABELS = ("Channel", "Rule", "ConsoleSession", "Change", "ChangeSequence")
 OPERATIONAL_RELATIONSHIPS = ("CONTACTED", "HAS_RULE", "PINS")
 """The outbound contact log, (:Shopper)-[:CONTACTED {ts}]->(:Channel), and the merchandisers'
 rules, (:Rule), (:Shopper)-[:HAS_RULE]->(:Rule), (:Rule)-[:PINS]->(:Look): kept in the store
-(a shopper's erased with them), and the console's sign-in sessions, (:ConsoleSession): kept in
+(a shopper's erased with them), the console's sign-in sessions, (:ConsoleSession), and the
+change log serving processes keep fresh from, (:Change) numbered by (:ChangeSequence): kept in
 the store, but not part of the graph that is counted, trained on or recommended from."""
 
 EVENT_TYPES = ("view", "cart", "purchase", "dismiss")

@@ -8,6 +8,7 @@ per batch: a load is not atomic but resumable, since running it again completes 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -16,7 +17,10 @@ from neo4j import GraphDatabase
 from .cypher import cypher, library
 from .model import Attribute, Category, Event, GraphStats, Look, Neighbour, Product, Rule, SavedLook, Shopper
 from .neo4j_traversal import CypherTraversal
-from .store import AlreadyExists, BulkWriter, GraphStore, SessionConflict, UnknownNode
+from .store import (
+    CHANGE_KIND, CHANGE_RETENTION_SECONDS, CHANGES_PER_WRITE, AlreadyExists, BulkWriter, GraphStore, SessionConflict,
+    UnknownNode, erasure_key,
+)
 
 _STATEMENT_OF_KIND = {
     "categories": "load.upsert_categories",
@@ -160,6 +164,7 @@ class Neo4jGraphStore(GraphStore):
             if not run(claim, id=record.id)[0]["created"]:
                 raise AlreadyExists(label, record.id)
             run(_STATEMENT_OF_KIND[kind], rows=[_row(kind, record)])
+            _record_changes(run, CHANGE_KIND[kind], [record.id])
 
         self._in_write(work)
 
@@ -167,10 +172,17 @@ class Neo4jGraphStore(GraphStore):
         # Not one transaction (a large set is written in batches): re-running it completes it.
         deleted = self._write("load.delete_other_mined_looks", keep=[lk.id for lk in looks])[0]["deleted"]
         _Neo4jWriter(self).write("looks", looks)
+        self._in_write(lambda run: _record_changes(run, "look", ["*"]))  # looks went away: re-read them all
         return deleted
 
     def delete_shopper(self, shopper_id: str) -> dict[str, int]:
-        rows = self._write("erase.erase_shopper", shopper_id=shopper_id)
+        def work(run) -> list[dict]:
+            rows = run("erase.erase_shopper", shopper_id=shopper_id)
+            if rows:
+                _record_changes(run, "shopper", [erasure_key(shopper_id)])
+            return rows
+
+        rows = self._in_write(work)
         if not rows:
             raise UnknownNode("Shopper", shopper_id)
         return dict(rows[0])
@@ -280,13 +292,28 @@ class Neo4jGraphStore(GraphStore):
             rows = self._read("read.session_events", session_id=session_id, since=since, limit=limit)
         return [_event(r) for r in reversed(rows)]
 
+    def changes_since(self, seq: int, limit: int = 1_000) -> list[tuple[int, str, str]]:
+        return [(r["seq"], r["kind"], r["key"]) for r in self._read("changes.changes_since", seq=seq, limit=limit)]
+
+    def latest_change(self) -> int:
+        return self._read("changes.latest_change")[0]["seq"]
+
+    def events_watermark(self) -> int:
+        return self._read("changes.events_watermark")[0]["events"]
+
     def unavailable_products(self) -> dict[str, tuple[str, tuple[str, ...]]]:
         return {r["id"]: (r["availability"] or "in_stock", tuple(r["unavailable_in"]))
                 for r in self._read("merchandising.unavailable_products")}
 
     def set_availability(self, product_id, availability, unavailable_in) -> None:
-        if not self._write("merchandising.set_availability", id=product_id, availability=availability,
-                           unavailable_in=list(unavailable_in)):
+        def work(run) -> bool:
+            found = run("merchandising.set_availability", id=product_id, availability=availability,
+                        unavailable_in=list(unavailable_in))
+            if found:
+                _record_changes(run, "availability", [product_id])
+            return bool(found)
+
+        if not self._in_write(work):
             raise UnknownNode("Product", product_id)
 
     def products_matching(self, categories, attribute, price_min, price_max) -> set[str]:
@@ -308,6 +335,7 @@ class Neo4jGraphStore(GraphStore):
                 raise AlreadyExists("Rule", rule.id)
             if found["missing"]:
                 raise UnknownNode(found["missing"], rule.shopper_id if found["missing"] == "Shopper" else rule.look_id)
+            _record_changes(run, "rule", [rule.id])
 
         self._in_write(work)
 
@@ -315,7 +343,13 @@ class Neo4jGraphStore(GraphStore):
         self.create_rule(rule, replace=True)
 
     def delete_rule(self, rule_id: str) -> None:
-        if not self._write("merchandising.delete_rule", id=rule_id)[0]["deleted"]:
+        def work(run) -> bool:
+            deleted = run("merchandising.delete_rule", id=rule_id)[0]["deleted"]
+            if deleted:
+                _record_changes(run, "rule", [rule_id])
+            return bool(deleted)
+
+        if not self._in_write(work):
             raise UnknownNode("Rule", rule_id)
 
     def look_ids(self, product_id=None, limit=50, offset=0) -> list[str]:
@@ -349,5 +383,21 @@ class _Neo4jWriter(BulkWriter):
             if kind == "events":
                 new_events += self.store._append_batch(records[start : start + size])
                 continue
-            self.store._write(_STATEMENT_OF_KIND[kind], rows=[_row(kind, r) for r in records[start : start + size]])
+            batch = records[start : start + size]
+
+            def work(run, batch=batch) -> None:  # the batch and its change, one transaction
+                run(_STATEMENT_OF_KIND[kind], rows=[_row(kind, r) for r in batch])
+                if kind in CHANGE_KIND:
+                    _record_changes(run, CHANGE_KIND[kind], [r.id for r in batch])
+
+            self.store._in_write(work)
         return new_events
+
+
+def _record_changes(run, kind: str, keys: Sequence[str]) -> None:
+    """In the write's own transaction: one change per key, or one for all (`*`) past
+    `CHANGES_PER_WRITE`; changes older than `CHANGE_RETENTION_SECONDS` are dropped."""
+    now = time.time()
+    keys = ["*"] if len(keys) > CHANGES_PER_WRITE else list(keys)
+    run("changes.record_changes", changes=[{"kind": kind, "key": key} for key in keys], at=now)
+    run("changes.drop_old_changes", before=now - CHANGE_RETENTION_SECONDS)

@@ -18,12 +18,11 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from .traversal import (
-    CO_SESSIONS_SCANNED, TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit, CategoryTree,
+    CO_SESSIONS_SCANNED, MAX_SESSION_ITEMS, TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit, CategoryTree,
     CrowdHit, LookHit, ProductCard, Repurchase, STATISTICS_TTL, Trending, Traversal, Walks, cycle_days,
     in_background, keep_across_groups, telling_attributes,
 )
 
-MAX_SESSION_ITEMS = 30
 TRENDING_PRODUCTS = 20_000
 """How many of the best-selling products are read to fill every category group's top 100."""
 
@@ -186,7 +185,7 @@ class CypherTraversal(Traversal):
             self._refreshing = False
 
     def _read_trending(self) -> Trending:
-        latest = self.store._read("traversal.latest_event_time")
+        latest = self.store._read("traversal.latest_sale_time")
         if not latest:
             return Trending()
         since = latest[0]["ts"] - TRENDING_DAYS * 86_400

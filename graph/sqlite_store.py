@@ -35,7 +35,10 @@ from .model import (
     SavedLook,
     Shopper,
 )
-from .store import AlreadyExists, BulkWriter, GraphStore, SessionConflict, UnknownNode
+from .store import (
+    CHANGE_KIND, CHANGE_RETENTION_SECONDS, CHANGES_PER_WRITE, AlreadyExists, BulkWriter, GraphStore, SessionConflict,
+    UnknownNode, erasure_key,
+)
 
 SCHEMA_VERSION = 3
 _MIGRATIONS = {1: ("ALTER TABLE look ADD COLUMN mined INTEGER NOT NULL DEFAULT 0",
@@ -122,6 +125,14 @@ CREATE TABLE IF NOT EXISTS rule (
     spec TEXT NOT NULL,
     shopper_id TEXT REFERENCES shopper(id) ON DELETE CASCADE,
     look_id TEXT REFERENCES look(id) ON DELETE CASCADE
+);
+-- Every write other processes hold a copy of (products, looks, rules, categories, erasures), in
+-- commit order: each serving process reads what came after the last it applied (`changes_since`).
+CREATE TABLE IF NOT EXISTS change_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS console_session (
     token_hash TEXT PRIMARY KEY,
@@ -316,6 +327,7 @@ class SQLiteGraphStore(GraphStore):
             conn.executemany("INSERT OR IGNORE INTO keep_look VALUES (?)", [(lk.id,) for lk in looks])
             deleted = conn.execute("DELETE FROM look WHERE mined = 1 AND id NOT IN (SELECT id FROM keep_look)").rowcount
             _SQLiteWriter(conn).write("looks", looks)
+            _record_changes(conn, "look", ["*"])  # looks went away: every process re-reads them all
             return deleted
 
     def delete_shopper(self, shopper_id: str) -> dict[str, int]:
@@ -344,6 +356,7 @@ class SQLiteGraphStore(GraphStore):
                 "DELETE FROM session WHERE shopper_id = ?", (shopper_id,)
             ).rowcount
             removed["shoppers"] = conn.execute("DELETE FROM shopper WHERE id = ?", (shopper_id,)).rowcount
+            _record_changes(conn, "shopper", [erasure_key(shopper_id)])
         self._checkpoint()
         return removed
 
@@ -421,6 +434,17 @@ class SQLiteGraphStore(GraphStore):
             conn.execute("DELETE FROM console_session WHERE token_hash = ?", (token_hash,))
 
     # -- reads -------------------------------------------------------------------------
+    def changes_since(self, seq: int, limit: int = 1_000) -> list[tuple[int, str, str]]:
+        return self._conn().execute("SELECT seq, kind, key FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                                    (seq, limit)).fetchall()
+
+    def latest_change(self) -> int:
+        return self._conn().execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()[0]
+
+    def events_watermark(self) -> int:
+        # The newest event's row (an erasure is in the change log besides).
+        return self._conn().execute("SELECT coalesce(max(rowid), 0) FROM event").fetchone()[0]
+
     def carts_and_purchases(self, days: float) -> list[tuple[str, int, float, str | None]]:
         """The crowd's carts and purchases of the last `days` before the newest one, as
         (product, weight: cart 2, purchase 3, time, location): what trending counts."""
@@ -561,6 +585,7 @@ class SQLiteGraphStore(GraphStore):
                                 (availability, json.dumps(list(unavailable_in)) if unavailable_in else None,
                                  product_id)).rowcount:
                 raise UnknownNode("Product", product_id)
+            _record_changes(conn, "availability", [product_id])
 
     def products_matching(self, categories, attribute, price_min, price_max) -> set[str]:
         clauses, params = [], []
@@ -594,6 +619,7 @@ class SQLiteGraphStore(GraphStore):
             spec = {name: getattr(rule, name) for name in Rule.__dataclass_fields__}
             conn.execute("INSERT INTO rule (id, spec, shopper_id, look_id) VALUES (?, ?, ?, ?)",
                          (rule.id, json.dumps(spec), rule.shopper_id, rule.look_id))
+            _record_changes(conn, "rule", [rule.id])
 
     def replace_rule(self, rule: Rule) -> None:
         self.create_rule(rule, replace=True)
@@ -602,6 +628,7 @@ class SQLiteGraphStore(GraphStore):
         with self._transaction() as conn:
             if not conn.execute("DELETE FROM rule WHERE id = ?", (rule_id,)).rowcount:
                 raise UnknownNode("Rule", rule_id)
+            _record_changes(conn, "rule", [rule_id])
 
     def look_ids(self, product_id=None, limit=50, offset=0) -> list[str]:
         if product_id is None:
@@ -671,12 +698,24 @@ class SQLiteGraphStore(GraphStore):
         return GraphStats(nodes, relationships, [tuple(r) for r in top_categories])
 
 
+def _record_changes(conn: sqlite3.Connection, kind: str, keys: Sequence[str]) -> None:
+    """In the write's own transaction: one change per key, or one for all (`*`) past
+    `CHANGES_PER_WRITE`; changes older than `CHANGE_RETENTION_SECONDS` are dropped."""
+    now = time.time()
+    keys = ["*"] if len(keys) > CHANGES_PER_WRITE else list(keys)
+    conn.executemany("INSERT INTO change_log (kind, key, at) VALUES (?, ?, ?)", [(kind, key, now) for key in keys])
+    conn.execute("DELETE FROM change_log WHERE at < ?", (now - CHANGE_RETENTION_SECONDS,))
+
+
 class _SQLiteWriter(BulkWriter):
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
 
     def write(self, kind: str, records: Sequence) -> int:
-        return getattr(self, f"_write_{kind}")(records) or 0
+        written = getattr(self, f"_write_{kind}")(records) or 0
+        if kind in CHANGE_KIND and records:
+            _record_changes(self.conn, CHANGE_KIND[kind], [r.id for r in records])
+        return written
 
     def _write_categories(self, rows: Sequence[Category]):
         self.conn.executemany(

@@ -7,10 +7,26 @@ Both pass the same contract tests in `tests/test_store_contract.py`.
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 
 from .model import Event, GraphStats, Neighbour
+
+
+CHANGE_KIND = {"products": "product", "looks": "look", "categories": "category"}
+"""What a write of these records tells serving processes changed (`changes_since`); rules and
+erasures are recorded as "rule" and "shopper"."""
+CHANGES_PER_WRITE = 100
+"""A write of more records than this is recorded as one change of every record of its kind
+(key `*`): a bulk load is re-read whole rather than record by record."""
+CHANGE_RETENTION_SECONDS = 7 * 86_400
+"""How long changes are kept; a process further behind than that reloads everything."""
+
+
+def erasure_key(shopper_id: str) -> str:
+    """How an erasure is recorded in the change log: a digest, never the erased id itself."""
+    return hashlib.sha256(shopper_id.encode()).hexdigest()
 
 
 class UnknownNode(LookupError):
@@ -138,6 +154,22 @@ class GraphStore(abc.ABC):
         """Forget a session (signing out); nothing happens when there is none."""
 
     # -- reads -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def changes_since(self, seq: int, limit: int = 1_000) -> list[tuple[int, str, str]]:
+        """What changed after change `seq`, in commit order, as (seq, kind, key): kind one of
+        "product", "availability" (a product's alone), "look", "category", "rule", "shopper"
+        (key: `erasure_key`); key `*` for every record of the kind. Written in the transaction
+        of the change itself."""
+
+    @abc.abstractmethod
+    def latest_change(self) -> int:
+        """The newest change's seq (0 for none)."""
+
+    @abc.abstractmethod
+    def events_watermark(self) -> int:
+        """A number that changes when events are added or erased (read in constant time): how a
+        serving process learns that the crowd's statistics are due, whoever wrote the events."""
+
     @abc.abstractmethod
     def traversal(self, vectors=None):
         """What the recommendation engine walks (`graph/traversal.py`): an index in memory

@@ -48,6 +48,9 @@ TRENDING_DAYS = 30
 TRENDING_PER_GROUP = 100
 STATISTICS_TTL = 300.0
 """Seconds the crowd's statistics (trending, repurchase) are served before they are recomputed."""
+MAX_SESSION_ITEMS = 30
+"""Sessions with more distinct items than this say little about what goes together: the
+crowd's walk skips them, on both stores."""
 CO_SESSIONS_SCANNED = 500
 """A walk through the crowd's sessions reads at most this many of an anchor's latest sessions,
 so that a bestseller costs what any product costs."""

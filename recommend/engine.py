@@ -26,7 +26,7 @@ import numpy as np
 
 from ..embeddings.vectors import LookVectors
 from ..graph.limits import FUTURE_SLACK_SECONDS
-from ..graph.store import GraphStore
+from ..graph.store import GraphStore, erasure_key
 from ..graph.traversal import ProductCard, Traversal
 from . import policies
 from .arrange import arrange
@@ -150,6 +150,29 @@ class Engine:
             return {"contact": False, "reason": reason, "retry_after": retry, "items": []}
         items = self.for_shopper(shopper_id, Ask(k=k)).items
         return {"contact": True, "reason": reason, "retry_after": None, "items": items}
+
+    def reload_graph(self) -> None:
+        """Read the graph's walks, the merchandising and the sources over them again from the
+        store (after a bulk load, new categories, another process's mined looks): built beside
+        what is served, then swapped in."""
+        graph = self.store.traversal(self.vectors)
+        merch = Merchandising(self.store, graph.categories)
+        ranker = self.ranker if isinstance(self.ranker, LearnedRanker) else None
+        self.graph, self.merch = graph, merch
+        self.install(self.prepare(self.vectors, ranker))
+
+    def forget_erased(self, key: str) -> None:
+        """An erasure recorded in the store's change log (by its `erasure_key`): forget every
+        shopper of this process with that key, and recount the crowd without them."""
+        with self._lock:
+            remembered = [sid for sid in self._shown if erasure_key(sid) == key]
+        learnt = [sid for sid in (self.model.shopper_row if self.model else ()) if erasure_key(sid) == key]
+        for shopper_id in dict.fromkeys(remembered + learnt):
+            with self._lock:
+                self._shown.pop(shopper_id, None)
+            if self.model is not None:
+                self.model.shopper_erased(shopper_id)
+        self.graph.shopper_erased("")
 
     def forget(self, shopper_id: str) -> None:
         """Drop what this process holds of a shopper, on erasure: impressions, their part in

@@ -1,9 +1,9 @@
 """What merchandisers steer, as the engine applies it: availability and business rules.
 
 Contract: `Merchandising` is read from the store at start (products not plainly in stock, every
-rule and the products each rule is about) and told of every change made through the API
-(`product_changed`, `rules_changed`), so a change holds from the next request on, without
-retraining, on both stores. The engine asks it four questions per request: may this product be
+rule and the products each rule is about) and told of every change in the store's change log
+(`product_changed`, `rules_changed`: `freshness.py`), so a change holds from the next request
+on, in every process, without retraining, on both stores. The engine asks it four questions per request: may this product be
 shown here (`shown`), which products does a rule keep out (`excludes`), how far do boosts and
 buries move each candidate and which rules did it (`adjust`), and which looks are pinned to
 a category page (`pins`).
@@ -19,6 +19,10 @@ import numpy as np
 from ..graph.model import Product, Rule
 from ..graph.store import GraphStore
 from ..graph.traversal import CategoryTree
+
+
+RULES_NAMED = 3
+"""Rules named on one recommended item (the ones that move it most); the rest are counted."""
 
 
 class Merchandising:
@@ -44,11 +48,17 @@ class Merchandising:
                 if inside != (product.id in members):
                     self._rules[rule_id] = (rule, members | {product.id} if inside else members - {product.id})
 
-    def rules_changed(self) -> None:
-        """Read every rule again, and the products each is about."""
-        rules = {rule.id: (rule, frozenset(self._members(rule))) for rule in self.store.rules()}
+    def rules_changed(self, rule_ids: Sequence[str] | None = None) -> None:
+        """Read the rules again; the products each is about are counted again only for
+        `rule_ids` (every rule when None): a rule written costs one rule's count, not all of them."""
+        rules = {rule.id: rule for rule in self.store.rules()}
         with self._lock:
-            self._rules = rules
+            kept = dict(self._rules)
+        recount = set(rules) if rule_ids is None else set(rule_ids) | (set(rules) - set(kept))
+        fresh = {rid: (rule, frozenset(self._members(rule)) if rid in recount or kept[rid][0] != rule else kept[rid][1])
+                 for rid, rule in rules.items()}
+        with self._lock:
+            self._rules = fresh
 
     def _categories(self, rule: Rule) -> list[str] | None:
         if rule.category is None:
@@ -93,15 +103,22 @@ class Merchandising:
 
     def adjust(self, product_ids: Sequence[str], shopper_id: str | None, now: float) -> tuple[np.ndarray, dict[str, list[str]]]:
         """Per product: how many standard deviations of the list's scores the boosts and buries
-        move it, and which rules did (their sentences, for the explanations)."""
-        shift, named = np.zeros(len(product_ids)), {}
+        move it, and which rules did (their sentences, for the explanations: the
+        `RULES_NAMED` that move it most, then how many more)."""
+        shift, moved = np.zeros(len(product_ids)), {}
+        position = {pid: i for i, pid in enumerate(product_ids)}
         for rule, members in self._applying(shopper_id, now, ("boost", "bury")):
             sign = 1.0 if rule.action == "boost" else -1.0
-            for i, pid in enumerate(product_ids):
-                if pid in members:
-                    shift[i] += sign * rule.weight
-                    verb = "boosted" if sign > 0 else "buried"
-                    named.setdefault(pid, []).append(f"{verb} by rule {rule.name or rule.id!r} ({sign * rule.weight:+g})")
+            for pid in members.intersection(position):  # in C, over the list's few hundred candidates
+                shift[position[pid]] += sign * rule.weight
+                moved.setdefault(pid, []).append((-rule.weight, rule.name or rule.id, sign))
+        named = {}
+        for pid, rules in moved.items():
+            rules.sort()
+            named[pid] = [f"{'boosted' if sign > 0 else 'buried'} by rule {name!r} ({sign * -weight:+g})"
+                          for weight, name, sign in rules[:RULES_NAMED]]
+            if len(rules) > RULES_NAMED:
+                named[pid].append(f"and {len(rules) - RULES_NAMED} more rules")
         return shift, named
 
     def pins(self, categories: Sequence[str], shopper_id: str | None, now: float) -> list[Rule]:

@@ -2,11 +2,14 @@
 # A local Neo4j Community server (the 5.26 LTS line, from Maven Central) for development and tests.
 #
 #   scripts/neo4j.sh start [--home DIR] [--port N]   build if needed, start, wait for Bolt, print NEO4J_URI
+#   scripts/neo4j.sh browser [--home DIR] [--port N] start if needed, print (and open) the Neo4j Browser's address
 #   scripts/neo4j.sh stop | status [--home DIR]
 #   scripts/neo4j.sh admin [--home DIR] ARGS...     neo4j-admin of the same release (e.g. database import full)
 #   scripts/neo4j.sh build                          fetch the jars (cached in ~/.m2) and compile the launcher
 #
-# The server carries Graph Data Science (open GDS 2.13: projections, FastRP, kNN).
+# The server carries Graph Data Science (open GDS 2.13: projections, FastRP, kNN) and the Neo4j
+# Browser, on HTTP at the Bolt port minus 213 (7474 beside 7687) or LOOKGRAPH_NEO4J_HTTP_PORT, styled
+# by lookgraph (tools/neo4j/src/main/resources/browser/lookgraph.grass: a shopper by id, a product by name).
 # Defaults: home .neo4j/ (data, logs, server.log, server.pid), port 7687, or LOOKGRAPH_NEO4J_HOME and
 # LOOKGRAPH_NEO4J_PORT. Memory: LOOKGRAPH_NEO4J_HEAP (default 2g), LOOKGRAPH_NEO4J_PAGECACHE_MB
 # (default 512). It listens on 127.0.0.1 only, without authentication: for production use the
@@ -61,21 +64,30 @@ start() {
     build
     if pid=$(running_pid); then
         echo "export NEO4J_URI=bolt://127.0.0.1:$(cat "$home/server.port")"
+        echo "export LOOKGRAPH_NEO4J_BROWSER=http://127.0.0.1:$(cat "$home/server.http_port" 2>/dev/null || http_port)/browser/"
         echo "Neo4j already running (pid $pid, home $home)" >&2
         return
     fi
     ! bolt_answers || die "port $port is in use (another Neo4j?): choose another with --port or LOOKGRAPH_NEO4J_PORT"
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$(http_port)") 2>/dev/null \
+        || die "port $(http_port) (the Browser's) is in use: choose another with LOOKGRAPH_NEO4J_HTTP_PORT"
     mkdir -p "$home"
     echo "$port" > "$home/server.port"
+    local http
+    http=$(http_port)
+    echo "$http" > "$home/server.http_port"
     # setsid: the server outlives this script and is stopped only by `stop` (or its own pid).
     setsid java $(jvm_options) "-Dlookgraph.plugins=$tool/target/plugins" -cp "$(classpath)" \
-        lookgraph.neo4j.Server "$home" "$port" "${LOOKGRAPH_NEO4J_PAGECACHE_MB:-512}" \
+        lookgraph.neo4j.Server "$home" "$port" "${LOOKGRAPH_NEO4J_PAGECACHE_MB:-512}" "$http" \
+        "style http://127.0.0.1:$http/browser/lookgraph.grass" \
         > "$home/server.log" 2>&1 < /dev/null &
     echo $! > "$home/server.pid"
     for _ in $(seq 240); do
         if grep -q "lookgraph-neo4j ready" "$home/server.log" 2>/dev/null && bolt_answers; then
             echo "export NEO4J_URI=bolt://127.0.0.1:$port"
-            echo "Neo4j $(neo4j_version) ready on bolt://127.0.0.1:$port (home $home, log $home/server.log)" >&2
+            echo "export LOOKGRAPH_NEO4J_BROWSER=http://127.0.0.1:$http/browser/"
+            echo "Neo4j $(neo4j_version) ready on bolt://127.0.0.1:$port, the Browser on http://127.0.0.1:$http/browser/" \
+                 "(home $home, log $home/server.log)" >&2
             return
         fi
         running_pid >/dev/null || { tail -20 "$home/server.log" >&2; die "Neo4j exited while starting (log above)"; }
@@ -83,6 +95,24 @@ start() {
     done
     stop
     die "Neo4j did not answer within 120 s (log: $home/server.log)"
+}
+
+http_port() { echo "${LOOKGRAPH_NEO4J_HTTP_PORT:-$((port - 213))}"; }
+
+browser() {
+    start >/dev/null
+    local bolt http url
+    bolt=$(cat "$home/server.port")
+    http=$(cat "$home/server.http_port")
+    url="http://127.0.0.1:$http/browser/?dbms=bolt://127.0.0.1:$bolt&preselectAuthMethod=NO_AUTH"
+    curl -fsS -o /dev/null "http://127.0.0.1:$http/browser/" 2>/dev/null \
+        || die "the Neo4j Browser does not answer at http://127.0.0.1:$http/browser/ (log: $home/server.log)"
+    echo "$url"
+    echo "the Neo4j Browser: $url (no password: the server listens on 127.0.0.1 only);" \
+         "the favourites to import are in cypher/explore/" >&2
+    if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && command -v xdg-open >/dev/null 2>&1; then
+        xdg-open "$url" >/dev/null 2>&1 || true
+    fi
 }
 
 stop() {
@@ -132,10 +162,11 @@ while [ $# -gt 0 ]; do
 done
 case "$command" in
     start) start ;;
+    browser) browser ;;
     stop) stop ;;
     status) status ;;
     build) build ;;
     admin) admin "$@" ;;
     version) neo4j_version ;;
-    *) die "usage: scripts/neo4j.sh start|stop|status|build|version [--home DIR] [--port N] | admin [--home DIR] ARGS..." ;;
+    *) die "usage: scripts/neo4j.sh start|browser|stop|status|build|version [--home DIR] [--port N] | admin [--home DIR] ARGS..." ;;
 esac

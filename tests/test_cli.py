@@ -78,3 +78,11 @@ def test_neo4j_admin_export_has_importer_headers_and_consistent_ids(tmp_path, mo
     assert all(r[0] in ids["Shopper"] and r[1] in ids["Session"] for r in rows("had_session")[1:])
     script = (out / "import.sh").read_text()
     assert "neo4j-admin} database import full" in script and "--relationships=INTERACTED=interacted.csv" in script
+
+
+def test_serve_with_workers_says_what_is_missing_once_before_starting_any(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOKGRAPH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LOOKGRAPH_API_KEYS", raising=False)
+    monkeypatch.delenv("LOOKGRAPH_API_KEYS_FILE", raising=False)
+    result = runner.invoke(app, ["serve", "--workers", "2"])
+    assert result.exit_code == 2 and "LOOKGRAPH_API_KEYS" in result.output

@@ -150,3 +150,72 @@ def test_a_rule_is_edited_in_place(shop):
     assert store.rules() == [Rule("edit-me", "bury", category="women/bags", weight=2)]
     bad = client.put("/rules/edit-me", json={**rule, "shopper_id": "nobody"}, headers=as_(ADMIN))
     assert bad.status_code == 422 and store.rules()[0].action == "bury"  # a failed replacement keeps the rule
+
+
+def test_two_servers_on_one_store_agree_after_each_others_writes(tmp_path, store):
+    """Many workers, one truth: what one server writes (stock, a rule, a new look, a product's
+    attributes, an erasure) holds on a second server over the same store once it applies the
+    store's change log (every `LOOKGRAPH_FRESHNESS_SECONDS` in the background; called here)."""
+    from lookgraph.graph.model import Event, Look
+
+    build(tmp_path, store)
+    clock = Clock()
+    settings = Settings(home=tmp_path / "home", api_keys=KEYS, freshness_seconds=0)
+    first = TestClient(create_app(settings, store, vectors=None, clock=clock))
+    second_app = create_app(settings, store, vectors=None, clock=clock)
+    second, fresh = TestClient(second_app), second_app.state.freshness
+    page, feed = "/products/jeans-1/complete-the-look?k=5", "/shoppers/ann/recommendations?k=10&explore=false"
+    assert "boots-1" in ids(items(second, page))
+
+    assert first.patch("/products/boots-1", json={"availability": "out_of_stock"}, headers=as_(ADMIN)).status_code == 200
+    assert "boots-1" in ids(items(second, page))  # not yet applied: the second still holds its copy
+    assert fresh.catch_up() == 1
+    assert "boots-1" not in ids(items(second, page)) and "boots-1" not in ids(items(first, page))
+
+    rule = {"id": "no-totes", "action": "exclude", "category": "women/bags"}
+    assert first.post("/rules", json=rule, headers=as_(ADMIN)).status_code == 201
+    fresh.catch_up()
+    assert not {"tote-1"} & set(ids(items(second, feed)))
+
+    look = {"id": "belted", "name": "belted", "product_ids": ["jeans-2", "belt-1", "loafers-1"]}
+    assert first.post("/looks", json=look, headers=as_(ADMIN)).status_code == 201
+    fresh.catch_up()
+    assert "loafers-1" in ids(items(second, "/products/jeans-2/complete-the-look?k=10"))
+
+    # A bulk write from another process (the CLI's load): re-read whole, new categories and all.
+    with store.bulk_load() as writer:
+        writer.write("looks", [Look(f"bulk-{i}", f"bulk {i}", ("shirt-1", "loafers-1")) for i in range(150)])
+    assert fresh.catch_up() == 1
+    assert "bulk-0" in {hit.look_id for hit in second_app.state.engine.graph.looks_with(["shirt-1"], 200)}
+
+    # An erasure on the first: the second forgets what it holds of her.
+    store.append_events([Event("late-1", "ann-late", "shirt-2", "view", NOW, "ann")])
+    items(second, feed)  # the second now remembers impressions of ann
+    assert "ann" in second_app.state.engine._shown
+    assert first.delete("/shoppers/ann", headers=as_(ADMIN)).status_code == 200
+    fresh.catch_up()
+    assert "ann" not in second_app.state.engine._shown
+    assert not any("ann" in key for _, _, key in store.changes_since(0))  # the log holds a digest, not the id
+
+
+def test_rules_at_scale_cost_one_rule_per_write_and_answers_name_the_rules_that_move_most(shop):
+    """A rule written counts its own products only (the others' counts are kept), and an item
+    many rules move names the three that move it most, then how many more."""
+    client, store, _ = shop
+    for n in range(12):
+        rule = {"id": f"boost-{n:02d}", "action": "boost", "category": "women", "weight": 0.1 + n / 10}
+        assert client.post("/rules", json=rule, headers=as_(ADMIN)).status_code == 201
+    counted = []
+    original = store.products_matching
+    store.products_matching = lambda *args: counted.append(args) or original(*args)  # noqa: E731
+    try:
+        assert client.post("/rules", json={"id": "bury-one", "action": "bury", "category": "men"},
+                           headers=as_(ADMIN)).status_code == 201
+    finally:
+        store.products_matching = original
+    assert len(counted) == 1  # the new rule's products, not thirteen rules'
+    found = items(client, "/shoppers/ann/recommendations?k=10&explore=false")
+    women = next(i for i in found if i["category"].startswith("women"))
+    assert women["rules"][:3] == ["boosted by rule 'boost-11' (+1.2)", "boosted by rule 'boost-10' (+1.1)",
+                                  "boosted by rule 'boost-09' (+1)"]
+    assert women["rules"][3:] == ["and 9 more rules"]

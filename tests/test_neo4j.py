@@ -266,3 +266,20 @@ def test_connecting_brings_an_earlier_quantized_vector_index_up_to_the_schema():
     assert store.traversal().nearest(vectors[1], 2)[0] == "p1"  # refilled from the stored vectors
     store.close()
 
+
+
+def test_the_neo4j_browser_is_served_styled_and_offers_this_servers_bolt():
+    """`scripts/neo4j.sh` serves the Neo4j Browser on HTTP beside Bolt: its page, lookgraph's
+    style (a shopper captioned by its id, a session by its id, not by its gift flag), and the
+    Bolt address it offers is this server's, not 7687."""
+    browser = os.environ.get("LOOKGRAPH_NEO4J_BROWSER")
+    if not browser:
+        pytest.skip("LOOKGRAPH_NEO4J_BROWSER is not set: the Neo4j server was not started by scripts/neo4j.sh")
+    page = httpx.get(browser, timeout=10)
+    assert page.status_code == 200 and "Neo4j Browser" in page.text
+    style = httpx.get(browser + "lookgraph.grass", timeout=10).text
+    for label, caption in (("Shopper", "{id}"), ("Session", "{id}"), ("Product", "{name}"), ("Attribute", "{key}")):
+        block = style.split(f"node.{label} {{", 1)[1].split("\n}", 1)[0]
+        assert f"caption: '{caption}';" in block, label
+    discovery = httpx.get(browser.split("/browser/")[0] + "/", timeout=10).json()
+    assert discovery["bolt_direct"] == os.environ["NEO4J_URI"]

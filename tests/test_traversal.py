@@ -104,6 +104,18 @@ def test_the_crowds_statistics(graph):
     assert walk.categories.within("women/shoes/boots", ["fashion"]) and not walk.categories.within("men/tops", ["women"])
 
 
+def test_trending_counts_back_from_the_newest_sale_on_both_stores(graph):
+    """One horizon on both stores: views after the last sale move nothing (they once moved
+    Neo4j's window and not the embedded store's)."""
+    store, walk = graph
+    before = {g: [c.id for c in cards] for g, cards in walk.trending().by_group.items()}
+    store.append_events([Event(f"late-view-{i}", f"late-{i}", "coffee-1", "view", NOW + (40 + i) * DAY, "crowd-1")
+                         for i in range(3)])
+    walk.events_added([])  # nothing to count: views only
+    walk.refresh_statistics()
+    assert {g: [c.id for c in cards] for g, cards in walk.trending().by_group.items()} == before
+
+
 def test_cards_leave_out_unknown_products_and_new_products_walk_at_once(graph):
     store, walk = graph
     assert set(walk.cards(["jeans-1", "ghost"])) == {"jeans-1"}
@@ -169,7 +181,7 @@ class _Recording(Neo4jGraphStore):
         self.calls.append((key, set(params)))
         if key == "traversal.anchor_attributes":
             return [{"anchor": "a", "anchor_category": None, "attribute": "style:casual", "holders": 2, "products": 10}]
-        return [{"ts": 1.0}] if key == "traversal.latest_event_time" else [{"products": 0}] if key.endswith("count") else []
+        return [{"ts": 1.0}] if key == "traversal.latest_sale_time" else [{"products": 0}] if key.endswith("count") else []
 
     _write = _read
 
