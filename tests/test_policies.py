@@ -148,6 +148,25 @@ def test_a_shopper_of_many_tastes_keeps_a_profile_and_one_view_does_not_take_it_
     assert policies.session_weight(state, config) == pytest.approx(1 / config.session_full_events)
 
 
+def test_without_a_ranker_a_feed_shows_more_of_a_category_shoppers_keep_coming_back_to(shop):
+    """Under the hand-set weights a feed leaves out the categories of what the shopper had,
+    unless shoppers keep coming back to a category for another product (a jeans buyer is shown
+    more jeans once buyers of jeans buy a second pair); a product page still completes the look."""
+    store, engine, clock = shop
+    store.append_events([event(1, "jeans-1", "purchase", session="bob-jeans", ts=NOW - 3 * DAY, shopper="bob",
+                               location=None)])
+    feed = lambda: ids(engine.for_shopper("bob", Ask(k=12, explore=False)).items)  # noqa: E731
+    assert "jeans-2" not in feed()  # nobody comes back to jeans yet
+    store.append_events([event(10 + 2 * n + i, pid, "purchase", session=f"crowd-jeans-{n}", shopper=f"crowd-{n}",
+                               ts=NOW - 2 * DAY + n, location=None)
+                         for n in range(4) for i, pid in enumerate(("jeans-1", "jeans-2"))])
+    engine.graph = store.traversal()  # the crowd's counts and statistics now hold those baskets
+    engine.graph.refresh_statistics()
+    assert engine.graph.repurchase()["women/bottoms/jeans"].return_rate >= 0.5
+    assert "jeans-2" in feed()
+    assert "jeans-2" not in ids(engine.for_shopper("bob", Ask(k=12, product_id="jeans-1")).items)
+
+
 def test_travel_is_context_for_the_trip_only(shop):
     store, engine, clock = shop
     store.append_events([Event("p/1", "bob-paris", "tote-1", "purchase", NOW - 100, "bob", "Paris")])
