@@ -188,7 +188,9 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
     graph, futures = hold_out(full, config.seed, RANKER_QUERIES)
     split_used = "one moment for everyone" if config.ranker_split == "time" else "a random fifth of each shopper's products"
     if config.ranker_split == "time" and len(futures) < config.min_ranker_queries:
-        graph, futures = hold_out_latest_visits(full, config.seed, RANKER_QUERIES)
+        # Any shopper with a history and a later visit asks a question (two products will do):
+        # such shops are sparse, and a ranker needs a hundred answerable queries.
+        graph, futures = hold_out_latest_visits(full, config.seed, RANKER_QUERIES, least=2)
         split_used = "each shopper's latest visits (too few shoppers span one moment; the crowd's counts hold later events)"
         say(f"ranker: too few shoppers span one moment in time; learning from {split_used}")
     split = make_split(graph, config.seed, test_share=0.0 if has_looks else 0.1,
