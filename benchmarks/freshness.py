@@ -82,7 +82,8 @@ def main() -> None:
         for port in PORTS:
             stack.enter_context(serving([*serve, "--port", str(port)], env, f"http://127.0.0.1:{port}"))
         first, second = PORTS
-        looks = call(first, "GET", "/looks?limit=200")["items"]
+        run = f"{int(time.time())}"  # ids of this run's rules and looks: a rerun on the same store makes new ones
+        looks = [lk for lk in call(first, "GET", "/looks?limit=200")["items"] if not lk["id"].startswith("fresh-")]
         stock, rules, made = [], [], []
         for trial in range(args.trials):
             look = looks[trial]
@@ -94,12 +95,13 @@ def main() -> None:
             call(first, "PATCH", f"/products/{quote(item, safe='')}", {"availability": "in_stock"})
             until(lambda: item in {i["product_id"] for i in page(second, anchor)})
             category = call(first, "GET", f"/products/{quote(item, safe='')}")["category_id"]
-            call(first, "POST", "/rules", {"id": f"fresh-{trial}", "action": "exclude", "category": category})
+            call(first, "POST", "/rules", {"id": f"fresh-{run}-{trial}", "action": "exclude", "category": category})
             rules.append(until(lambda: not any(i["category"] == category for i in page(second, anchor, 50))))
-            call(first, "DELETE", f"/rules/fresh-{trial}")
+            call(first, "DELETE", f"/rules/fresh-{run}-{trial}")
             partner = next(i["product_id"] for i in page(second, anchor, 50) if i["product_id"] != item)
-            call(first, "POST", "/looks", {"id": f"fresh-look-{trial}", "name": "fresh", "product_ids": [partner, item]})
-            made.append(until(lambda: any(p["relationships"] == ["INCLUDES", "INCLUDES"] and p["nodes"][1]["id"] == f"fresh-look-{trial}"
+            look_id = f"fresh-{run}-look-{trial}"
+            call(first, "POST", "/looks", {"id": look_id, "name": "fresh", "product_ids": [partner, item]})
+            made.append(until(lambda: any(p["relationships"] == ["INCLUDES", "INCLUDES"] and p["nodes"][1]["id"] == look_id
                                           for i in page(second, partner, 50) for p in i["paths"])))
         results["two_servers"] = {"stock": summary(stock), "rule": summary(rules), "look": summary(made)}
     with serving([*serve, "--port", str(PORTS[0]), "--workers", "2"], env, f"http://127.0.0.1:{PORTS[0]}"):
