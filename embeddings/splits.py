@@ -36,6 +36,14 @@ class Split:
     sessions: list[Query] = field(default_factory=list)
 
 
+def event_shoppers(graph: GraphExport) -> np.ndarray:
+    """Each interaction's shopper (its session's), -1 for an anonymous visitor's."""
+    owner = np.full(graph.count("session"), -1)
+    had = graph.edges[("shopper", "had", "session")]
+    owner[had[1]] = had[0]
+    return owner[graph.edges[("session", "interacted", "product")][0]]
+
+
 def without(graph: GraphExport, drop: dict[tuple[str, str, str], np.ndarray]) -> GraphExport:
     """A copy of `graph` without the edges masked True in `drop`."""
     edges, extras = {}, {}
@@ -141,10 +149,7 @@ def hold_out_futures(graph: GraphExport, seed: int, most: int, share: float = 0.
     products, the query's moment)])."""
     rng = np.random.default_rng(seed)
     interactions = graph.edges[("session", "interacted", "product")]
-    owner = np.full(graph.count("session"), -1)
-    had = graph.edges[("shopper", "had", "session")]
-    owner[had[1]] = had[0]
-    shopper = owner[interactions[0]]
+    shopper = event_shoppers(graph)
     positive = np.isin(graph.event_type, (0, 1, 2))
     if not positive.any():
         return graph, []
@@ -173,10 +178,7 @@ def hold_out_missing(graph: GraphExport, seed: int, most: int, share: float = 0.
     so it suits only a catalogue where the order of engagement carries no information."""
     rng = np.random.default_rng(seed)
     interactions = graph.edges[("session", "interacted", "product")]
-    owner = np.full(graph.count("session"), -1)
-    had = graph.edges[("shopper", "had", "session")]
-    owner[had[1]] = had[0]
-    shopper = owner[interactions[0]]
+    shopper = event_shoppers(graph)
     positive = np.isin(graph.event_type, (0, 1, 2)) & (shopper >= 0)
     n = graph.count("product")
     pairs = np.unique(shopper[positive].astype(np.int64) * n + interactions[1][positive])
@@ -208,10 +210,7 @@ def hold_out_latest_visits(graph: GraphExport, seed: int, most: int, share: floa
     avoid; `fit_artifact` says when it learns from this split)."""
     rng = np.random.default_rng(seed)
     interactions = graph.edges[("session", "interacted", "product")]
-    owner = np.full(graph.count("session"), -1)
-    had = graph.edges[("shopper", "had", "session")]
-    owner[had[1]] = had[0]
-    shopper = owner[interactions[0]]
+    shopper = event_shoppers(graph)
     positive = np.isin(graph.event_type, (0, 1, 2)) & (shopper >= 0)
     rows = np.flatnonzero(positive)[np.lexsort((graph.event_ts[positive], shopper[positive]))]
     by_shopper = np.split(rows, np.flatnonzero(np.diff(shopper[rows])) + 1) if len(rows) else []
