@@ -249,6 +249,11 @@ def explain_model() -> None:
         for source, weight in report["weights"].items():
             typer.echo(f"  evidence {source:<10} x {weight}")
         typer.echo(f"  plus {report['plus']}")
+        across = json.loads((folder / "model.json").read_text()).get("across_only")
+        if across:
+            typer.echo(f"  the anchors' categories: {'left out (complements only)' if across['chosen'] else 'kept in feeds'}; "
+                       f"held-out answers in the top 20: {across['hits']['across only']} of {across['queries']} left out, "
+                       f"{across['hits']['more of the same']} kept (sign test p {across['p']})")
         return
     typer.echo(f"  {report['trees']} trees; {report['train_queries']} training and {report['valid_queries']} "
                f"validation queries; validation NDCG@20 {report['valid_ndcg@20']}")

@@ -83,11 +83,14 @@ class Engine:
         """Serve the artifact `prepare` made ready from the next request on; what the engine
         remembers of shoppers (impressions) stays."""
         self.vectors, self.model, self.ranker = prepared
-        self.strict_across = not isinstance(self.ranker, LearnedRanker)
-        """Under the hand-set weights every list leaves out the anchors' categories. A learned
-        ranker decides from the data when more of a category is wanted: a feed is its ranking,
-        and a product page keeps at most `arrange.SAME_LEAF_SHARE` of its slots for the
-        categories already in view (the ranker learns from candidates gathered with this off)."""
+        chosen = (self.vectors.meta.get("across_only") or {}).get("chosen", True) if self.vectors else True
+        self.strict_across = not isinstance(self.ranker, LearnedRanker) and chosen
+        """Under the hand-set weights every list leaves out the anchors' categories, unless
+        training found on held-out queries that this shop's shoppers want more of a category
+        (`offline.choose_across_only`). A learned ranker decides from the data when more of a
+        category is wanted. Either way a product page keeps at most `arrange.SAME_LEAF_SHARE`
+        of its slots for the categories already in view (the ranker learns from candidates
+        gathered with this off)."""
 
     # -- entry points ------------------------------------------------------------------------
     def for_shopper(self, shopper_id: str, ask: Ask) -> Answer:

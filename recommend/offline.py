@@ -15,6 +15,7 @@ export: offline, products are named by their ids and no session is a trip or a g
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,6 +135,42 @@ def ranker_groups(engine: Engine, graph: GraphExport, futures: list[tuple[int, n
     return groups
 
 
+ACROSS_ONLY_SIGNIFICANCE = 0.05
+"""Without a learned ranker, feeds leave the anchors' categories out unless keeping them answers
+more held-out queries than leaving them out, by a sign test at this level."""
+
+
+def choose_across_only(engine: Engine, graph: GraphExport, futures: list[tuple[int, np.ndarray, float]],
+                       looks: list[Query], sessions: list[Query], k: int = 20) -> dict:
+    """How much "more of the same" is worth in this shop, when no ranker could be learnt:
+    the held-out queries asked as served (top `k`, no exploration) with the anchors' categories
+    left out (complements only, the mission's default) and with them kept. Keeping them is
+    chosen only when it answers significantly more queries (a one-sided sign test over the
+    queries one way answers and the other does not): a shop whose shoppers browse within a
+    category (Diginetica) gets the category, a fashion shop keeps completing the look.
+    Returns {"chosen": across only?, "queries", "hits": per way, "p"}; `chosen` goes into the
+    artifact's metadata (`Engine.install` reads it)."""
+    def hits(strict: bool) -> np.ndarray:
+        engine.strict_across = strict
+        found = []
+        for shopper, later, when in futures:
+            wanted = {graph.ids["product"][p] for p in later.tolist()}
+            found.append(bool(wanted & set(ask_shopper(engine, graph, shopper, when, k))))
+        for query in looks:
+            found.append(graph.ids["product"][query.target] in ask_look(engine, graph, query.context, k))
+        for n, query in enumerate(sessions):
+            found.append(graph.ids["product"][query.target] in ask_session(engine, graph, query.context, k, n))
+        return np.array(found, dtype=bool)
+
+    across, same = hits(True), hits(False)
+    engine.strict_across = False
+    wins, losses = int((same & ~across).sum()), int((across & ~same).sum())
+    n = wins + losses
+    p = sum(math.comb(n, i) for i in range(wins, n + 1)) / 2**n if n else 1.0
+    return {"chosen": bool(p >= ACROSS_ONLY_SIGNIFICANCE), "queries": len(across),
+            "hits": {"across only": int(across.sum()), "more of the same": int(same.sum())}, "p": round(p, 6)}
+
+
 def add_collaborative(vectors, graph: GraphExport, say) -> None:
     """The item-to-item collaborative index (`embeddings/collaborative.py`: EASE for a catalogue
     up to `EASE_MAX_PRODUCTS`, ItemKNN above) on the graph's shoppers and looks, into the artifact."""
@@ -169,7 +206,9 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
        moment) and for the held-out looks and sessions (an anonymous
        visitor with the other items): its candidates' features, labelled by the held-out
        products, train the LambdaRank ranker (a fifth of the queries held out for its early
-       stopping);
+       stopping); where too few queries have their answer among the candidates, no ranker, and
+       the same queries decide whether the hand-set weights may show more of the anchors'
+       categories (`choose_across_only`);
     5. the counts and the collaborative index refreshed from the whole graph, to be served.
 
     `validation`: looks already held out of `graph` (the evaluation's), used instead of holding
@@ -202,7 +241,7 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
     split.train = with_looks(split.train, mined)
     result = train(split.train, config, split.validation, progress=progress, shoppers=split.shoppers, log_line=log_line)
     add_collaborative(result.vectors, split.train, say)
-    ranker = None
+    ranker, answerable = None, 0
     if futures or split.sessions or split.validation:
         rng = np.random.default_rng(config.seed)
         pick = lambda items: [items[i] for i in sorted(rng.permutation(len(items))[:RANKER_QUERIES])]  # noqa: E731
@@ -212,11 +251,16 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
         with offline_engine(split.train, result.vectors) as engine:
             engine.strict_across = False  # as the learned ranker will be served
             groups = ranker_groups(engine, split.train, futures, looks, sessions)
-        answerable = sum(bool(y.any()) for _, y in groups)
-        if answerable < config.min_ranker_queries:
-            say(f"ranker: not trained: the engine's candidates held the answer of {answerable} held-out queries, "
-                f"fewer than the {config.min_ranker_queries} a ranker is learnt from; the hand-set evidence weights rank")
-        else:
+            answerable = sum(bool(y.any()) for _, y in groups)
+            if answerable < config.min_ranker_queries:
+                say(f"ranker: not trained: the engine's candidates held the answer of {answerable} held-out queries, "
+                    f"fewer than the {config.min_ranker_queries} a ranker is learnt from; the hand-set evidence weights rank")
+                across = choose_across_only(engine, split.train, futures, looks, sessions)
+                result.vectors.meta["across_only"] = across
+                say(f"hand-set weights: {across['hits']['across only']} of {across['queries']} held-out answers in the "
+                    f"top 20 with the anchors' categories left out, {across['hits']['more of the same']} with them kept: "
+                    + ("complements only" if across["chosen"] else "more of the same allowed in feeds"))
+        if answerable >= config.min_ranker_queries:
             order = np.random.default_rng(config.seed).permutation(len(groups))
             cut = int(len(groups) * 0.8)
             ranker = fit_ranker([groups[i] for i in order[:cut]], [groups[i] for i in order[cut:]], seed=config.seed)

@@ -157,6 +157,47 @@ def test_mined_looks_explain_themselves_as_bought_together(store, tmp_path):
     assert mined.sentence == "often bought together with the Jeans you are looking at"
 
 
+def within_category_shop(store, tmp_path, sessions: int = 300, buyers: int = 40):
+    """A shop whose visitors browse within one category (as on Diginetica): anonymous sessions
+    each view four products of one of six categories, while its known shoppers each bought one
+    product of three categories, so no category looks like one shoppers come back to."""
+    rng = np.random.default_rng(5)
+    kinds = ("kettles", "toasters", "blenders", "irons", "fans", "heaters")
+    categories = [Category("home", "Home"), *(Category(c, c.title(), "home") for c in kinds)]
+    products = [Product(f"{c}-{i}", f"{c.title()} {i}", c) for c in kinds for i in range(30)]
+    liked = np.linspace(3, 1, 30) / np.linspace(3, 1, 30).sum()
+    events, n = [], 0
+    for s in range(sessions):
+        kind = kinds[s % len(kinds)]
+        for i in rng.choice(30, size=4, replace=False, p=liked):
+            events.append(Event(f"e{n}", f"s{s}", f"{kind}-{i}", "view", 3_600.0 * s + n))
+            n += 1
+    for u in range(buyers):
+        for visit, kind in enumerate(rng.choice(kinds, size=3, replace=False)):
+            events.append(Event(f"e{n}", f"b{u}-{visit}", f"{kind}-{rng.integers(30)}", "purchase",
+                                3_600.0 * (u * 7 + visit * 50) + n, f"u{u}"))
+            n += 1
+    load(write_native(tmp_path / "in", categories=categories, products=products,
+                      shoppers=[Shopper(f"u{u}") for u in range(buyers)], events=events), store)
+    return export_graph(store)
+
+
+def test_without_a_ranker_held_out_visits_decide_whether_feeds_show_more_of_a_category(demo, embedded, tmp_path):
+    _, _, complementary, none, _, _ = demo
+    assert none is None and complementary.vectors.meta["across_only"]["chosen"] is True  # the demo completes looks
+    graph = within_category_shop(embedded, tmp_path)
+    result, ranker, _, mined = fit_artifact(graph, FAST)
+    choice = result.vectors.meta["across_only"]
+    assert ranker is None and choice["chosen"] is False, choice
+    assert choice["hits"]["more of the same"] > choice["hits"]["across only"] and choice["p"] < 0.05
+    with offline_engine(with_looks(graph, mined), result.vectors) as engine:
+        assert engine.strict_across is False
+        browsing = engine.for_session("new", Ask(k=10, items=("kettles-0", "kettles-1"), explore=False)).items
+        assert sum(item.category == "kettles" for item in browsing) >= 5
+        page = engine.complete_the_look("kettles-0", Ask(k=10)).items
+        assert sum(item.category == "kettles" for item in page) <= int(10 * SAME_LEAF_SHARE)  # a page still completes
+
+
 def test_the_evaluation_measures_the_served_engine(demo):
     from lookgraph.embeddings.baselines import content_matrix
     from lookgraph.embeddings.evaluate import evaluate_method
@@ -188,6 +229,7 @@ def test_explain_model_names_the_rankers_features(demo, tmp_path, monkeypatch):
     out = CliRunner().invoke(app, ["explain-model"])
     assert out.exit_code == 0, out.output
     assert "ranker evidence (hand-set weights)" in out.output and "evidence look       x 1.0" in out.output
+    assert "the anchors' categories: left out (complements only)" in out.output
     train_and_publish(store, tmp_path, TrainConfig(**{**FAST.__dict__, "min_ranker_queries": 10}))
     out = CliRunner().invoke(app, ["explain-model"])
     assert out.exit_code == 0, out.output
