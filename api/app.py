@@ -245,24 +245,30 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     def complete_the_look(product_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.LookQuery, Query()]) -> Response:
         """What completes the look around a product, for anyone (no shopper needed)."""
         categories = known_categories(query.category, ["query", "category"])
-        known = engine.graph.cards(query.item)
-        for i, pid in enumerate(query.item):
-            if pid not in known:
-                raise invalid(["item", i], f"unknown product {pid!r}", "query")
-        return out(engine.complete_the_look(product_id, Ask(query.k, categories=categories, items=tuple(query.item),
-                                                            same_category=query.same_category)))
+
+        def answer() -> Answer:  # the items checked in the answer's own read transaction
+            known = engine.graph.cards(query.item)
+            for i, pid in enumerate(query.item):
+                if pid not in known:
+                    raise invalid(["item", i], f"unknown product {pid!r}", "query")
+            return engine.complete_the_look(product_id, Ask(query.k, categories=categories, items=tuple(query.item),
+                                                            same_category=query.same_category))
+        return out(store.read_together(answer))
 
     @app.post("/sessions/{session_id:id}/recommendations", response_model=schemas.Recommendations,
               **guarded("read", 404, 413), tags=["recommendations"], summary="An anonymous visitor's recommendations")
     def session_recommendations(session_id: Annotated[str, Path(**schemas.PATH_ID)], body: schemas.SessionAsk) -> Response:
         """For an anonymous visitor: the session's events so far plus the items given."""
-        known = engine.graph.cards(body.items)
-        for i, pid in enumerate(body.items):
-            if pid not in known:
-                raise invalid(["items", i], f"unknown product {pid!r}")
         ask = Ask(body.k, None, body.location, body.gift, known_categories(body.categories, ["body", "categories"]),
                   body.same_category, session_id, tuple(body.items), body.explore)
-        return out(engine.for_session(session_id, ask))
+
+        def answer() -> Answer:  # the items checked in the answer's own read transaction
+            known = engine.graph.cards(body.items)
+            for i, pid in enumerate(body.items):
+                if pid not in known:
+                    raise invalid(["items", i], f"unknown product {pid!r}")
+            return engine.for_session(session_id, ask)
+        return out(store.read_together(answer))
 
     @app.get("/looks/{look_id:id}", response_model=schemas.LookOut, **guarded("read", 404), tags=["catalogue"],
              summary="One look")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from typing import TypeVar
 
 from .model import Event, GraphStats, Neighbour
+
+T = TypeVar("T")
 
 
 CHANGE_KIND = {"products": "product", "looks": "look", "categories": "category"}
@@ -85,6 +88,12 @@ class GraphStore(abc.ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+    def read_together(self, work: Callable[[], T]) -> T:
+        """`work()`, with every read it makes on this thread in one read transaction where the
+        store is a server (Neo4j: a request is one transaction and sees one snapshot); the
+        embedded store reads its own file in process and just runs it."""
+        return work()
 
     # -- writes ------------------------------------------------------------------------
     @abc.abstractmethod

@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,26 +97,33 @@ class Engine:
     def for_shopper(self, shopper_id: str, ask: Ask) -> Answer:
         """A shopper's feed (or, with `ask.product_id`, their view of a product page). A shopper
         the store does not know yet is answered from the crowd, as an anonymous visitor is."""
-        return self.recommend(shopper_request(self, shopper_id, ask))
+        return self.answer(lambda: shopper_request(self, shopper_id, ask))
 
     def for_session(self, session_id: str, ask: Ask) -> Answer:
         """An anonymous visitor: the session's events so far plus the items asked about."""
-        return self.recommend(shopper_request(self, None, Ask(**{**ask.__dict__, "session_id": session_id})))
+        return self.answer(lambda: shopper_request(self, None, Ask(**{**ask.__dict__, "session_id": session_id})))
 
     def complete_the_look(self, product_id: str, ask: Ask) -> Answer:
         """What completes the look around a product (a product page, for anyone), given also
         the other items already chosen for it (`ask.items`)."""
-        return self.recommend(for_look(self, product_id, ask))
+        return self.answer(lambda: for_look(self, product_id, ask))
 
-    def recommend(self, request: Request) -> Answer:
-        """The pipeline, stage by stage."""
+    def answer(self, request_of: Callable[[], Request]) -> Answer:
+        """One request read in one read transaction (`GraphStore.read_together`: on Neo4j a
+        request is one transaction and sees one snapshot), then what it showed remembered."""
+        request, shown, answer = self.store.read_together(lambda: self.recommend(request_of()))
+        self._remember(request.state, shown)
+        return answer
+
+    def recommend(self, request: Request) -> tuple[Request, list[ProductCard], Answer]:
+        """The pipeline, stage by stage: the request, the cards it shows, the answer."""
         offers = gather(self, request)
         admission = admit(self, request, offers)
         x = describe(self, request, offers, admission.keep)
         scores, ruled = rank(self, request, offers, admission.keep, x)
         picks, short_because, score_of = arrange(self, request, offers, admission, scores)
-        self._remember(request.state, [offers.cards[i] for i, _ in picks])
-        return explain(request, offers, picks, score_of, ruled, short_because)
+        answer = explain(request, offers, picks, score_of, ruled, short_because)
+        return request, [offers.cards[i] for i, _ in picks], answer
 
     def candidate_features(self, shopper_id: str | None, ask: Ask, look: bool = False) -> tuple[list[str], np.ndarray]:
         """The candidates the filter allows and their features, as the ranker sees them (for

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -347,7 +348,7 @@ def test_a_random_split_for_catalogues_where_order_says_nothing(demo):
         fit_artifact(graph, TrainConfig(ranker_split="sideways"))
 
 
-def test_the_api_serves_a_trained_ranker_and_the_collaborative_source_on_each_store(store, tmp_path):
+def test_the_api_serves_a_trained_ranker_and_the_collaborative_source_on_each_store(store, tmp_path, monkeypatch):
     """Through the API, as a storefront sees it, on each store: `lookgraph train`'s artifact with
     a learned ranker and the collaborative index, served; every feed full and explained; what
     shoppers with a history like yours went on to, said so with its path."""
@@ -378,3 +379,26 @@ def test_the_api_serves_a_trained_ranker_and_the_collaborative_source_on_each_st
     path = said[0]
     assert [n["label"] for n in path["nodes"]] == ["Shopper", "Product", "Crowd", "Product"]
     assert path["relationships"] == ["INTERACTED", "INTERACTED", "INTERACTED"]
+    if store.name == "neo4j":
+        # Each recommendation route is one read transaction, whatever its sources walk (the
+        # crowd's statistics, counted now and then in a background thread, aside).
+        from neo4j import Session
+
+        opened = []
+        for method in ("execute_read", "execute_write", "begin_transaction", "run"):
+            def counting(self, *args, _run=getattr(Session, method), _method=method, **kwargs):
+                if threading.current_thread().name != "crowd-statistics":
+                    opened.append(_method)
+                return _run(self, *args, **kwargs)
+            monkeypatch.setattr(Session, method, counting)
+        product, other = sorted(store.known_ids("products"))[:2]
+        asked = [lambda: client.get(f"/shoppers/{shoppers[0]}/recommendations?k=20", headers=as_(READ)),
+                 lambda: client.get(f"/shoppers/{shoppers[1]}/recommendations?k=10&product_id={product}", headers=as_(READ)),
+                 lambda: client.get(f"/products/{product}/complete-the-look?k=10&item={other}", headers=as_(READ)),
+                 lambda: client.post("/sessions/visitor-1/recommendations", json={"items": [product, other], "k": 10},
+                                     headers=as_(READ))]
+        for ask in asked:
+            opened.clear()
+            response = ask()
+            assert response.status_code == 200 and response.json()["items"], response.text
+            assert opened == ["execute_read"], (response.request.url, opened)
