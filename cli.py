@@ -162,6 +162,19 @@ def stats(
         typer.echo(f"  {n:>8,}  {name}  [{cid}]")
 
 
+@app.command("refresh-crowd")
+def refresh_crowd(store: StoreOption = None) -> None:
+    """Recompute the crowd's co-engagement, (:Product)-[:BOUGHT_WITH]->(:Product), from every
+    event now (a load does it itself; serving processes every LOOKGRAPH_CROWD_REFRESH_SECONDS
+    once events came in)."""
+    from .graph import crowd
+
+    with _store(store) as graph:
+        done = crowd.refresh(graph)
+    typer.echo(f"BOUGHT_WITH on the {graph.name} store: {done['rows']:,} rows for {done['products']:,} products "
+               f"in {done['seconds']} s")
+
+
 class ExportFormat(str, Enum):
     neo4j_admin = "neo4j-admin"
 

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     freshness_seconds: float = Field(1.0, ge=0)
     """How often each `lookgraph serve` process applies the store's changes made by others (other
     workers, the CLI, a load, `train`'s mined looks; 0: only its own writes)."""
+    crowd_refresh_seconds: float = Field(300.0, ge=0)
+    """How often each `lookgraph serve` process looks whether events came in or shoppers were
+    erased since the crowd's BOUGHT_WITH was computed, and recomputes it if so (0: never; a load
+    computes it, and `lookgraph refresh-crowd` at once)."""
 
     neo4j_uri: str | None = Field(None, validation_alias=AliasChoices("NEO4J_URI", "neo4j_uri"))
     neo4j_user: str = Field("neo4j", validation_alias=AliasChoices("NEO4J_USER", "neo4j_user"))

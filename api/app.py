@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from .. import __version__
 from ..embeddings.vectors import LookVectors, erase_shopper_from_artifacts
-from ..graph import limits
+from ..graph import crowd, limits
 from ..graph.model import Attribute, Event, Look, Product, Rule
 from ..graph.store import AlreadyExists, GraphStore, SessionConflict, UnknownNode
 from ..graph.stores import open_store
@@ -109,6 +109,20 @@ async def keep_fresh(fresh: Freshness, every: float) -> None:
             log.exception("could not read the store's changes; trying again in %s s", every)
 
 
+async def keep_crowd(store: GraphStore, every: float) -> None:
+    """Recompute the crowd's BOUGHT_WITH every `every` seconds when events came in or shoppers
+    were erased since (`graph/crowd.py`), off the event loop, until cancelled. Every worker
+    checks; two refreshing at once write the same rows."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            if await asyncio.to_thread(crowd.due, store):
+                done = await asyncio.to_thread(crowd.refresh, store)
+                log.info("the crowd's BOUGHT_WITH recomputed: %(rows)s rows for %(products)s products in %(seconds)s s", done)
+        except Exception:  # a store briefly away must not stop the loop: tried again next time
+            log.exception("could not recompute the crowd's BOUGHT_WITH; trying again in %s s", every)
+
+
 def create_app(settings: Settings | None = None, store: GraphStore | None = None,
                vectors: LookVectors | None | bool = True, clock=time.time) -> FastAPI:
     """Build the app over `store` (default: the configured one). `vectors=True` loads the
@@ -119,6 +133,9 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         raise ValueError("set LOOKGRAPH_API_KEYS or LOOKGRAPH_API_KEYS_FILE "
                          "(e.g. 'a-long-random-key:read,events;another-long-key:admin')")
     store = store or open_store(settings)
+    if store.bought_with_state() is None and store.events_watermark():
+        log.info("the crowd's BOUGHT_WITH was never computed on this store (loaded by an earlier lookgraph): computing it")
+        crowd.refresh(store)
     ranker, watch = None, vectors is True and settings.reload_check_seconds > 0
     if vectors is True:
         vectors, ranker = ServedModel.load_latest(settings.home)
@@ -133,6 +150,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         tasks = [asyncio.create_task(served.watch(settings.reload_check_seconds))] if watch else []
         if settings.freshness_seconds > 0:
             tasks.append(asyncio.create_task(keep_fresh(fresh, settings.freshness_seconds)))
+        if settings.crowd_refresh_seconds > 0:
+            tasks.append(asyncio.create_task(keep_crowd(store, settings.crowd_refresh_seconds)))
         yield
         for task in tasks:  # shutting down: in-flight requests have been answered by now
             task.cancel()

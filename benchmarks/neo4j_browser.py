@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 from urllib.parse import quote
 
 from measure import RESULTS, ROOT

@@ -140,7 +140,7 @@ def request_cost(uri: str, shoppers: list[str], requests: int = 100) -> dict:
     store = Neo4jGraphStore(uri, "neo4j", "")
     engine = Engine(store, store.traversal(), None, PolicyConfig())
     spent: dict[str, float] = {}
-    read, read_many = store._read, store._read_many
+    read, read_many = store._read, store._read_many  # `_read` runs through `_read_many`: timed there alone
 
     def timed(label, run, *args, **params):
         started = time.perf_counter()
@@ -149,7 +149,6 @@ def request_cost(uri: str, shoppers: list[str], requests: int = 100) -> dict:
         finally:
             spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
 
-    store._read = lambda key, **params: timed(key, read, key, **params)
     store._read_many = lambda *queries: timed("+".join(k for k, _ in queries), read_many, *queries)
     for shopper in shoppers[:requests]:  # warm-up: plans cached, each attribute's top products counted once
         engine.for_shopper(shopper, Ask(k=20)).items

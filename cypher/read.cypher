@@ -142,7 +142,8 @@ RETURN COUNT { ()-[:HAD_SESSION]->() } AS HAD_SESSION,
        COUNT { ()-[:HAS_ATTRIBUTE]->() } AS HAS_ATTRIBUTE,
        COUNT { ()-[:INCLUDES]->() } AS INCLUDES,
        COUNT { ()-[:FOUND_IN]->() } AS FOUND_IN,
-       COUNT { ()-[:SAVED]->() } AS SAVED;
+       COUNT { ()-[:SAVED]->() } AS SAVED,
+       COUNT { ()-[:BOUGHT_WITH]->() } AS BOUGHT_WITH;
 
 // Products per category, counting every product in or below it.
 // name: top_categories

@@ -65,32 +65,19 @@ CALL (t) {
 RETURN key AS attribute, id, name, category_id
 ORDER BY attribute, popularity DESC, id;
 
-// anchor <-INTERACTED- the crowd's sessions -INTERACTED-> other products, most sessions first.
-// Only the anchor's newest $scanned sessions are read, and sessions of more than
-// $max_session_items distinct products are skipped (they say little about what goes together).
+// anchor -BOUGHT_WITH-> its companions in the crowd's sessions (materialized by
+// graph/crowd.py), most sessions first.
 // name: co_sessions
 UNWIND range(0, size($anchors) - 1) AS n
 MATCH (a:Product {id: $anchors[n]})
 CALL (a) {
-  MATCH (a)<-[r:INTERACTED]-(s:Session)
-  WHERE r.type <> 'dismiss'
-  WITH DISTINCT s
-  ORDER BY s.started_at DESC, s.id DESC
-  LIMIT $scanned
-  MATCH (s)-[r:INTERACTED]->(q:Product)
-  WHERE r.type <> 'dismiss'
-  WITH s, collect(DISTINCT q) AS items
-  WHERE size(items) <= $max_session_items
-  UNWIND items AS q
-  WITH q
-  WHERE q <> a
-  RETURN q.id AS productId, count(*) AS sessions
-  ORDER BY sessions DESC, productId
+  MATCH (a)-[r:BOUGHT_WITH]->(q:Product)
+  RETURN q, r.sessions AS sessions
+  ORDER BY sessions DESC, q.id
   LIMIT $per_anchor
 }
-MATCH (q:Product {id: productId})
 OPTIONAL MATCH (q)-[:IN_CATEGORY]->(c:Category)
-RETURN a.id AS anchor, productId AS product_id, sessions, q.name AS name, c.id AS category_id
+RETURN a.id AS anchor, q.id AS product_id, sessions, q.name AS name, c.id AS category_id
 ORDER BY n, sessions DESC, product_id;
 
 // Products nearest a LookGNN query vector, through the vector index of schema.cypher. The

@@ -3,7 +3,8 @@
 The embedded store is a file on the same machine, so the walks are fastest as lookups in an
 index built once at start-up (streaming the store). Products are numbered; a product's looks,
 its attributes and each attribute's products (most popular first) are kept in
-dictionaries, the products most often in its sessions in flat arrays (CSR), and the first few
+dictionaries, its companions in the crowd's sessions (the store's BOUGHT_WITH) in flat arrays
+(CSR), and the first few
 products of an attribute outside each category group are remembered once asked for, so that
 `walk` costs a few dictionary reads and array slices per anchor. The LookGNN product embeddings
 sit in a vector index (`vector_index.py`).
@@ -11,8 +12,9 @@ sit in a vector index (`vector_index.py`).
 Products and looks added through the API are added to the index at once; events posted
 through the API reach the crowd's statistics (trending, repurchase) when they are next
 recomputed, at most `STATISTICS_TTL` seconds later, as in Neo4j. The shopper's own events are
-read from the store on every request. Sessions and popularity (the crowd's walks) stay as
-they were at start-up.
+read from the store on every request. Popularity stays as it was at start-up (recounted on an
+erasure); the crowd's companions are read again whenever the store's BOUGHT_WITH is
+refreshed (`crowd_refreshed`, on the change the serving process polls for).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 
 from .model import Event, Look, Product
 from .traversal import (
-    ATTRIBUTE, CO_SESSIONS_SCANNED, CROWD, MAX_SESSION_ITEMS, LOOK, STATISTICS_TTL, TRENDING_DAYS, TRENDING_PER_GROUP,
+    ATTRIBUTE, CROWD, LOOK, STATISTICS_TTL, TRENDING_DAYS, TRENDING_PER_GROUP,
     AttributeHit, CategoryTree, CrowdHit, LookHit, ProductCard, Repurchase, Trending, Traversal, Walks, cycle_days,
     in_background, telling_attributes,
 )
@@ -39,7 +41,6 @@ from .vector_index import VectorIndex
 if TYPE_CHECKING:  # the store builds this index (`SQLiteGraphStore.traversal`); this module never imports it
     from .store import GraphStore
 
-CROWD_NEIGHBOURS = 50
 ANY_GROUP = object()
 """An attribute's products in any category group (`shared_attributes` within groups)."""
 
@@ -218,24 +219,38 @@ class MemoryTraversal(Traversal):
                 bisect.insort(self._product_looks[pid], look.id, key=lambda i: (self._looks[i].mined, i))
 
     def events_added(self, events: Sequence[Event]) -> None:
-        if any(event.type in ("cart", "purchase") for event in events):
+        # () : another process wrote events (the change the serving process polls for).
+        if not events or any(event.type in ("cart", "purchase") for event in events):
             with self._lock:
                 self._stats_stale = True
 
     def shopper_erased(self, shopper_id: str) -> None:
-        """Recount the crowd (popularity, co-sessions) and its statistics from the store, which
-        no longer holds the shopper: 12 s at 1M events here, once per erasure (requests
-        are served meanwhile from the counts before)."""
+        """Recount popularity and the crowd's statistics from the store, which no longer holds
+        the shopper (requests are served meanwhile from the counts before); the crowd's
+        companions follow when the store's BOUGHT_WITH is refreshed (`crowd_refreshed`)."""
         if self._store is None:
             return
-        popularity, crowd = _crowd_of_store(self._store, self._number)
+        popularity = _popularity_of_store(self._store)
         with self._lock:
             self._popularity = popularity
-            self._crowd_start, self._crowd_products, self._crowd_sessions = crowd
             for members in self._attribute_products.values():
                 members.sort(key=lambda q: (-popularity[q], q))
             self._attribute_tops.clear()
         self.refresh_statistics()
+
+    def crowd_refreshed(self) -> None:
+        """The store's BOUGHT_WITH was recomputed (by any process): read it again."""
+        if self._store is None:
+            return
+
+        def read_again() -> None:  # in the background: a write that polled the change waits for nothing
+            with self._lock:
+                number = dict(self._number)
+            crowd = _crowd_of_store(self._store, number)
+            with self._lock:
+                self._crowd_start, self._crowd_products, self._crowd_sessions = crowd
+
+        self._spawn(read_again)
 
     # -- the crowd's statistics ----------------------------------------------------------------
     def _refresh_when_due(self) -> None:
@@ -293,8 +308,8 @@ class MemoryTraversal(Traversal):
             for attribute in product.attributes:
                 index._product_attributes[product.id].append(attribute.key)
                 index._attribute_products[attribute.key].append(product.id)
-        index._popularity, crowd = _crowd_of_store(store, index._number)
-        index._crowd_start, index._crowd_products, index._crowd_sessions = crowd
+        index._popularity = _popularity_of_store(store)
+        index._crowd_start, index._crowd_products, index._crowd_sessions = _crowd_of_store(store, index._number)
         for members in index._attribute_products.values():
             members.sort(key=lambda q: (-index._popularity[q], q))
         for look in store.iter_records("looks"):
@@ -303,59 +318,22 @@ class MemoryTraversal(Traversal):
         return index
 
 
-def _crowd_of_store(store: GraphStore, number: dict[str, int]) -> tuple[Counter, tuple]:
-    """Each product's positive events (`popularity`) and the crowd's co-sessions (`_co_sessions`)."""
-    popularity: Counter = Counter()
-    session_items: dict[str, set[str]] = defaultdict(set)
-    session_start: dict[str, float] = {}
-    for event in store.iter_records("events"):
-        if event.type == "dismiss":
-            continue
-        popularity[event.product_id] += 1
-        session_items[event.session_id].add(event.product_id)
-        session_start[event.session_id] = min(session_start.get(event.session_id, event.ts), event.ts)
-    return popularity, _co_sessions(session_items, session_start, number)
+def _popularity_of_store(store: GraphStore) -> Counter:
+    """Each product's positive events (everything but dismissals)."""
+    return Counter(event.product_id for event in store.iter_records("events") if event.type != "dismiss")
 
 
-def _co_sessions(session_items: dict[str, set[str]], started: dict[str, float],
-                 number: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each product, the products most often in its newest `CO_SESSIONS_SCANNED` sessions
-    of at most `MAX_SESSION_ITEMS` items (most sessions first, then by id), as CSR over product
-    numbers: (start per product and one past the last, neighbours, sessions shared)."""
-    ids = sorted(p for p in {p for items in session_items.values() for p in items} if p in number)
-    position = {p: i for i, p in enumerate(ids)}
-    n = len(ids)
-    # Each product keeps its newest sessions only, as the Cypher walk does.
-    sessions_of: dict[int, list[tuple[float, str]]] = defaultdict(list)
-    for sid, items in session_items.items():
-        for p in items:
-            if p in position:
-                sessions_of[position[p]].append((started[sid], sid))
-    rows, cols = [], []
-    for a, sessions in sessions_of.items():
-        sessions.sort(reverse=True)
-        for _, sid in sessions[:CO_SESSIONS_SCANNED]:
-            items = session_items[sid]
-            if 1 < len(items) <= MAX_SESSION_ITEMS:
-                others = np.fromiter((position[q] for q in items if q in position), dtype=np.int64)
-                others = others[others != a]
-                rows.append(np.full(len(others), a))
-                cols.append(others)
+def _crowd_of_store(store: GraphStore, number: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The store's BOUGHT_WITH (`graph/crowd.py`) as CSR over product numbers: (start per
+    product and one past the last, companions, sessions shared), each product's most sessions first."""
+    rows = [(number[a], number[b], n) for a, b, n, _ in store.iter_bought_with() if a in number and b in number]
     start = np.zeros(len(number) + 1, dtype=np.int64)
     if not rows:
         return start, np.zeros(0, np.int32), np.zeros(0, np.int32)
-    keys, counts = np.unique(np.concatenate(rows) * n + np.concatenate(cols), return_counts=True)
-    src, dst = keys // n, keys % n
-    order = np.lexsort((dst, -counts, src))  # ids are sorted, so dst order is id order
-    src, dst, counts = src[order], dst[order], counts[order]
-    first_of_src = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
-    rank = np.arange(len(src)) - np.repeat(first_of_src, np.diff(np.r_[first_of_src, len(src)]))
-    kept = rank < CROWD_NEIGHBOURS
-    to_number = np.array([number[p] for p in ids], dtype=np.int64)
-    src, dst, counts = to_number[src[kept]], to_number[dst[kept]], counts[kept]
-    order = np.argsort(src, kind="stable")  # by product number, each product's neighbours in order
+    src, dst, sessions = (np.array(column, dtype=np.int64) for column in zip(*rows))
+    order = np.argsort(src, kind="stable")  # by product number, each product's companions in stored order
     start[1:] = np.cumsum(np.bincount(src, minlength=len(number)))
-    return start, dst[order].astype(np.int32), counts[order].astype(np.int32)
+    return start, dst[order].astype(np.int32), sessions[order].astype(np.int32)
 
 
 def _trending(bought, cards: dict[str, ProductCard], tree: CategoryTree) -> Trending:

@@ -29,9 +29,10 @@ RELATIONSHIPS = (
     "INCLUDES",
     "FOUND_IN",
     "SAVED",
+    "BOUGHT_WITH",
 )
 
-OPERATIONAL_LABELS = ("Channel", "Rule", "ConsoleSession", "Change", "ChangeSequence")
+OPERATIONAL_LABELS = ("Channel", "Rule", "ConsoleSession", "Change", "ChangeSequence", "CrowdRefresh")
 OPERATIONAL_RELATIONSHIPS = ("CONTACTED", "HAS_RULE", "PINS")
 """The outbound contact log, (:Shopper)-[:CONTACTED {ts}]->(:Channel), and the merchandisers'
 rules, (:Rule), (:Shopper)-[:HAS_RULE]->(:Rule), (:Rule)-[:PINS]->(:Look): kept in the store

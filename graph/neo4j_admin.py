@@ -32,6 +32,7 @@ RELATIONSHIPS = {
     "INCLUDES": [":START_ID(Look)", ":END_ID(Product)", "position:int"],
     "FOUND_IN": [":START_ID(Look)", ":END_ID(Session)"],
     "SAVED": [":START_ID(Shopper)", ":END_ID(Look)", "ts:double"],
+    "BOUGHT_WITH": [":START_ID(Product)", ":END_ID(Product)", "sessions:int", "lift:double", "updated_at:double"],
 }
 
 
@@ -92,6 +93,9 @@ def export_neo4j_admin(store: GraphStore, folder: Path, database: str = "neo4j")
                 row("FOUND_IN", look.id, look.session_id)
         for saved in store.iter_records("saved_looks"):
             row("SAVED", saved.shopper_id, saved.look_id, saved.ts)
+        at = (store.bought_with_state() or {}).get("at", 0.0)  # the imported database recomputes it when served
+        for product, other, sessions, lift in store.iter_bought_with():
+            row("BOUGHT_WITH", product, other, sessions, lift, at)
     finally:
         for handle in handles.values():
             handle.close()

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from neo4j import GraphDatabase
 
+from . import crowd
 from .cypher import cypher, library
 from .model import Attribute, Category, Event, GraphStats, Look, Neighbour, Product, Rule, SavedLook, Shopper
 from .neo4j_traversal import CypherTraversal
@@ -151,7 +152,10 @@ class Neo4jGraphStore(GraphStore):
     # -- writes ------------------------------------------------------------------------
     @contextmanager
     def bulk_load(self):
-        yield _Neo4jWriter(self)
+        writer = _Neo4jWriter(self)
+        yield writer
+        if writer.wrote_events:  # batches, not one transaction: counted once the last one is in
+            crowd.refresh(self)
 
     def append_events(self, events: Sequence[Event]) -> int:
         return _Neo4jWriter(self).write("events", events)
@@ -321,6 +325,25 @@ class Neo4jGraphStore(GraphStore):
     def latest_change(self) -> int:
         return self._read("changes.latest_change")[0]["seq"]
 
+    def replace_bought_with(self, rows, state: dict) -> None:
+        at = state["at"]
+        for start in range(0, len(rows), self.batch_size):
+            self._write("crowd.write_bought_with", at=at, rows=[
+                {"product_id": a, "other_id": b, "sessions": n, "lift": lift} for a, b, n, lift in rows[start : start + self.batch_size]])
+        while self._write("crowd.delete_stale_bought_with", at=at, batch=self.batch_size)[0]["deleted"]:
+            pass
+        self._write("crowd.set_bought_with_state", **state)
+
+    def bought_with_state(self) -> dict | None:
+        found = self._read("crowd.bought_with_state")[0]
+        return None if found["events"] is None else dict(found)
+
+    def iter_bought_with(self) -> Iterator[tuple[str, str, int, float]]:
+        after = ""
+        while rows := self._read("crowd.bought_with_page", after=after, products=1_000):
+            yield from ((r["product_id"], r["other_id"], r["sessions"], r["lift"]) for r in rows)
+            after = rows[-1]["product_id"]
+
     def events_watermark(self) -> int:
         return self._read("changes.events_watermark")[0]["events"]
 
@@ -398,8 +421,10 @@ class Neo4jGraphStore(GraphStore):
 class _Neo4jWriter(BulkWriter):
     def __init__(self, store: Neo4jGraphStore):
         self.store = store
+        self.wrote_events = False
 
     def write(self, kind: str, records: Sequence) -> int:
+        self.wrote_events |= kind == "events" and bool(records)
         new_events = 0
         size = self.store.batch_size
         for start in range(0, len(records), size):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from .traversal import (
-    CO_SESSIONS_SCANNED, MAX_SESSION_ITEMS, TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit, CategoryTree,
+    TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit, CategoryTree,
     CrowdHit, LookHit, ProductCard, Repurchase, STATISTICS_TTL, Trending, Traversal, Walks, cycle_days,
     in_background, keep_across_groups, telling_attributes,
 )
@@ -91,8 +91,7 @@ class CypherTraversal(Traversal):
 
     @staticmethod
     def _crowd_query(anchors: Sequence[str], per_anchor: int) -> tuple[str, dict]:
-        return "traversal.co_sessions", {"anchors": list(anchors), "per_anchor": per_anchor,
-                                         "scanned": CO_SESSIONS_SCANNED, "max_session_items": MAX_SESSION_ITEMS}
+        return "traversal.co_sessions", {"anchors": list(anchors), "per_anchor": per_anchor}
 
     @staticmethod
     def _looks(rows: list[dict]) -> list[LookHit]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .crowd import co_engagement
 from .memory_traversal import MemoryTraversal
 from .model import (
     EVENT_TYPES,
@@ -134,6 +135,16 @@ CREATE TABLE IF NOT EXISTS change_log (
     key TEXT NOT NULL,
     at REAL NOT NULL
 );
+-- The crowd's co-engagement (graph/crowd.py): each product's companions in sessions.
+CREATE TABLE IF NOT EXISTS bought_with (
+    product_id TEXT NOT NULL REFERENCES product(id),
+    other_id TEXT NOT NULL REFERENCES product(id),
+    sessions INTEGER NOT NULL,
+    lift REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (product_id, other_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bought_with_other ON bought_with(other_id);
 CREATE TABLE IF NOT EXISTS console_session (
     token_hash TEXT PRIMARY KEY,
     key_fingerprint TEXT NOT NULL,
@@ -191,6 +202,12 @@ _NEIGHBOURS: dict[tuple[str, str], list[tuple[str, str, str]]] = {
     ],
     ("Product", "HAS_ATTRIBUTE"): [
         ("out", "Attribute", "SELECT attribute_key, '{}' FROM product_attribute WHERE product_id = ?"),
+    ],
+    ("Product", "BOUGHT_WITH"): [
+        ("out", "Product", "SELECT other_id, json_object('sessions', sessions, 'lift', lift, 'updated_at', updated_at)"
+                           " FROM bought_with WHERE product_id = ? ORDER BY sessions DESC, other_id"),
+        ("in", "Product", "SELECT product_id, json_object('sessions', sessions, 'lift', lift, 'updated_at', updated_at)"
+                          " FROM bought_with WHERE other_id = ? ORDER BY sessions DESC, product_id"),
     ],
     ("Product", "INCLUDES"): [
         ("in", "Look", "SELECT look_id, json_object('position', position) FROM look_item WHERE product_id = ?"),
@@ -312,9 +329,13 @@ class SQLiteGraphStore(GraphStore):
             deferred = [] if conn.execute("SELECT 1 FROM event LIMIT 1").fetchone() else _DEFERRABLE_INDEXES
             for name, _ in deferred:
                 conn.execute(f"DROP INDEX {name}")
-            yield _SQLiteWriter(conn)
+            writer = _SQLiteWriter(conn)
+            yield writer
             for _, ddl in deferred:
                 conn.execute(ddl)
+            if writer.wrote_events:  # served counted whole, in the load's own transaction
+                _replace_bought_with(conn, co_engagement(conn.execute(
+                    "SELECT session_id, product_id, ts FROM event WHERE type != 'dismiss'")), time.time())
 
     def append_events(self, events: Sequence[Event]) -> int:
         with self._transaction() as conn:
@@ -440,6 +461,18 @@ class SQLiteGraphStore(GraphStore):
 
     def latest_change(self) -> int:
         return self._conn().execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()[0]
+
+    def replace_bought_with(self, rows, state: dict) -> None:
+        with self._transaction() as conn:
+            _replace_bought_with(conn, rows, state["at"], state)
+
+    def bought_with_state(self) -> dict | None:
+        found = self._conn().execute("SELECT value FROM meta WHERE key = 'bought_with'").fetchone()
+        return json.loads(found[0]) if found else None
+
+    def iter_bought_with(self) -> Iterator[tuple[str, str, int, float]]:
+        yield from self._conn().execute(
+            "SELECT product_id, other_id, sessions, lift FROM bought_with ORDER BY product_id, sessions DESC, other_id")
 
     def events_watermark(self) -> int:
         # The newest event's row (an erasure is in the change log besides).
@@ -679,6 +712,7 @@ class SQLiteGraphStore(GraphStore):
             "INCLUDES": count("SELECT count(*) FROM look_item"),
             "FOUND_IN": count("SELECT count(*) FROM look WHERE session_id IS NOT NULL"),
             "SAVED": count("SELECT count(*) FROM saved_look"),
+            "BOUGHT_WITH": count("SELECT count(*) FROM bought_with"),
         }
         # Products per category including every descendant category.
         top_categories = conn.execute(
@@ -707,11 +741,25 @@ def _record_changes(conn: sqlite3.Connection, kind: str, keys: Sequence[str]) ->
     conn.execute("DELETE FROM change_log WHERE at < ?", (now - CHANGE_RETENTION_SECONDS,))
 
 
+def _replace_bought_with(conn: sqlite3.Connection, rows, at: float, state: dict | None = None) -> None:
+    """Every BOUGHT_WITH row replaced, and what it was computed from (`graph/crowd.py`)."""
+    rows = list(rows)
+    if state is None:
+        state = {"events": conn.execute("SELECT coalesce(max(rowid), 0) FROM event").fetchone()[0],
+                 "changes": conn.execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()[0], "at": at}
+    conn.execute("DELETE FROM bought_with")
+    conn.executemany("INSERT INTO bought_with VALUES (?, ?, ?, ?, ?)", [(*row, at) for row in rows])
+    conn.execute("INSERT INTO meta (key, value) VALUES ('bought_with', ?)"
+                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (json.dumps(state),))
+
+
 class _SQLiteWriter(BulkWriter):
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
+        self.wrote_events = False
 
     def write(self, kind: str, records: Sequence) -> int:
+        self.wrote_events |= kind == "events" and bool(records)
         written = getattr(self, f"_write_{kind}")(records) or 0
         if kind in CHANGE_KIND and records:
             _record_changes(self.conn, CHANGE_KIND[kind], [r.id for r in records])

@@ -175,6 +175,21 @@ class GraphStore(abc.ABC):
         """The newest change's seq (0 for none)."""
 
     @abc.abstractmethod
+    def replace_bought_with(self, rows: Sequence[tuple[str, str, int, float]], state: dict) -> None:
+        """Replace every (:Product)-[:BOUGHT_WITH]->(:Product) with `rows` (product, companion,
+        sessions, lift; `graph/crowd.py`), stamped `state["at"]`, and keep `state` (the events
+        watermark and change seq they were computed from) for `bought_with_state`."""
+
+    @abc.abstractmethod
+    def bought_with_state(self) -> dict | None:
+        """What the stored BOUGHT_WITH was computed from ({"events", "changes", "at"}), or None."""
+
+    @abc.abstractmethod
+    def iter_bought_with(self) -> Iterator[tuple[str, str, int, float]]:
+        """Every BOUGHT_WITH as (product, companion, sessions, lift): by product id, each
+        product's companions most sessions first, then by id."""
+
+    @abc.abstractmethod
     def events_watermark(self) -> int:
         """A number that changes when events are added or erased (read in constant time): how a
         serving process learns that the crowd's statistics are due, whoever wrote the events."""

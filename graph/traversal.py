@@ -8,7 +8,8 @@ trips whatever the store:
 - `shared_attributes`: anchor -HAS_ATTRIBUTE-> attribute <-HAS_ATTRIBUTE- other items, through
   the anchor's most telling attributes of any kind (the rarest: `telling_attributes`), most
   popular first;
-- `co_sessions`: anchor <-INTERACTED- the crowd's sessions -INTERACTED-> other items;
+- `co_sessions`: anchor -BOUGHT_WITH-> the products most often in the same sessions (the
+  crowd's co-engagement, materialized in the store by `graph/crowd.py`);
 - `walk`: the three walks above at once, as columns (what the engine ranks from);
 - `nearest`: products whose LookGNN embedding is nearest a query vector;
 - `cards`: name and leaf category of the products the engine is about to rank;
@@ -245,7 +246,7 @@ class Traversal(abc.ABC):
     @abc.abstractmethod
     def co_sessions(self, anchors: Sequence[str], per_anchor: int = 20) -> list[CrowdHit]:
         """For each anchor, up to `per_anchor` other products most often in the same sessions
-        (dismissals do not count), most sessions first."""
+        (dismissals do not count), most sessions first: its BOUGHT_WITH as last refreshed."""
 
     def walk(self, anchors: Sequence[str], looks_per_anchor: int = 10, per_attribute: int = 8,
              crowd_per_anchor: int = 20, across_groups: bool = True) -> Walks:
@@ -304,6 +305,9 @@ class Traversal(abc.ABC):
 
     def shopper_erased(self, shopper_id: str) -> None:
         """A shopper was erased from the store: forget what the walks hold of them."""
+
+    def crowd_refreshed(self) -> None:
+        """The store's BOUGHT_WITH was recomputed: what walks read it in place has nothing to do."""
 
     @abc.abstractmethod
     def refresh_statistics(self) -> None:

@@ -7,7 +7,8 @@ change of every record of its kind. `catch_up` applies, in order, what came afte
 change this process applied: right after the process's own writes (read-your-writes), and every
 `LOOKGRAPH_FRESHNESS_SECONDS` in the background for everyone else's (another worker, the CLI, a
 load, a training run). Events change no copy but the crowd's statistics: a new watermark of the
-event table marks them due (`Traversal.events_added`). Nothing that must agree is decided by one
+event table marks them due (`Traversal.events_added`), and a newer BOUGHT_WITH (recomputed by
+whichever process, `graph/crowd.py`) is read again (`Traversal.crowd_refreshed`). Nothing that must agree is decided by one
 process alone.
 """
 
@@ -28,6 +29,7 @@ class Freshness:
         self.engine, self.store = engine, store
         self.seq = store.latest_change()
         self.events = store.events_watermark()
+        self.crowd = store.bought_with_state()
         self._lock = threading.Lock()
 
     def catch_up(self) -> int:
@@ -47,6 +49,10 @@ class Freshness:
             if watermark != self.events:
                 self.events = watermark
                 self.engine.graph.events_added(())
+            crowd = self.store.bought_with_state()
+            if crowd != self.crowd:  # any process recomputed BOUGHT_WITH
+                self.crowd = crowd
+                self.engine.graph.crowd_refreshed()
             return applied
 
     def _apply(self, changes: list[tuple[int, str, str]]) -> None:

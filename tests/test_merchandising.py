@@ -5,8 +5,11 @@ and name themselves in the explanations."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from lookgraph.api.app import create_app
+from lookgraph.graph import crowd
 from lookgraph.graph.model import Rule
 from lookgraph.settings import Settings
 
@@ -187,6 +190,22 @@ def test_two_servers_on_one_store_agree_after_each_others_writes(tmp_path, store
         writer.write("looks", [Look(f"bulk-{i}", f"bulk {i}", ("shirt-1", "loafers-1")) for i in range(150)])
     assert fresh.catch_up() == 1
     assert "bulk-0" in {hit.look_id for hit in second_app.state.engine.graph.looks_with(["shirt-1"], 200)}
+
+    # Events posted to the first: the crowd's BOUGHT_WITH follows once recomputed (the serving
+    # job every LOOKGRAPH_CROWD_REFRESH_SECONDS, run here), read again by the second.
+    together = lambda: {hit.product_id for hit in second_app.state.engine.graph.co_sessions(["shirt-1"], 50)}  # noqa: E731
+    assert "seat-2" not in together()
+    for n in range(3):
+        for i, product in enumerate(("shirt-1", "seat-2")):
+            event = {"event_id": f"pair-{n}-{i}", "session_id": f"pair-{n}", "product_id": product, "type": "cart"}
+            assert first.post("/events", json=event, headers=as_(ADMIN)).status_code == 200
+    assert crowd.due(store) and "seat-2" not in together()
+    crowd.refresh(store)
+    fresh.catch_up()
+    deadline = time.monotonic() + 10  # the second reads it again in a background thread
+    while "seat-2" not in together() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "seat-2" in together()
 
     # An erasure on the first: the second forgets what it holds of her.
     store.append_events([Event("late-1", "ann-late", "shirt-2", "view", NOW, "ann")])

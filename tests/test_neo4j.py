@@ -166,6 +166,11 @@ def test_the_browser_favourites_answer_with_their_documented_parameters(shop):
     around = [_path(r) for r in _explore(shop, "looks_around_product", productId=look_item)]
     assert around and all(p[0] == look_item and len(p) == 4 for p in around)
 
+    together = _explore(shop, "bought_with_product", productId=look_item)
+    companions = [(r["path"].relationships[0]["sessions"], r["path"].nodes[1]["id"]) for r in together]
+    stored = [(n, other) for p, other, n, _ in shop["embedded"].iter_bought_with() if p == look_item][:25]
+    assert companions and sorted(companions, reverse=True) == sorted(stored, reverse=True)  # what the embedded store holds
+
     pairs = _explore(shop, "complement_map")
     assert pairs and all(r["category"] != r["completed_by"] and r["looks"] >= 1 for r in pairs)
 

@@ -51,6 +51,7 @@ def test_load_counts_every_label_and_relationship(loaded):
     assert stats.relationships == {
         "HAD_SESSION": 3, "INTERACTED": 5, "IN_CATEGORY": 2, "CHILD_OF": 3,
         "HAS_ATTRIBUTE": 3, "INCLUDES": 3, "FOUND_IN": 1, "SAVED": 2,
+        "BOUGHT_WITH": 2,  # jeans-1 and boots-1, together in s1, each way
     }
     # Fashion holds all categorised products (jeans directly, boots through shoes).
     assert stats.top_categories[0] == ("fashion", "Fashion", 2)
@@ -123,7 +124,11 @@ def test_neighbourhood_covers_every_relationship_of_a_node(loaded):
         ("INCLUDES", "in", "Look", "weekend"),
         ("INTERACTED", "in", "Session", "s1"),
         ("INTERACTED", "in", "Session", "s3"),
+        ("BOUGHT_WITH", "out", "Product", "boots-1"),
+        ("BOUGHT_WITH", "in", "Product", "boots-1"),
     }
+    together = next(n for n in loaded.neighbours("Product", "jeans-1", rel="BOUGHT_WITH") if n.direction == "out")
+    assert (together.props["sessions"], together.props["lift"]) == (1, 1.0) and together.props["updated_at"] > 0
     shoes = {(n.direction, n.id) for n in loaded.neighbours("Category", "shoes", rel="CHILD_OF")}
     assert shoes == {("out", "fashion"), ("in", "boots")}
     items = [n for n in loaded.neighbours("Look", "weekend", rel="INCLUDES")]

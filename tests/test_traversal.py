@@ -294,3 +294,49 @@ def test_the_neo4j_walks_keep_their_aggregates_for_the_interval_then_recompute_t
     # ...and the next requests the new ones.
     assert walk.trending().by_location["Oslo"][0].id == "boots-1"
     assert [h.product.id for h in walk.shared_attributes(["jeans-1"])] == ["boots-1", "tote-1"]
+
+
+def test_bought_with_is_one_truth_on_both_stores_while_events_stream_in(tmp_path):
+    """The crowd's co-engagement is materialized by one computation (graph/crowd.py) that each
+    store writes: after a load, and after each batch of events streamed in (refreshed as the
+    serving job does), both stores hold the same BOUGHT_WITH rows and walk the same companions;
+    between a batch and its refresh, walks serve what was last computed and the store says a
+    refresh is due."""
+    from lookgraph.graph import crowd
+
+    embedded, neo4j = build(tmp_path / "embedded"), build(tmp_path / "neo4j", neo4j_store())
+    walks = {"embedded": MemoryTraversal.build(embedded, spawn=lambda work: work()), "neo4j": CypherTraversal(neo4j)}
+    products = sorted(embedded.known_ids("products"))
+    rng = np.random.default_rng(3)
+
+    def companions() -> dict[str, list]:
+        return {name: [(h.anchor, h.product_id, h.sessions) for h in walk.co_sessions(products, 50)]
+                for name, walk in walks.items()}
+
+    assert list(embedded.iter_bought_with()) == list(neo4j.iter_bought_with()) != []
+    before = companions()
+    assert before["embedded"] == before["neo4j"] and ("jeans-1", "belt-1", 4) in before["embedded"]
+    for batch in range(3):
+        events = [Event(f"stream/{batch}/{s}/{i}", f"stream-{batch}-{s}", product, "view", NOW + batch * DAY + s * 60 + i)
+                  for s in range(20) for i, product in enumerate(rng.choice(products, size=3, replace=False))]
+        for store in (embedded, neo4j):
+            store.append_events(events)
+            assert crowd.due(store)
+        assert companions() == before  # not counted until refreshed
+        for store in (embedded, neo4j):
+            crowd.refresh(store)
+            assert not crowd.due(store)
+        walks["embedded"].crowd_refreshed()
+        assert list(embedded.iter_bought_with()) == list(neo4j.iter_bought_with())
+        now = companions()
+        assert now["embedded"] == now["neo4j"] != before["embedded"]
+        before = now
+    embedded.delete_shopper("crowd-0")
+    neo4j.delete_shopper("crowd-0")
+    assert crowd.due(embedded) and crowd.due(neo4j)  # an erasure changes what the crowd did together
+    for store in (embedded, neo4j):
+        crowd.refresh(store)
+    walks["embedded"].crowd_refreshed()
+    after = companions()
+    together = lambda hits: next(n for a, b, n in hits if (a, b) == ("jeans-1", "belt-1"))  # noqa: E731
+    assert after["embedded"] == after["neo4j"] and together(after["embedded"]) == together(before["embedded"]) - 1

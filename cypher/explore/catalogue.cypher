@@ -15,6 +15,14 @@ RETURN a.name AS category, b.name AS completed_by, count(DISTINCT l) AS looks
 ORDER BY looks DESC
 LIMIT 50;
 
+// What the crowd engages with together with this product (BOUGHT_WITH, graph/crowd.py), most
+// sessions first, each with its lift (above 1: together more often than chance).
+// name: bought_with_product
+MATCH path = (:Product {id: $productId})-[r:BOUGHT_WITH]->(:Product)-[:IN_CATEGORY]->(:Category)
+RETURN path
+ORDER BY r.sessions DESC
+LIMIT 25;
+
 // Products LookGNN places nearest to this one (needs `lookgraph train --store neo4j`).
 // name: embedding_neighbours
 MATCH (p:Product {id: $productId})

@@ -1,0 +1,39 @@
+// The crowd's co-engagement, materialized: (:Product)-[:BOUGHT_WITH {sessions, lift, updated_at}]->(:Product),
+// each product's companions in sessions as graph/crowd.py computes them (the same rows the
+// embedded store writes). A refresh writes every row stamped $at, then deletes the rows older
+// than $at, then records what it was computed from: a request meanwhile reads each product's
+// companions either as before or as after.
+
+// name: write_bought_with
+UNWIND $rows AS row
+MATCH (a:Product {id: row.product_id})
+MATCH (b:Product {id: row.other_id})
+MERGE (a)-[r:BOUGHT_WITH]->(b)
+SET r.sessions = row.sessions, r.lift = row.lift, r.updated_at = $at;
+
+// name: delete_stale_bought_with
+MATCH ()-[r:BOUGHT_WITH]->()
+WHERE r.updated_at < $at
+WITH r
+LIMIT $batch
+DELETE r
+RETURN count(*) AS deleted;
+
+// name: set_bought_with_state
+MERGE (state:CrowdRefresh {id: 'bought_with'})
+SET state.events = $events, state.changes = $changes, state.at = $at;
+
+// name: bought_with_state
+OPTIONAL MATCH (state:CrowdRefresh {id: 'bought_with'})
+RETURN state.events AS events, state.changes AS changes, state.at AS at;
+
+// Every BOUGHT_WITH, $products products at a time after the product id $after.
+// name: bought_with_page
+MATCH (a:Product)
+WHERE a.id > $after AND EXISTS { (a)-[:BOUGHT_WITH]->() }
+WITH a
+ORDER BY a.id
+LIMIT $products
+MATCH (a)-[r:BOUGHT_WITH]->(b:Product)
+RETURN a.id AS product_id, b.id AS other_id, r.sessions AS sessions, r.lift AS lift
+ORDER BY product_id, sessions DESC, other_id;
