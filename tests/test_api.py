@@ -246,3 +246,16 @@ def test_health_metrics_and_openapi(api):
     assert {"/events", "/shoppers/{shopper_id}/recommendations", "/products/{product_id}/complete-the-look",
             "/sessions/{session_id}/recommendations", "/looks", "/looks/{look_id}", "/products",
             "/shoppers/{shopper_id}", "/shoppers/{shopper_id}/outbound", "/health", "/metrics"} <= set(spec["paths"])
+
+
+def test_a_store_loaded_before_bought_with_existed_gets_it_when_served(tmp_path):
+    """A store an earlier lookgraph loaded has events but no BOUGHT_WITH: serving computes it
+    before the first request, so the crowd's walk is not empty."""
+    store = build(tmp_path)
+    with store._transaction() as conn:  # as an earlier lookgraph left it
+        conn.execute("DELETE FROM bought_with")
+        conn.execute("DELETE FROM meta WHERE key = 'bought_with'")
+    assert store.bought_with_state() is None and not list(store.iter_bought_with())
+    app = create_app(Settings(home=tmp_path / "home", api_keys=KEYS), store, vectors=None)
+    assert store.bought_with_state()["events"] == store.events_watermark()
+    assert "belt-1" in {hit.product_id for hit in app.state.engine.graph.co_sessions(["jeans-1"])}
