@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, gt=0)
     reload_check_seconds: float = Field(30.0, ge=0)
     """How often `lookgraph serve` looks for a newer trained model (0: only `POST /admin/reload`)."""
-    freshness_seconds: float = Field(1.0, ge=0)
+    freshness_seconds: float = Field(0.5, ge=0)
     """How often each `lookgraph serve` process applies the store's changes made by others (other
     workers, the CLI, a load, `train`'s mined looks; 0: only its own writes)."""
     crowd_refresh_seconds: float = Field(300.0, ge=0)
