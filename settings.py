@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     freshness_seconds: float = Field(0.5, ge=0)
     """How often each `lookgraph serve` process applies the store's changes made by others (other
     workers, the CLI, a load, `train`'s mined looks; 0: only its own writes)."""
+    impressions: bool = True
+    """Keep every served list in the store (`recommend/impressions.py`); off: answers still carry
+    a recommendation id, nothing is kept."""
+    impression_retention_days: float = Field(90.0, gt=0)
+    """Impressions older than this are dropped (checked hourly by each `lookgraph serve`)."""
+    impression_queue: int = Field(10_000, ge=1)
+    """Impressions waiting to be written, at most; beyond it they are dropped and counted."""
+    impression_flush_seconds: float = Field(1.0, gt=0)
+    """How often queued impressions are written: what a crash can lose."""
     crowd_refresh_seconds: float = Field(300.0, ge=0)
     """How often each `lookgraph serve` process looks whether events came in or shoppers were
     erased since the crowd's BOUGHT_WITH was computed, and recomputes it if so (0: never; a load

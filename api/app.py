@@ -24,13 +24,16 @@ from pydantic import ValidationError
 from .. import __version__
 from ..embeddings.vectors import LookVectors, erase_shopper_from_artifacts
 from ..graph import crowd, limits
-from ..graph.model import Attribute, Event, Look, Product, Rule
+from ..graph.model import Attribute, Event, Impression, Look, Product, Rule
 from ..graph.store import AlreadyExists, GraphStore, SessionConflict, UnknownNode
 from ..graph.stores import open_store
 from ..recommend.engine import Ask, Engine
 from ..recommend.explanations import Answer
 from ..recommend.freshness import Freshness
-from ..recommend.policies import PolicyConfig
+from ..recommend.impressions import ImpressionLog, new_recommendation_id
+from ..recommend.impressions import shown as shown_items
+from ..recommend.ranker import LearnedRanker
+from ..recommend.policies import DAY, PolicyConfig
 from ..settings import Settings
 from . import schemas
 from .artifacts import ServedModel
@@ -109,6 +112,18 @@ async def keep_fresh(fresh: Freshness, every: float) -> None:
             log.exception("could not read the store's changes; trying again in %s s", every)
 
 
+async def keep_impressions(store: GraphStore, retention: float, clock, every: float = 3_600.0) -> None:
+    """Drop impressions older than `retention` seconds, every `every` seconds, until cancelled."""
+    while True:
+        try:
+            dropped = await asyncio.to_thread(store.delete_impressions_before, clock() - retention)
+            if dropped:
+                log.info("dropped %d impressions past their retention", dropped)
+        except Exception:  # a store briefly away must not stop the loop: tried again next time
+            log.exception("could not drop old impressions; trying again in %s s", every)
+        await asyncio.sleep(every)
+
+
 async def keep_crowd(store: GraphStore, every: float) -> None:
     """Recompute the crowd's BOUGHT_WITH every `every` seconds when events came in or shoppers
     were erased since (`graph/crowd.py`), off the event loop, until cancelled. Every worker
@@ -144,6 +159,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     engine = Engine(store, store.traversal(vectors), vectors, PolicyConfig(), clock, ranker)
     served = ServedModel(engine, settings.home, vectors.meta.get("version") if vectors else None, clock)
     fresh = Freshness(engine, store)
+    impressions = ImpressionLog(store, settings.impression_queue, settings.impression_flush_seconds,
+                                counted=lambda outcome, n: impressions_kept.labels(outcome).inc(n)) if settings.impressions else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -152,14 +169,19 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
             tasks.append(asyncio.create_task(keep_fresh(fresh, settings.freshness_seconds)))
         if settings.crowd_refresh_seconds > 0:
             tasks.append(asyncio.create_task(keep_crowd(store, settings.crowd_refresh_seconds)))
+        if impressions is not None:
+            tasks.append(asyncio.create_task(keep_impressions(store, settings.impression_retention_days * DAY, clock)))
         yield
         for task in tasks:  # shutting down: in-flight requests have been answered by now
             task.cancel()
+        if impressions is not None:
+            await asyncio.to_thread(impressions.close)  # what is still queued is written
 
     app = FastAPI(title="lookgraph", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     sessions = ConsoleSessions(store, keys, settings.console_session_hours * 3600, clock, settings.console_secure_cookie)
     app.state.engine, app.state.served, app.state.keys, app.state.freshness = engine, served, keys, fresh
+    app.state.impressions = impressions
     app.add_middleware(Gate, routes=app.router.routes, keys=keys, sessions=sessions, max_bytes=settings.max_body_bytes)
 
     registry = CollectorRegistry()
@@ -167,6 +189,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     latency = Histogram("lookgraph_request_seconds", "Request latency", ["route"], registry=registry,
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
     events_in = Counter("lookgraph_events_total", "Events received", ["new"], registry=registry)
+    impressions_kept = Counter("lookgraph_impressions_total", "Served lists kept in the store (written) or lost "
+                               "(dropped: the queue full, or the store away)", ["outcome"], registry=registry)
 
     app.add_middleware(Measure, requests=requests, latency=latency)
 
@@ -204,11 +228,24 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     # threadpool, so a request waiting on Neo4j (or on SQLite's disk) never holds the event loop,
     # and requests run concurrently (`benchmarks/load.py --concurrency`).
 
-    def out(answer: Answer) -> Response:
+    def shown(answer: Answer, kind: str, ask: Ask, shopper_id: str | None = None, product_id: str | None = None) -> str:
+        """A new recommendation id for `answer`, and the list queued to be kept under it."""
+        recommendation_id = new_recommendation_id()
+        if impressions is not None and answer.items:
+            context = {"k": ask.k, "location": ask.location, "gift": ask.gift, "categories": list(ask.categories),
+                       "explore": ask.explore, "items": list(ask.items)}
+            ranker = "lambdarank" if isinstance(engine.ranker, LearnedRanker) else "hand-set"
+            impressions.record(Impression(recommendation_id, kind, clock(), shown_items(answer), shopper_id,
+                                          ask.session_id, product_id or ask.product_id, served.version, ranker, None,
+                                          context))
+        return recommendation_id
+
+    def out(answer: Answer, kind: str, ask: Ask, shopper_id: str | None = None, product_id: str | None = None) -> Response:
         """The answer as `schemas.Recommendations` (the routes' documented `response_model`),
-        written straight from the engine's dataclasses."""
+        written straight from the engine's dataclasses, under a new recommendation id."""
         return Response(schemas.RECOMMENDATIONS_JSON.dump_json(
-            {"items": answer.items, "model": served.version, "short_because": answer.short_because}),
+            {"recommendation_id": shown(answer, kind, ask, shopper_id, product_id), "items": answer.items,
+             "model": served.version, "short_because": answer.short_because}),
             media_type="application/json")
 
     def known_categories(categories: list[str], where: list) -> tuple[str, ...]:
@@ -257,22 +294,22 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         ask = Ask(query.k, query.product_id, query.location, query.gift,
                   known_categories(query.category, ["query", "category"]), query.same_category, query.session_id,
                   explore=query.explore)
-        return out(engine.for_shopper(shopper_id, ask))
+        return out(engine.for_shopper(shopper_id, ask), "feed", ask, shopper_id)
 
     @app.get("/products/{product_id:id}/complete-the-look", response_model=schemas.Recommendations,
              **guarded("read", 404), tags=["recommendations"], summary="Complete the look around a product")
     def complete_the_look(product_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.LookQuery, Query()]) -> Response:
         """What completes the look around a product, for anyone (no shopper needed)."""
-        categories = known_categories(query.category, ["query", "category"])
+        ask = Ask(query.k, categories=known_categories(query.category, ["query", "category"]), items=tuple(query.item),
+                  same_category=query.same_category)
 
         def answer() -> Answer:  # the items checked in the answer's own read transaction
             known = engine.graph.cards(query.item)
             for i, pid in enumerate(query.item):
                 if pid not in known:
                     raise invalid(["item", i], f"unknown product {pid!r}", "query")
-            return engine.complete_the_look(product_id, Ask(query.k, categories=categories, items=tuple(query.item),
-                                                            same_category=query.same_category))
-        return out(store.read_together(answer))
+            return engine.complete_the_look(product_id, ask)
+        return out(store.read_together(answer), "complete_the_look", ask, product_id=product_id)
 
     @app.post("/sessions/{session_id:id}/recommendations", response_model=schemas.Recommendations,
               **guarded("read", 404, 413), tags=["recommendations"], summary="An anonymous visitor's recommendations")
@@ -287,7 +324,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                 if pid not in known:
                     raise invalid(["items", i], f"unknown product {pid!r}")
             return engine.for_session(session_id, ask)
-        return out(store.read_together(answer))
+        return out(store.read_together(answer), "session", ask)
 
     @app.get("/looks/{look_id:id}", response_model=schemas.LookOut, **guarded("read", 404), tags=["catalogue"],
              summary="One look")
@@ -484,10 +521,11 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         quiet period (then nothing is logged)."""
         decision = engine.outbound(shopper_id, channel, k)
         retry = decision["retry_after"]
+        picked = shown(Answer(decision["items"]), "outbound", Ask(k), shopper_id) if decision["items"] else None
         return schemas.OutboundOut(
             contact=decision["contact"], reason=decision["reason"],
             retry_after=datetime.fromtimestamp(retry, timezone.utc) if retry else None,
-            items=schemas.RECOMMENDATION_LIST.dump_python(decision["items"]))
+            items=schemas.RECOMMENDATION_LIST.dump_python(decision["items"]), recommendation_id=picked)
 
     @app.get("/health", response_model=schemas.Health, tags=["operations"], summary="Liveness, the store and the model served")
     def health() -> schemas.Health:

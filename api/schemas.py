@@ -339,15 +339,21 @@ class RecommendationOut(BaseModel):
     reason: str
     paths: list[PathOut]
     rules: list[str] = Field(default_factory=list, description="Business rules that moved this item (boosts, buries, pins).")
+    source: str = Field("", description="The candidate source whose reason is said first: look, attribute, crowd, "
+                                        "collaborative, content, embedding, personal, returning, restock, trip, "
+                                        "trending, popular.")
 
 
 class Recommendations(BaseModel):
+    recommendation_id: str = Field(description="This list's id: send it back with the events it leads to "
+                                               "(`POST /events`); what was shown is kept under it.")
     items: list[RecommendationOut]
     model: str | None = Field(description="Version of the embedding artifact used, if any.")
     short_because: str | None = Field(None, description="Why the list is shorter than `k`; null when it is not.")
 
 
 class _RecommendationsJSON(TypedDict):
+    recommendation_id: str
     items: list[Recommendation]
     model: str | None
     short_because: str | None
@@ -365,6 +371,7 @@ class OutboundOut(BaseModel):
     reason: str
     retry_after: datetime | None = None
     items: list[RecommendationOut] = []
+    recommendation_id: str | None = Field(None, description="The picks' id when there are picks (see `Recommendations`).")
 
 
 class JourneyEvent(BaseModel):

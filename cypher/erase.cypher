@@ -18,3 +18,12 @@ FOREACH (r IN rules | DETACH DELETE r)
 DETACH DELETE u
 RETURN events, savedLooks AS saved_looks, contacts, size(rules) AS rules, embeddings, size(sessions) AS sessions,
        1 AS shoppers;
+
+// The lists shown to the shopper, or in their sessions: run before erase_shopper, in its transaction.
+// name: erase_impressions
+OPTIONAL MATCH (u:Shopper {id: $shopper_id})-[:HAD_SESSION]->(s:Session)
+WITH collect(s.id) AS sessions
+MATCH (i:Impression)
+WHERE i.shopper_id = $shopper_id OR i.session_id IN sessions
+DELETE i
+RETURN count(*) AS impressions;

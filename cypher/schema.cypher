@@ -57,3 +57,15 @@ OPTIONS {indexConfig: {
 // The change log's numbers (cypher/changes.cypher): one per change, looked up by range.
 // name: change_seq_unique
 CREATE CONSTRAINT change_seq IF NOT EXISTS FOR (n:Change) REQUIRE n.seq IS UNIQUE;
+
+// name: impression_id_unique
+CREATE CONSTRAINT impression_id IF NOT EXISTS FOR (n:Impression) REQUIRE n.id IS UNIQUE;
+
+// name: impression_at
+CREATE INDEX impression_at IF NOT EXISTS FOR (n:Impression) ON (n.at);
+
+// name: impression_shopper
+CREATE INDEX impression_shopper IF NOT EXISTS FOR (n:Impression) ON (n.shopper_id);
+
+// name: impression_session
+CREATE INDEX impression_session IF NOT EXISTS FOR (n:Impression) ON (n.session_id);

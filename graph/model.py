@@ -32,7 +32,7 @@ RELATIONSHIPS = (
     "BOUGHT_WITH",
 )
 
-OPERATIONAL_LABELS = ("Channel", "Rule", "ConsoleSession", "Change", "ChangeSequence", "CrowdRefresh")
+OPERATIONAL_LABELS = ("Channel", "Rule", "ConsoleSession", "Change", "ChangeSequence", "CrowdRefresh", "Impression")
 OPERATIONAL_RELATIONSHIPS = ("CONTACTED", "HAS_RULE", "PINS")
 """The outbound contact log, (:Shopper)-[:CONTACTED {ts}]->(:Channel), and the merchandisers'
 rules, (:Rule), (:Shopper)-[:HAS_RULE]->(:Rule), (:Rule)-[:PINS]->(:Look): kept in the store
@@ -195,3 +195,35 @@ class Neighbour:
     label: str
     id: str
     props: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ShownItem:
+    product_id: str
+    source: str
+    """The candidate source that offered it (`candidates.SOURCES`), or "" for none."""
+    path: str
+    """Its first path's relationships, e.g. "INCLUDES>INCLUDES" (a look), "" for none."""
+    exploration: bool = False
+
+
+@dataclass(frozen=True)
+class Impression:
+    """One list the API served (`recommend/impressions.py`), kept under its recommendation id."""
+
+    id: str
+    list: str
+    at: float
+    items: tuple[ShownItem, ...]
+    shopper_id: str | None = None
+    session_id: str | None = None
+    product_id: str | None = None
+    """The product a page was about (complete the look, a product page in a feed)."""
+    model: str | None = None
+    ranker: str | None = None
+    variant: str | None = None
+    context: dict = field(default_factory=dict)
+    """What the request asked: k, location, categories, explore, gift, items."""
+
+
+IMPRESSION_LISTS = ("feed", "complete_the_look", "session", "outbound")

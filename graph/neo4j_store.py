@@ -8,6 +8,7 @@ per batch: a load is not atomic but resumable, since running it again completes 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,7 +22,7 @@ from .model import Attribute, Category, Event, GraphStats, Look, Neighbour, Prod
 from .neo4j_traversal import CypherTraversal
 from .store import (
     CHANGE_KIND, CHANGE_RETENTION_SECONDS, CHANGES_PER_WRITE, AlreadyExists, BulkWriter, GraphStore, SessionConflict,
-    UnknownNode, erasure_key,
+    UnknownNode, erasure_key, impression_items_json, impression_of_row,
 )
 
 _STATEMENT_OF_KIND = {
@@ -204,10 +205,11 @@ class Neo4jGraphStore(GraphStore):
 
     def delete_shopper(self, shopper_id: str) -> dict[str, int]:
         def work(run) -> list[dict]:
+            impressions = run("erase.erase_impressions", shopper_id=shopper_id)[0]["impressions"]
             rows = run("erase.erase_shopper", shopper_id=shopper_id)
             if rows:
                 _record_changes(run, "shopper", [erasure_key(shopper_id)])
-            return rows
+            return [{**rows[0], "impressions": impressions}] if rows else []
 
         rows = self._in_write(work)
         if not rows:
@@ -324,6 +326,25 @@ class Neo4jGraphStore(GraphStore):
 
     def latest_change(self) -> int:
         return self._read("changes.latest_change")[0]["seq"]
+
+    def append_impressions(self, impressions) -> int:
+        return sum(self._write("impressions.append_impressions", rows=[
+            {"id": i.id, "list": i.list, "at": i.at, "shopper_id": i.shopper_id, "session_id": i.session_id,
+             "product_id": i.product_id, "model": i.model, "ranker": i.ranker, "variant": i.variant,
+             "context": json.dumps(i.context), "items": impression_items_json(i.items)}
+            for i in impressions[start : start + self.batch_size]])[0]["written"]
+            for start in range(0, len(impressions), self.batch_size))
+
+    def impressions(self, shopper_id: str | None = None, since: float | None = None, limit: int = 1_000) -> list:
+        rows = self._read("impressions.impressions", shopper_id=shopper_id,
+                          since=since if since is not None else -1e18, limit=limit)
+        return [impression_of_row(row) for row in rows]
+
+    def delete_impressions_before(self, before: float) -> int:
+        deleted = 0
+        while n := self._write("impressions.delete_impressions_before", before=before, batch=self.batch_size)[0]["deleted"]:
+            deleted += n
+        return deleted
 
     def replace_bought_with(self, rows, state: dict) -> None:
         at = state["at"]

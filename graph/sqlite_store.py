@@ -37,8 +37,8 @@ from .model import (
     Shopper,
 )
 from .store import (
-    CHANGE_KIND, CHANGE_RETENTION_SECONDS, CHANGES_PER_WRITE, AlreadyExists, BulkWriter, GraphStore, SessionConflict,
-    UnknownNode, erasure_key,
+    CHANGE_KIND, CHANGE_RETENTION_SECONDS, CHANGES_PER_WRITE, IMPRESSION_COLUMNS, AlreadyExists, BulkWriter, GraphStore,
+    SessionConflict, UnknownNode, erasure_key, impression_items_json, impression_of_row,
 )
 
 SCHEMA_VERSION = 3
@@ -135,6 +135,24 @@ CREATE TABLE IF NOT EXISTS change_log (
     key TEXT NOT NULL,
     at REAL NOT NULL
 );
+-- What the API showed (recommend/impressions.py): one row per served list, its items as JSON
+-- ([product, source, path, exploration] in position) and the request's context.
+CREATE TABLE IF NOT EXISTS impression (
+    id TEXT PRIMARY KEY,
+    list TEXT NOT NULL,
+    at REAL NOT NULL,
+    shopper_id TEXT,
+    session_id TEXT,
+    product_id TEXT,
+    model TEXT,
+    ranker TEXT,
+    variant TEXT,
+    context TEXT NOT NULL,
+    items TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS impression_shopper ON impression(shopper_id, at);
+CREATE INDEX IF NOT EXISTS impression_session ON impression(session_id, at);
+CREATE INDEX IF NOT EXISTS impression_at ON impression(at);
 -- The crowd's co-engagement (graph/crowd.py): each product's companions in sessions.
 CREATE TABLE IF NOT EXISTS bought_with (
     product_id TEXT NOT NULL REFERENCES product(id),
@@ -371,6 +389,9 @@ class SQLiteGraphStore(GraphStore):
                 f" OR (label = 'Session' AND node_id IN ({sessions}))",
                 (shopper_id, shopper_id),
             ).rowcount
+            removed["impressions"] = conn.execute(
+                f"DELETE FROM impression WHERE shopper_id = ? OR session_id IN ({sessions})", (shopper_id, shopper_id)
+            ).rowcount
             removed["contacts"] = conn.execute("DELETE FROM contact WHERE shopper_id = ?", (shopper_id,)).rowcount
             removed["rules"] = conn.execute("DELETE FROM rule WHERE shopper_id = ?", (shopper_id,)).rowcount
             removed["sessions"] = conn.execute(
@@ -461,6 +482,32 @@ class SQLiteGraphStore(GraphStore):
 
     def latest_change(self) -> int:
         return self._conn().execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()[0]
+
+    def append_impressions(self, impressions) -> int:
+        if not impressions:
+            return 0
+        with self._transaction() as conn:
+            known = {row[0] for row in conn.execute(
+                f"SELECT id FROM shopper WHERE id IN ({', '.join('?' * len({i.shopper_id for i in impressions}))})",
+                list({i.shopper_id for i in impressions}))}
+            return conn.executemany(
+                "INSERT OR IGNORE INTO impression VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(i.id, i.list, i.at, i.shopper_id if i.shopper_id in known else None, i.session_id, i.product_id,
+                  i.model, i.ranker, i.variant, json.dumps(i.context), impression_items_json(i.items))
+                 for i in impressions]).rowcount
+
+    def impressions(self, shopper_id: str | None = None, since: float | None = None, limit: int = 1_000) -> list:
+        where, params = ["at >= ?"], [since if since is not None else -1e18]
+        if shopper_id is not None:
+            where.append("shopper_id = ?")
+            params.append(shopper_id)
+        rows = self._conn().execute(
+            f"SELECT * FROM impression WHERE {' AND '.join(where)} ORDER BY at, id LIMIT ?", (*params, limit))
+        return [impression_of_row(dict(zip(IMPRESSION_COLUMNS, row))) for row in rows]
+
+    def delete_impressions_before(self, before: float) -> int:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM impression WHERE at < ?", (before,)).rowcount
 
     def replace_bought_with(self, rows, state: dict) -> None:
         with self._transaction() as conn:

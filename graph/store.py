@@ -8,13 +8,30 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TypeVar
 
-from .model import Event, GraphStats, Neighbour
+from .model import Event, GraphStats, Impression, Neighbour, ShownItem
 
 T = TypeVar("T")
+
+IMPRESSION_COLUMNS = ("id", "list", "at", "shopper_id", "session_id", "product_id", "model", "ranker", "variant",
+                      "context", "items")
+"""An impression as both stores keep it: its fields, context and items as JSON text."""
+
+
+def impression_items_json(items: Sequence[ShownItem]) -> str:
+    """The shown items in position, compactly: [[product, source, path, exploration], ...]."""
+    return json.dumps([[i.product_id, i.source, i.path, int(i.exploration)] for i in items], separators=(",", ":"))
+
+
+def impression_of_row(row: dict) -> Impression:
+    """An `Impression` from a stored row (`IMPRESSION_COLUMNS`)."""
+    items = tuple(ShownItem(p, source, path, bool(x)) for p, source, path, x in json.loads(row["items"]))
+    return Impression(row["id"], row["list"], row["at"], items, row["shopper_id"], row["session_id"],
+                      row["product_id"], row["model"], row["ranker"], row["variant"], json.loads(row["context"]))
 
 
 CHANGE_KIND = {"products": "product", "looks": "look", "categories": "category"}
@@ -173,6 +190,21 @@ class GraphStore(abc.ABC):
     @abc.abstractmethod
     def latest_change(self) -> int:
         """The newest change's seq (0 for none)."""
+
+    @abc.abstractmethod
+    def append_impressions(self, impressions: Sequence[Impression]) -> int:
+        """Keep served lists (`recommend/impressions.py`); returns how many were new (an id
+        already kept is not written again). A shopper the store does not hold (not yet known, or
+        erased while the impression was queued) is not named: the impression is kept anonymous."""
+
+    @abc.abstractmethod
+    def impressions(self, shopper_id: str | None = None, since: float | None = None,
+                    limit: int = 1_000) -> list[Impression]:
+        """Kept impressions (of one shopper, from `since`), oldest first."""
+
+    @abc.abstractmethod
+    def delete_impressions_before(self, before: float) -> int:
+        """Drop impressions older than `before` (the retention); returns how many."""
 
     @abc.abstractmethod
     def replace_bought_with(self, rows: Sequence[tuple[str, str, int, float]], state: dict) -> None:

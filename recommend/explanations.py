@@ -50,6 +50,8 @@ class Recommendation:
     """The first path's sentence."""
     rules: list[str] = field(default_factory=list)
     """The business rules that moved it (boosts, buries), each as a sentence."""
+    source: str = ""
+    """The candidate source whose reason is said first (`EXPLAINED_FIRST`): look, crowd..."""
 
 
 @dataclass
@@ -194,5 +196,6 @@ def _recommendation(cards, card: ProductCard, score: float, reasons: list, explo
             if len(paths) == PATHS_SHOWN:
                 break
     rules = rules + [f"pinned by rule {args[2]!r}" for _, _, _, args in pinned[:1]]
+    first = (pinned + ordered)[:1]
     return Recommendation(card.id, card.name, card.category, round(float(score), 4), paths, exploring,
-                          paths[0].sentence if paths else "", rules)
+                          paths[0].sentence if paths else "", rules, EXPLAINED_FIRST[first[0][0]] if first else "")

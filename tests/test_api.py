@@ -259,3 +259,62 @@ def test_a_store_loaded_before_bought_with_existed_gets_it_when_served(tmp_path)
     app = create_app(Settings(home=tmp_path / "home", api_keys=KEYS), store, vectors=None)
     assert store.bought_with_state()["events"] == store.events_watermark()
     assert "belt-1" in {hit.product_id for hit in app.state.engine.graph.co_sessions(["jeans-1"])}
+
+
+def test_every_served_list_is_kept_under_its_recommendation_id_and_erased_with_the_shopper(api):
+    """Feed, complete the look, an anonymous session and outbound picks each answer with a
+    recommendation id; what was shown (items in position, their sources and paths, the list,
+    who, the model, the context) is kept in the store under it, on each store; erasing the
+    shopper erases their impressions, and one still queued for them is kept anonymous."""
+    client, store = api
+    impressions = client.app.state.impressions
+    answers = {
+        "feed": client.get("/shoppers/ann/recommendations?k=5", headers=as_(READ)).json(),
+        "complete_the_look": client.get("/products/jeans-1/complete-the-look?k=4", headers=as_(READ)).json(),
+        "session": client.post("/sessions/visit-1/recommendations", json={"items": ["jeans-1"], "k": 3},
+                               headers=as_(READ)).json(),
+        "outbound": client.post("/shoppers/bob/outbound?channel=email&k=2", headers=as_(EVENTS)).json(),
+    }
+    ids = {kind: answer["recommendation_id"] for kind, answer in answers.items()}
+    assert all(len(rid) == 32 for rid in ids.values()) and len(set(ids.values())) == 4
+    assert store.impressions() == []  # queued, not yet written: off the request's path
+    assert impressions.flush() == 4
+    kept = {i.id: i for i in store.impressions()}
+    assert set(kept) == set(ids.values())
+    for kind, answer in answers.items():
+        impression = kept[ids[kind]]
+        assert impression.list == kind and impression.ranker == "hand-set" and impression.at == NOW
+        assert [(s.product_id, s.source) for s in impression.items] == [(i["product_id"], i["source"]) for i in answer["items"]]
+        assert all(s.source for s in impression.items)
+        assert [s.path for s in impression.items] == [">".join(i["paths"][0]["relationships"]) for i in answer["items"]]
+    feed, page, visit = kept[ids["feed"]], kept[ids["complete_the_look"]], kept[ids["session"]]
+    assert feed.shopper_id == "ann" and feed.context["k"] == 5 and feed.context["explore"] is True
+    assert page.product_id == "jeans-1" and page.shopper_id is None
+    assert visit.session_id == "visit-1" and visit.context["items"] == ["jeans-1"]
+    assert kept[ids["outbound"]].shopper_id == "bob"
+
+    client.get("/shoppers/ann/recommendations?k=5", headers=as_(READ))  # queued when she is erased
+    erased = client.delete("/shoppers/ann", headers=as_(ADMIN)).json()
+    assert erased["removed"]["impressions"] == 1
+    impressions.flush()
+    assert store.impressions(shopper_id="ann") == []
+    late = [i for i in store.impressions() if i.list == "feed"]
+    assert len(late) == 1 and late[0].shopper_id is None  # written after the erasure: anonymous
+    assert store.delete_impressions_before(NOW + 1) == 4  # the retention
+    assert store.impressions() == []
+
+
+def test_impressions_never_slow_an_answer_they_are_dropped_and_counted_and_written_on_shutdown(tmp_path):
+    store = build(tmp_path)
+    settings = Settings(home=tmp_path / "home", api_keys=KEYS, impression_queue=2, impression_flush_seconds=3_600)
+    with TestClient(create_app(settings, store, vectors=None, clock=Clock())) as client:
+        for _ in range(5):
+            assert client.get("/shoppers/ann/recommendations?k=3", headers=as_(READ)).status_code == 200
+        metrics = client.get("/metrics", headers=as_(ADMIN)).text
+        assert 'lookgraph_impressions_total{outcome="dropped"} 3.0' in metrics
+        assert store.impressions() == []
+    assert len(store.impressions(shopper_id="ann")) == 2  # the queue written when the server stopped
+    off = Settings(home=tmp_path / "home", api_keys=KEYS, impressions=False)
+    answer = TestClient(create_app(off, store, vectors=None, clock=Clock())).get(
+        "/shoppers/ann/recommendations?k=3", headers=as_(READ)).json()
+    assert len(answer["recommendation_id"]) == 32
