@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     """Impressions waiting to be written, at most; beyond it they are dropped and counted."""
     impression_flush_seconds: float = Field(1.0, gt=0)
     """How often queued impressions are written: what a crash can lose."""
+    attribution_window_hours: float = Field(24.0, gt=0)
+    """A view, cart or purchase of an item shown this long before counts for the list without its
+    recommendation id (`GET /metrics/recommendations`)."""
     crowd_refresh_seconds: float = Field(300.0, ge=0)
     """How often each `lookgraph serve` process looks whether events came in or shoppers were
     erased since the crowd's BOUGHT_WITH was computed, and recomputes it if so (0: never; a load

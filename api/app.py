@@ -30,6 +30,7 @@ from ..graph.stores import open_store
 from ..recommend.engine import Ask, Engine
 from ..recommend.explanations import Answer
 from ..recommend.freshness import Freshness
+from ..recommend.attribution import recommendation_report
 from ..recommend.impressions import ImpressionLog, new_recommendation_id
 from ..recommend.impressions import shown as shown_items
 from ..recommend.ranker import LearnedRanker
@@ -281,11 +282,25 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
             new = store.append_events(events)
         except SessionConflict as err:
             raise invalid([*prefix, err.position, "shopper_id"] if prefix else ["shopper_id"], str(err)) from None
+        # Which list each was sent back with: after the events (a retry writes what a crash left out).
+        store.record_attributions([(e.event_id, e.recommendation_id) for e in batch if e.recommendation_id])
         if new:  # the crowd's statistics are recounted from the store at their next refresh
             engine.graph.events_added(events)
         events_in.labels("true").inc(new)
         events_in.labels("false").inc(len(events) - new)
         return schemas.EventsAccepted(accepted=len(events), new=new)
+
+    @app.get("/metrics/recommendations", response_model=schemas.RecommendationMetrics, **guarded("admin"),
+             tags=["operations"], summary="What the recommendations sold")
+    def recommendation_metrics(query: Annotated[schemas.MetricsQuery, Query()]) -> schemas.RecommendationMetrics:
+        """Views, carts, purchases and revenue credited to the lists served from `since` until
+        `until` (default: the last 7 days), per list kind, source, position and variant, and per
+        time bucket: an event sent back with a list's `recommendation_id`, or else a view, cart or
+        purchase of an item shown to the same shopper (or session) within `window_hours` before."""
+        until = query.until.timestamp() if query.until else clock()
+        since = query.since.timestamp() if query.since else until - 7 * DAY
+        window = (query.window_hours or settings.attribution_window_hours) * 3600
+        return schemas.RecommendationMetrics(**recommendation_report(store, since, until, window, query.bucket_hours * 3600))
 
     @app.get("/shoppers/{shopper_id:id}/recommendations", response_model=schemas.Recommendations,
              **guarded("read", 404), tags=["recommendations"], summary="A shopper's recommendations now")

@@ -77,6 +77,9 @@ class EventIn(_In):
     shopper_id: str | None = Field(None, **ID, description="Absent for anonymous visitors.")
     location: str | None = Field(None, max_length=limits.TEXT_MAX, pattern=TEXT)
     gift: bool = False
+    recommendation_id: str | None = Field(None, **ID, description="The `recommendation_id` of the list the shopper "
+                                          "took this item from, when it came from one: credits the list "
+                                          "(`GET /metrics/recommendations`).")
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "event_id": "web-7781", "session_id": "s-1029", "product_id": "p000042", "type": "view",
@@ -316,6 +319,52 @@ class ShopperQuery(_ListQuery):
     session_id: str | None = Field(None, max_length=200, description="The current session, when the storefront knows it.",
                                    examples=["s-1029"])
     explore: bool = Field(True, description="Give a share of the slots to exploring beyond the usual taste.")
+
+
+class MetricsQuery(BaseModel):
+    """The query parameters of `GET /metrics/recommendations`."""
+
+    since: Moment | None = Field(None, description="Lists served from (default: 7 days before `until`).")
+    until: Moment | None = Field(None, description="Lists served until before (default: now).")
+    window_hours: float | None = Field(None, gt=0, le=24 * 90, description="How long after a list a view, cart or purchase "
+                                       "of its item counts without its recommendation id (default: "
+                                       "LOOKGRAPH_ATTRIBUTION_WINDOW_HOURS).")
+    bucket_hours: float = Field(24, gt=0, le=24 * 366, description="The time buckets' width.")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.since and self.until and self.since >= self.until:
+            raise ValueError("since must be before until")
+        return self
+
+
+class Outcomes(BaseModel):
+    lists: int = Field(description="Lists served.")
+    shown: int = Field(description="Items shown (slots): the rates' denominator.")
+    views: int
+    carts: int
+    purchases: int
+    revenue: float = Field(description="The price of each purchase credited.")
+    click_through: float
+    add_to_cart: float
+    conversion: float
+    revenue_per_thousand: float = Field(description="Revenue per thousand items shown.")
+
+
+class OutcomeBucket(Outcomes):
+    start: float = Field(description="The bucket's start, epoch seconds.")
+    list: str
+
+
+class RecommendationMetrics(BaseModel):
+    since: float
+    until: float
+    window_seconds: float
+    by_list: dict[str, Outcomes] = Field(description="Per list kind: feed, complete_the_look, session, outbound.")
+    by_source: dict[str, Outcomes] = Field(description="Per source of the item shown (its first reason).")
+    by_position: dict[str, Outcomes] = Field(description="Per slot, 0 first.")
+    by_variant: dict[str, Outcomes] = Field(description="Per experiment variant (none: no experiment).")
+    buckets: list[OutcomeBucket] = Field(description="Per time bucket and list kind.")
 
 
 class StepOut(BaseModel):

@@ -19,11 +19,21 @@ DETACH DELETE u
 RETURN events, savedLooks AS saved_looks, contacts, size(rules) AS rules, embeddings, size(sessions) AS sessions,
        1 AS shoppers;
 
-// The lists shown to the shopper, or in their sessions: run before erase_shopper, in its transaction.
+// The lists shown to the shopper or in their sessions, and which recommendation their events
+// were sent back with: run before erase_shopper, in its transaction.
 // name: erase_impressions
 OPTIONAL MATCH (u:Shopper {id: $shopper_id})-[:HAD_SESSION]->(s:Session)
-WITH collect(s.id) AS sessions
-MATCH (i:Impression)
-WHERE i.shopper_id = $shopper_id OR i.session_id IN sessions
-DELETE i
-RETURN count(*) AS impressions;
+OPTIONAL MATCH (s)-[e:INTERACTED]->()
+WITH collect(DISTINCT s.id) AS sessions, collect(e.event_id) AS events
+CALL (events) {
+  MATCH (a:Attribution)
+  WHERE a.event_id IN events
+  DELETE a
+}
+CALL (sessions) {
+  MATCH (i:Impression)
+  WHERE i.shopper_id = $shopper_id OR i.session_id IN sessions
+  DELETE i
+  RETURN count(*) AS impressions
+}
+RETURN impressions;

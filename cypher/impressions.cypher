@@ -16,12 +16,12 @@ RETURN count(*) AS written;
 
 // name: impressions
 MATCH (i:Impression)
-WHERE i.at >= $since AND ($shopper_id IS NULL OR i.shopper_id = $shopper_id)
+WHERE i.at >= $since AND i.at < $until AND ($shopper_id IS NULL OR i.shopper_id = $shopper_id)
 RETURN i.id AS id, i.list AS list, i.at AS at, i.shopper_id AS shopper_id, i.session_id AS session_id,
        i.product_id AS product_id, i.model AS model, i.ranker AS ranker, i.variant AS variant,
        i.context AS context, i.items AS items
 ORDER BY at, id
-LIMIT $limit;
+LIMIT coalesce($limit, 9223372036854775807);
 
 // name: delete_impressions_before
 MATCH (i:Impression)
@@ -30,3 +30,23 @@ WITH i
 LIMIT $batch
 DELETE i
 RETURN count(*) AS deleted;
+
+// Which recommendation an event was sent back with: (:Attribution {event_id, recommendation_id}),
+// the first kept, only for a stored event.
+// name: record_attributions
+UNWIND $pairs AS pair
+MATCH ()-[i:INTERACTED {event_id: pair.event_id}]->()
+WITH DISTINCT pair
+WHERE NOT EXISTS { MATCH (:Attribution {event_id: pair.event_id}) }
+CREATE (:Attribution {event_id: pair.event_id, recommendation_id: pair.recommendation_id})
+RETURN count(*) AS recorded;
+
+// Every view, cart and purchase in [$since, $until), with its attribution if any.
+// name: outcomes_between
+MATCH (s:Session)-[i:INTERACTED]->(p:Product)
+WHERE i.ts >= $since AND i.ts < $until AND i.type <> 'dismiss'
+OPTIONAL MATCH (u:Shopper)-[:HAD_SESSION]->(s)
+OPTIONAL MATCH (a:Attribution {event_id: i.event_id})
+RETURN i.event_id AS id, s.id AS session_id, p.id AS product_id, i.type AS type, i.ts AS ts,
+       u.id AS shopper_id, i.location AS location, i.gift AS gift, a.recommendation_id AS recommendation_id
+ORDER BY ts, id;

@@ -69,3 +69,6 @@ CREATE INDEX impression_shopper IF NOT EXISTS FOR (n:Impression) ON (n.shopper_i
 
 // name: impression_session
 CREATE INDEX impression_session IF NOT EXISTS FOR (n:Impression) ON (n.session_id);
+
+// name: attribution_event_unique
+CREATE CONSTRAINT attribution_event IF NOT EXISTS FOR (n:Attribution) REQUIRE n.event_id IS UNIQUE;

@@ -32,7 +32,8 @@ RELATIONSHIPS = (
     "BOUGHT_WITH",
 )
 
-OPERATIONAL_LABELS = ("Channel", "Rule", "ConsoleSession", "Change", "ChangeSequence", "CrowdRefresh", "Impression")
+OPERATIONAL_LABELS = ("Channel", "Rule", "ConsoleSession", "Change", "ChangeSequence", "CrowdRefresh", "Impression",
+                      "Attribution")
 OPERATIONAL_RELATIONSHIPS = ("CONTACTED", "HAS_RULE", "PINS")
 """The outbound contact log, (:Shopper)-[:CONTACTED {ts}]->(:Channel), and the merchandisers'
 rules, (:Rule), (:Shopper)-[:HAS_RULE]->(:Rule), (:Rule)-[:PINS]->(:Look): kept in the store

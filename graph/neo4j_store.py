@@ -335,9 +335,9 @@ class Neo4jGraphStore(GraphStore):
             for i in impressions[start : start + self.batch_size]])[0]["written"]
             for start in range(0, len(impressions), self.batch_size))
 
-    def impressions(self, shopper_id: str | None = None, since: float | None = None, limit: int = 1_000) -> list:
-        rows = self._read("impressions.impressions", shopper_id=shopper_id,
-                          since=since if since is not None else -1e18, limit=limit)
+    def impressions(self, shopper_id=None, since=None, until=None, limit=1_000) -> list:
+        rows = self._read("impressions.impressions", shopper_id=shopper_id, since=since if since is not None else -1e18,
+                          until=until if until is not None else 1e18, limit=limit)
         return [impression_of_row(row) for row in rows]
 
     def delete_impressions_before(self, before: float) -> int:
@@ -345,6 +345,13 @@ class Neo4jGraphStore(GraphStore):
         while n := self._write("impressions.delete_impressions_before", before=before, batch=self.batch_size)[0]["deleted"]:
             deleted += n
         return deleted
+
+    def record_attributions(self, pairs) -> int:
+        pairs = [{"event_id": e, "recommendation_id": r} for e, r in pairs]
+        return self._write("impressions.record_attributions", pairs=pairs)[0]["recorded"] if pairs else 0
+
+    def outcomes_between(self, since: float, until: float) -> list:
+        return [(_event(r), r["recommendation_id"]) for r in self._read("impressions.outcomes_between", since=since, until=until)]
 
     def replace_bought_with(self, rows, state: dict) -> None:
         at = state["at"]

@@ -153,6 +153,12 @@ CREATE TABLE IF NOT EXISTS impression (
 CREATE INDEX IF NOT EXISTS impression_shopper ON impression(shopper_id, at);
 CREATE INDEX IF NOT EXISTS impression_session ON impression(session_id, at);
 CREATE INDEX IF NOT EXISTS impression_at ON impression(at);
+-- Which recommendation an event was sent back with (`POST /events` with a recommendation_id).
+CREATE TABLE IF NOT EXISTS attribution (
+    event_id TEXT PRIMARY KEY REFERENCES event(id) ON DELETE CASCADE,
+    recommendation_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS event_ts ON event(ts);
 -- The crowd's co-engagement (graph/crowd.py): each product's companions in sessions.
 CREATE TABLE IF NOT EXISTS bought_with (
     product_id TEXT NOT NULL REFERENCES product(id),
@@ -374,6 +380,8 @@ class SQLiteGraphStore(GraphStore):
             if conn.execute("SELECT 1 FROM shopper WHERE id = ?", (shopper_id,)).fetchone() is None:
                 raise UnknownNode("Shopper", shopper_id)
             sessions = "SELECT id FROM session WHERE shopper_id = ?"
+            conn.execute(f"DELETE FROM attribution WHERE event_id IN (SELECT id FROM event WHERE session_id IN ({sessions}))",
+                         (shopper_id,))
             removed = {
                 "events": conn.execute(
                     f"DELETE FROM event WHERE session_id IN ({sessions})", (shopper_id,)
@@ -496,18 +504,34 @@ class SQLiteGraphStore(GraphStore):
                   i.model, i.ranker, i.variant, json.dumps(i.context), impression_items_json(i.items))
                  for i in impressions]).rowcount
 
-    def impressions(self, shopper_id: str | None = None, since: float | None = None, limit: int = 1_000) -> list:
-        where, params = ["at >= ?"], [since if since is not None else -1e18]
+    def impressions(self, shopper_id=None, since=None, until=None, limit=1_000) -> list:
+        where, params = ["at >= ?", "at < ?"], [since if since is not None else -1e18, until if until is not None else 1e18]
         if shopper_id is not None:
             where.append("shopper_id = ?")
             params.append(shopper_id)
         rows = self._conn().execute(
-            f"SELECT * FROM impression WHERE {' AND '.join(where)} ORDER BY at, id LIMIT ?", (*params, limit))
+            f"SELECT * FROM impression WHERE {' AND '.join(where)} ORDER BY at, id LIMIT ?",
+            (*params, -1 if limit is None else limit))
         return [impression_of_row(dict(zip(IMPRESSION_COLUMNS, row))) for row in rows]
 
     def delete_impressions_before(self, before: float) -> int:
         with self._transaction() as conn:
             return conn.execute("DELETE FROM impression WHERE at < ?", (before,)).rowcount
+
+    def record_attributions(self, pairs) -> int:
+        with self._transaction() as conn:
+            before = conn.total_changes
+            conn.executemany("INSERT OR IGNORE INTO attribution (event_id, recommendation_id)"
+                             " SELECT ?, ? WHERE EXISTS (SELECT 1 FROM event WHERE id = ?)",
+                             [(event_id, rid, event_id) for event_id, rid in pairs])
+            return conn.total_changes - before
+
+    def outcomes_between(self, since: float, until: float) -> list:
+        rows = self._conn().execute(
+            "SELECT e.id, e.session_id, e.product_id, e.type, e.ts, s.shopper_id, e.location, e.gift, a.recommendation_id"
+            " FROM event e JOIN session s ON s.id = e.session_id LEFT JOIN attribution a ON a.event_id = e.id"
+            " WHERE e.ts >= ? AND e.ts < ? AND e.type != 'dismiss' ORDER BY e.ts, e.id", (since, until))
+        return [(_event(row), row[8]) for row in rows]
 
     def replace_bought_with(self, rows, state: dict) -> None:
         with self._transaction() as conn:

@@ -198,13 +198,24 @@ class GraphStore(abc.ABC):
         erased while the impression was queued) is not named: the impression is kept anonymous."""
 
     @abc.abstractmethod
-    def impressions(self, shopper_id: str | None = None, since: float | None = None,
-                    limit: int = 1_000) -> list[Impression]:
-        """Kept impressions (of one shopper, from `since`), oldest first."""
+    def impressions(self, shopper_id: str | None = None, since: float | None = None, until: float | None = None,
+                    limit: int | None = 1_000) -> list[Impression]:
+        """Kept impressions (of one shopper, from `since` until before `until`), oldest first;
+        `limit` None: all of them."""
 
     @abc.abstractmethod
     def delete_impressions_before(self, before: float) -> int:
         """Drop impressions older than `before` (the retention); returns how many."""
+
+    @abc.abstractmethod
+    def record_attributions(self, pairs: Sequence[tuple[str, str]]) -> int:
+        """Keep which recommendation each event was sent back with: (event id, recommendation
+        id) pairs; an event already attributed keeps its first. Returns how many were new."""
+
+    @abc.abstractmethod
+    def outcomes_between(self, since: float, until: float) -> list[tuple[Event, str | None]]:
+        """Every view, cart and purchase from `since` until before `until`, oldest first, each
+        with the recommendation id it was sent back with (None when none)."""
 
     @abc.abstractmethod
     def replace_bought_with(self, rows: Sequence[tuple[str, str, int, float]], state: dict) -> None:

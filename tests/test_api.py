@@ -318,3 +318,49 @@ def test_impressions_never_slow_an_answer_they_are_dropped_and_counted_and_writt
     answer = TestClient(create_app(off, store, vectors=None, clock=Clock())).get(
         "/shoppers/ann/recommendations?k=3", headers=as_(READ)).json()
     assert len(answer["recommendation_id"]) == 32
+
+
+def test_what_the_recommendations_sold_is_credited_to_the_lists_that_showed_it(api):
+    """An event sent back with a list's recommendation id is credited to that list and slot; a
+    cart or purchase of an item shown to the same shopper (or an anonymous session) within the
+    window counts without one; nothing else does; on each store."""
+    from datetime import datetime, timezone
+
+    client, store = api
+    prices = {p.id: p.price for p in store.iter_records("products")}
+    feed = client.get("/shoppers/ann/recommendations?k=5&explore=false", headers=as_(READ)).json()
+    visit = client.post("/sessions/visit-9/recommendations", json={"items": ["jeans-1"], "k": 3},
+                        headers=as_(READ)).json()
+    client.app.state.impressions.flush()
+    first, second = feed["items"][0]["product_id"], feed["items"][1]["product_id"]
+    shown = {i["product_id"] for i in feed["items"]}
+    unshown = next(p for p in sorted(prices) if p not in shown and p != "jeans-1")
+    events = [
+        {"event_id": "sold-1", "session_id": "ann-now", "product_id": second, "type": "cart", "shopper_id": "ann",
+         "recommendation_id": feed["recommendation_id"]},
+        {"event_id": "sold-2", "session_id": "ann-now", "product_id": first, "type": "purchase", "shopper_id": "ann"},
+        {"event_id": "sold-3", "session_id": "ann-now", "product_id": first, "type": "purchase", "shopper_id": "ann"},
+        {"event_id": "sold-4", "session_id": "ann-now", "product_id": unshown, "type": "purchase", "shopper_id": "ann"},
+        {"event_id": "sold-5", "session_id": "visit-9", "product_id": visit["items"][0]["product_id"], "type": "view"},
+    ]
+    assert client.post("/events", json={"events": events}, headers=as_(EVENTS)).status_code == 200
+    stamp = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat()  # noqa: E731
+    asked = {"since": stamp(NOW - 3600), "until": stamp(NOW + 1)}
+    metrics = client.get("/metrics/recommendations", params=asked, headers=as_(ADMIN)).json()
+    by_list = metrics["by_list"]
+    assert by_list["feed"] | {"revenue": 0} == {
+        "lists": 1, "shown": 5, "views": 0, "carts": 1, "purchases": 1, "revenue": 0, "click_through": 0.0,
+        "add_to_cart": 0.2, "conversion": 0.2, "revenue_per_thousand": round(prices[first] / 5 * 1000, 2)}
+    assert by_list["feed"]["revenue"] == prices[first]  # once, though bought twice; the unshown one not at all
+    assert by_list["session"]["views"] == 1 and by_list["session"]["shown"] == 3
+    assert metrics["by_position"]["0"]["purchases"] == 1 and metrics["by_position"]["1"]["carts"] == 1
+    assert sum(r["shown"] for r in metrics["by_source"].values()) == 8 and metrics["by_variant"]["none"]["lists"] == 2
+    assert {b["list"] for b in metrics["buckets"]} == {"feed", "session"}
+    later = client.get("/metrics/recommendations", params={**asked, "window_hours": 0.0001}, headers=as_(ADMIN)).json()
+    assert later["by_list"]["feed"]["carts"] == 1  # sent back with the id: credited whatever the window
+    bad = client.get("/metrics/recommendations", params={"since": asked["until"], "until": asked["since"]},
+                     headers=as_(ADMIN))
+    assert bad.status_code == 422 and client.get("/metrics/recommendations", headers=as_(READ)).status_code == 403
+    assert client.delete("/shoppers/ann", headers=as_(ADMIN)).status_code == 200  # erased: her lists and credits too
+    after = client.get("/metrics/recommendations", params=asked, headers=as_(ADMIN)).json()
+    assert "feed" not in after["by_list"] and after["by_list"]["session"]["views"] == 1
