@@ -505,7 +505,9 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         store.delete_rule(rule_id)
         fresh.catch_up()
 
-    add_console(app, store, engine, lambda: served.version, Actions(create_rule, remove_rule, save_look), sessions)
+    add_console(app, store, engine, lambda: served.version, Actions(create_rule, remove_rule, save_look), sessions,
+                sold=lambda: recommendation_report(store, clock() - 7 * DAY, clock(), settings.attribution_window_hours * 3600,
+                                                   DAY))
     app.mount("/console/static", StaticFiles(directory=FilePath(__file__).parent / "static" / "console"), name="console")
 
     @app.get("/shoppers/{shopper_id:id}/journey", response_model=schemas.Journey, **guarded("personal", 404),

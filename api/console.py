@@ -78,7 +78,7 @@ def _when(ts: float) -> str:
 
 
 def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable[[], str | None], actions: Actions,
-                sessions: ConsoleSessions) -> None:
+                sessions: ConsoleSessions, sold: Callable[[], dict]) -> None:
     """The console's routes, on `app` itself (so that `security.Gate` sees each route's scope)."""
     read = {"openapi_extra": scope("read"), "include_in_schema": False}
     personal = {"openapi_extra": scope("personal"), "include_in_schema": False}
@@ -225,6 +225,15 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
             where = ".".join(str(p) for p in first["loc"] if p != "body")
             return page(request, "look_form.html", "Looks", 422, error=f"{where}: {first['msg']}", look=None)
         return RedirectResponse(f"/console/looks/edit?look_id={quote(id.strip(), safe='')}", status_code=303)
+
+    @app.get("/console/sold", **admin)
+    def what_sold(request: Request) -> HTMLResponse:
+        """`GET /metrics/recommendations` for the last 7 days, as tables."""
+        figures = sold()
+        days = [(shown_time(b["start"]), b) for b in figures["buckets"]]
+        return page(request, "sold.html", "What the recommendations sold", figures=figures, days=days,
+                    since=shown_time(figures["since"]), until=shown_time(figures["until"]),
+                    window_hours=figures["window_seconds"] / 3600)
 
     @app.get("/console/map", **read)
     def complement_map(request: Request) -> HTMLResponse:

@@ -249,3 +249,20 @@ def test_a_rule_is_edited_in_the_console(console):
     saved = client.post("/console/rules", data={"id": "r1", "action": "bury", "category": "women/bags", "weight": "3",
                                                 "replace": "1"})
     assert saved.status_code == 200 and [(r.action, r.weight) for r in store.rules()] == [("bury", 3.0)]
+
+
+def test_the_console_shows_what_the_recommendations_sold(tmp_path):
+    store, clock = build(tmp_path), Clock()
+    client = TestClient(create_app(Settings(home=tmp_path / "home", api_keys=KEYS), store, vectors=None, clock=clock))
+    feed = client.get("/shoppers/ann/recommendations?k=4&explore=false", headers=as_(READ)).json()
+    client.app.state.impressions.flush()
+    bought = {"event_id": "bought-1", "session_id": "ann-now", "product_id": feed["items"][0]["product_id"],
+              "type": "purchase", "shopper_id": "ann", "recommendation_id": feed["recommendation_id"]}
+    assert client.post("/events", json=bought, headers=as_(EVENTS)).status_code == 200
+    clock.now += 60
+    signed_in(client, ADMIN)
+    page = client.get("/console/sold").text
+    assert "What the recommendations sold" in page and "<td>feed</td><td>1</td><td>4</td>" in page
+    assert "25.00%" in page  # one purchase of four items shown
+    signed_in(client, READ)
+    assert client.get("/console/sold").status_code == 403
