@@ -128,12 +128,11 @@ async def keep_impressions(store: GraphStore, retention: float, clock, every: fl
 async def keep_crowd(store: GraphStore, every: float) -> None:
     """Recompute the crowd's BOUGHT_WITH every `every` seconds when events came in or shoppers
     were erased since (`graph/crowd.py`), off the event loop, until cancelled. Every worker
-    checks; two refreshing at once write the same rows."""
+    checks; one at a time recomputes (a lease in the store)."""
     while True:
         await asyncio.sleep(every)
         try:
-            if await asyncio.to_thread(crowd.due, store):
-                done = await asyncio.to_thread(crowd.refresh, store)
+            if done := await asyncio.to_thread(crowd.refresh_when_due, store):
                 log.info("the crowd's BOUGHT_WITH recomputed: %(rows)s rows for %(products)s products in %(seconds)s s", done)
         except Exception:  # a store briefly away must not stop the loop: tried again next time
             log.exception("could not recompute the crowd's BOUGHT_WITH; trying again in %s s", every)

@@ -37,3 +37,17 @@ LIMIT $products
 MATCH (a)-[r:BOUGHT_WITH]->(b:Product)
 RETURN a.id AS product_id, b.id AS other_id, r.sessions AS sessions, r.lift AS lift
 ORDER BY product_id, sessions DESC, other_id;
+
+// The lease on recomputing BOUGHT_WITH: one process at a time. The node is locked first (the
+// manual's lost-update pattern) so that two claimants cannot both read it free.
+// name: claim_crowd_refresh
+MERGE (state:CrowdRefresh {id: 'bought_with'})
+SET state.claiming = true
+WITH state, coalesce(state.running_until, 0.0) < $now AS free
+SET state.running_until = CASE WHEN free THEN $until ELSE state.running_until END
+REMOVE state.claiming
+RETURN free AS claimed;
+
+// name: release_crowd_refresh
+MATCH (state:CrowdRefresh {id: 'bought_with'})
+REMOVE state.running_until;

@@ -17,7 +17,8 @@ request reads a product's companions instead of walking the crowd's sessions.
 When it is refreshed: in the transaction of a load that wrote events (so a load is never
 served half counted), and for events appended since (the API's `POST /events`) or shoppers
 erased, by `refresh` whenever the store's events or erasures moved on: every serving process
-checks every `LOOKGRAPH_CROWD_REFRESH_SECONDS`, and `lookgraph refresh-crowd` runs it at once.
+checks every `LOOKGRAPH_CROWD_REFRESH_SECONDS` and one at a time recomputes it (`refresh_when_due`,
+a lease in the store), and `lookgraph refresh-crowd` runs it at once.
 """
 
 from __future__ import annotations
@@ -94,3 +95,19 @@ def refresh(store, clock=time.time) -> dict:
     rows = co_engagement((e.session_id, e.product_id, e.ts) for e in store.iter_records("events") if e.type != "dismiss")
     store.replace_bought_with(rows, {"events": events, "changes": changes, "at": clock()})
     return {"products": len({r[0] for r in rows}), "rows": len(rows), "seconds": round(time.perf_counter() - started, 2)}
+
+
+REFRESH_LEASE_SECONDS = 1_800.0
+"""How long one process may hold the refresh before another may take over (one that died)."""
+
+
+def refresh_when_due(store, clock=time.time) -> dict | None:
+    """What each serving process runs now and then: `refresh` when `due`, by one process at a
+    time across every worker and server (a lease kept in the store). None when not due or
+    another process is at it."""
+    if not due(store) or not store.claim_crowd_refresh(clock(), REFRESH_LEASE_SECONDS):
+        return None
+    try:
+        return refresh(store, clock)
+    finally:
+        store.release_crowd_refresh()

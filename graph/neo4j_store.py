@@ -362,6 +362,12 @@ class Neo4jGraphStore(GraphStore):
             pass
         self._write("crowd.set_bought_with_state", **state)
 
+    def claim_crowd_refresh(self, now: float, seconds: float) -> bool:
+        return self._write("crowd.claim_crowd_refresh", now=now, until=now + seconds)[0]["claimed"]
+
+    def release_crowd_refresh(self) -> None:
+        self._write("crowd.release_crowd_refresh")
+
     def bought_with_state(self) -> dict | None:
         found = self._read("crowd.bought_with_state")[0]
         return None if found["events"] is None else dict(found)

@@ -537,6 +537,19 @@ class SQLiteGraphStore(GraphStore):
         with self._transaction() as conn:
             _replace_bought_with(conn, rows, state["at"], state)
 
+    def claim_crowd_refresh(self, now: float, seconds: float) -> bool:
+        with self._transaction() as conn:  # BEGIN IMMEDIATE: one claimant at a time
+            held = conn.execute("SELECT value FROM meta WHERE key = 'crowd_lease'").fetchone()
+            if held is not None and float(held[0]) >= now:
+                return False
+            conn.execute("INSERT INTO meta (key, value) VALUES ('crowd_lease', ?)"
+                         " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(now + seconds),))
+            return True
+
+    def release_crowd_refresh(self) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM meta WHERE key = 'crowd_lease'")
+
     def bought_with_state(self) -> dict | None:
         found = self._conn().execute("SELECT value FROM meta WHERE key = 'bought_with'").fetchone()
         return json.loads(found[0]) if found else None

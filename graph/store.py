@@ -224,6 +224,15 @@ class GraphStore(abc.ABC):
         watermark and change seq they were computed from) for `bought_with_state`."""
 
     @abc.abstractmethod
+    def claim_crowd_refresh(self, now: float, seconds: float) -> bool:
+        """Take the store-wide lease on recomputing BOUGHT_WITH for `seconds` from `now`; False
+        when another process holds it (one refresh at a time, however many workers)."""
+
+    @abc.abstractmethod
+    def release_crowd_refresh(self) -> None:
+        """Give the lease back (a process that died holding it loses it when it runs out)."""
+
+    @abc.abstractmethod
     def bought_with_state(self) -> dict | None:
         """What the stored BOUGHT_WITH was computed from ({"events", "changes", "at"}), or None."""
 

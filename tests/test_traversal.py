@@ -340,3 +340,20 @@ def test_bought_with_is_one_truth_on_both_stores_while_events_stream_in(tmp_path
     after = companions()
     together = lambda hits: next(n for a, b, n in hits if (a, b) == ("jeans-1", "belt-1"))  # noqa: E731
     assert after["embedded"] == after["neo4j"] and together(after["embedded"]) == together(before["embedded"]) - 1
+
+
+def test_one_process_at_a_time_recomputes_bought_with(tmp_path, store):
+    """The serving job's lease, kept in the store: a second claimant is refused while the first
+    holds it, the lease runs out if its holder died, and a refresh when due takes and gives it."""
+    from lookgraph.graph import crowd
+
+    build(tmp_path, store)
+    assert store.claim_crowd_refresh(1_000.0, 60.0) and not store.claim_crowd_refresh(1_030.0, 60.0)
+    assert crowd.refresh_when_due(store) is None or not crowd.due(store)  # nothing due after the load
+    assert store.claim_crowd_refresh(1_061.0, 60.0)  # the first holder died: its lease ran out
+    store.append_events([Event("late/1", "late-1", "jeans-1", "cart", NOW, "ann"),
+                         Event("late/2", "late-1", "seat-2", "cart", NOW + 1, "ann")])
+    assert crowd.refresh_when_due(store, clock=lambda: 1_070.0) is None  # held by another: not now
+    store.release_crowd_refresh()
+    assert crowd.refresh_when_due(store)["rows"] > 0 and not crowd.due(store)
+    assert store.claim_crowd_refresh(2_000.0, 60.0)  # given back after the refresh
