@@ -24,16 +24,14 @@ from pydantic import ValidationError
 from .. import __version__
 from ..embeddings.vectors import LookVectors, erase_shopper_from_artifacts
 from ..graph import crowd, limits
-from ..graph.model import Attribute, Event, Impression, Look, Product, Rule
+from ..graph.model import Attribute, Event, Look, Product, Rule
 from ..graph.store import AlreadyExists, GraphStore, SessionConflict, UnknownNode
 from ..graph.stores import open_store
 from ..recommend.engine import Ask, Engine
 from ..recommend.explanations import Answer
 from ..recommend.freshness import Freshness
 from ..recommend.attribution import recommendation_report
-from ..recommend.impressions import ImpressionLog, new_recommendation_id
-from ..recommend.impressions import shown as shown_items
-from ..recommend.ranker import LearnedRanker
+from ..recommend.impressions import ImpressionLog
 from ..recommend.policies import DAY, PolicyConfig
 from ..settings import Settings
 from . import schemas
@@ -156,11 +154,12 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         vectors, ranker = ServedModel.load_latest(settings.home)
         if vectors is None:
             log.warning("no trained model under %s yet: serving from graph paths alone", settings.home / "models")
-    engine = Engine(store, store.traversal(vectors), vectors, PolicyConfig(), clock, ranker)
-    served = ServedModel(engine, settings.home, vectors.meta.get("version") if vectors else None, clock)
-    fresh = Freshness(engine, store)
     impressions = ImpressionLog(store, settings.impression_queue, settings.impression_flush_seconds,
                                 counted=lambda outcome, n: impressions_kept.labels(outcome).inc(n)) if settings.impressions else None
+    engine = Engine(store, store.traversal(vectors), vectors, PolicyConfig(), clock, ranker,
+                    keep_shown=impressions.record if impressions is not None else None)
+    served = ServedModel(engine, settings.home, vectors.meta.get("version") if vectors else None, clock)
+    fresh = Freshness(engine, store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -228,25 +227,12 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     # threadpool, so a request waiting on Neo4j (or on SQLite's disk) never holds the event loop,
     # and requests run concurrently (`benchmarks/load.py --concurrency`).
 
-    def shown(answer: Answer, kind: str, ask: Ask, shopper_id: str | None = None, product_id: str | None = None) -> str:
-        """A new recommendation id for `answer`, and the list queued to be kept under it."""
-        recommendation_id = new_recommendation_id()
-        if impressions is not None and answer.items:
-            context = {"k": ask.k, "location": ask.location, "gift": ask.gift, "categories": list(ask.categories),
-                       "explore": ask.explore, "items": list(ask.items)}
-            ranker = "lambdarank" if isinstance(engine.ranker, LearnedRanker) else "hand-set"
-            impressions.record(Impression(recommendation_id, kind, clock(), shown_items(answer), shopper_id,
-                                          ask.session_id, product_id or ask.product_id, served.version, ranker, None,
-                                          context))
-        return recommendation_id
-
-    def out(answer: Answer, kind: str, ask: Ask, shopper_id: str | None = None, product_id: str | None = None) -> Response:
+    def out(answer: Answer) -> Response:
         """The answer as `schemas.Recommendations` (the routes' documented `response_model`),
-        written straight from the engine's dataclasses, under a new recommendation id."""
+        written straight from the engine's dataclasses."""
         return Response(schemas.RECOMMENDATIONS_JSON.dump_json(
-            {"recommendation_id": shown(answer, kind, ask, shopper_id, product_id), "items": answer.items,
-             "model": served.version, "short_because": answer.short_because}),
-            media_type="application/json")
+            {"recommendation_id": answer.recommendation_id, "items": answer.items, "model": served.version,
+             "short_because": answer.short_because}), media_type="application/json")
 
     def known_categories(categories: list[str], where: list) -> tuple[str, ...]:
         """The category filter, every id checked: an unknown one is a mistake, not an empty list."""
@@ -308,7 +294,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         ask = Ask(query.k, query.product_id, query.location, query.gift,
                   known_categories(query.category, ["query", "category"]), query.same_category, query.session_id,
                   explore=query.explore)
-        return out(engine.for_shopper(shopper_id, ask), "feed", ask, shopper_id)
+        return out(engine.for_shopper(shopper_id, ask))
 
     @app.get("/products/{product_id:id}/complete-the-look", response_model=schemas.Recommendations,
              **guarded("read", 404), tags=["recommendations"], summary="Complete the look around a product")
@@ -323,7 +309,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                 if pid not in known:
                     raise invalid(["item", i], f"unknown product {pid!r}", "query")
             return engine.complete_the_look(product_id, ask)
-        return out(store.read_together(answer), "complete_the_look", ask, product_id=product_id)
+        return out(store.read_together(answer))
 
     @app.post("/sessions/{session_id:id}/recommendations", response_model=schemas.Recommendations,
               **guarded("read", 404, 413), tags=["recommendations"], summary="An anonymous visitor's recommendations")
@@ -338,7 +324,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                 if pid not in known:
                     raise invalid(["items", i], f"unknown product {pid!r}")
             return engine.for_session(session_id, ask)
-        return out(store.read_together(answer), "session", ask)
+        return out(store.read_together(answer))
 
     @app.get("/looks/{look_id:id}", response_model=schemas.LookOut, **guarded("read", 404), tags=["catalogue"],
              summary="One look")
@@ -537,11 +523,11 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         quiet period (then nothing is logged)."""
         decision = engine.outbound(shopper_id, channel, k)
         retry = decision["retry_after"]
-        picked = shown(Answer(decision["items"]), "outbound", Ask(k), shopper_id) if decision["items"] else None
         return schemas.OutboundOut(
             contact=decision["contact"], reason=decision["reason"],
             retry_after=datetime.fromtimestamp(retry, timezone.utc) if retry else None,
-            items=schemas.RECOMMENDATION_LIST.dump_python(decision["items"]), recommendation_id=picked)
+            items=schemas.RECOMMENDATION_LIST.dump_python(decision["items"]),
+            recommendation_id=decision.get("recommendation_id"))
 
     @app.get("/health", response_model=schemas.Health, tags=["operations"], summary="Liveness, the store and the model served")
     def health() -> schemas.Health:

@@ -147,7 +147,7 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
                                 "name": cards[e.product_id].name if e.product_id in cards else e.product_id})
         for s in journey.values():
             s["travel"] = bool(s["location"] and home_location and s["location"] != home_location)
-        answer = engine.for_shopper(shopper_id, Ask(k=10))
+        answer = engine.for_shopper(shopper_id, Ask(k=10), kind=None)  # a preview: not shown to them, not kept
         now = engine.clock()
         rules = [r.name or r.id for r in store.rules() if r.shopper_id in (None, shopper_id) and r.active(now)]
         return page(request, "shopper.html", f"Shopper {shopper_id}", home=home_location,
@@ -162,7 +162,7 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
         except UnknownNode:
             return page(request, "home.html", "Find a shopper or a product", 404, error=f"No product {product_id!r}.")
         looks = [schemas.LookOut.of(store.get("looks", i)) for i in store.look_ids(product_id, 50, 0)]
-        answer = engine.complete_the_look(product_id, Ask(k=10))
+        answer = engine.complete_the_look(product_id, Ask(k=10), kind=None)
         return page(request, "product.html", found.name, product=found, looks=looks, items=_shown(answer.items),
                     short_because=answer.short_because)
 

@@ -23,6 +23,15 @@ RETURN i.id AS id, i.list AS list, i.at AS at, i.shopper_id AS shopper_id, i.ses
 ORDER BY at, id
 LIMIT coalesce($limit, 9223372036854775807);
 
+// The latest lists shown to one shopper, newest first (fading reads them on every request).
+// name: latest_impressions
+MATCH (i:Impression {shopper_id: $shopper_id})
+RETURN i.id AS id, i.list AS list, i.at AS at, i.shopper_id AS shopper_id, i.session_id AS session_id,
+       i.product_id AS product_id, i.model AS model, i.ranker AS ranker, i.variant AS variant,
+       i.context AS context, i.items AS items
+ORDER BY at DESC, id DESC
+LIMIT $limit;
+
 // name: delete_impressions_before
 MATCH (i:Impression)
 WHERE i.at < $before

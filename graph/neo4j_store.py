@@ -340,6 +340,10 @@ class Neo4jGraphStore(GraphStore):
                           until=until if until is not None else 1e18, limit=limit)
         return [impression_of_row(row) for row in rows]
 
+    def latest_impressions(self, shopper_id: str, limit: int) -> list:
+        rows = self._read("impressions.latest_impressions", shopper_id=shopper_id, limit=limit)
+        return [impression_of_row(row) for row in reversed(rows)]
+
     def delete_impressions_before(self, before: float) -> int:
         deleted = 0
         while n := self._write("impressions.delete_impressions_before", before=before, batch=self.batch_size)[0]["deleted"]:

@@ -514,6 +514,11 @@ class SQLiteGraphStore(GraphStore):
             (*params, -1 if limit is None else limit))
         return [impression_of_row(dict(zip(IMPRESSION_COLUMNS, row))) for row in rows]
 
+    def latest_impressions(self, shopper_id: str, limit: int) -> list:
+        rows = self._conn().execute("SELECT * FROM impression WHERE shopper_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+                                    (shopper_id, limit)).fetchall()
+        return [impression_of_row(dict(zip(IMPRESSION_COLUMNS, row))) for row in reversed(rows)]
+
     def delete_impressions_before(self, before: float) -> int:
         with self._transaction() as conn:
             return conn.execute("DELETE FROM impression WHERE at < ?", (before,)).rowcount

@@ -204,6 +204,10 @@ class GraphStore(abc.ABC):
         `limit` None: all of them."""
 
     @abc.abstractmethod
+    def latest_impressions(self, shopper_id: str, limit: int) -> list[Impression]:
+        """The `limit` latest lists shown to a shopper, oldest first (what fading reads)."""
+
+    @abc.abstractmethod
     def delete_impressions_before(self, before: float) -> int:
         """Drop impressions older than `before` (the retention); returns how many."""
 

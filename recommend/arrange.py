@@ -110,7 +110,7 @@ def _explore(engine, request, offers: Offers, ranked: list[int], chosen: list[in
     departments = {tree.department(g) for g in groups}
     near = (lambda group: tree.department(group) in departments) if departments else None  # noqa: E731
     for group in policies.explore_groups(state, trending, slots, int(request.now // policies.DAY),
-                                         engine.shown_groups(state.shopper_id), near):
+                                         request.shown_groups, near):
         for card in trending.by_group.get(group, []):
             if card.id not in offers.position or offers.position[card.id] not in taken:
                 if not admission.allowed(card):

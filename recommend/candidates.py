@@ -136,7 +136,7 @@ def gather(engine, request) -> Offers:
         offers.add(card, "trip", 1.0, explain.trip_path, (request.trip, card.id))
     if not offers.cards:  # a cold start: what is trending, groups ordered by this shopper's draw
         ordered = policies.explore_groups(state, trending, len(trending.by_group), int(request.now // policies.DAY),
-                                          engine.shown_groups(state.shopper_id))
+                                          request.shown_groups)
         for rank, group in enumerate(ordered):
             for card in trending.by_group[group][:5]:
                 offers.add(card, "trending", 1.0 / (1 + rank), explain.trending_path,

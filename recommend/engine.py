@@ -17,56 +17,42 @@ stage a module of its own, entered once:
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..embeddings.vectors import LookVectors
 from ..graph.limits import FUTURE_SLACK_SECONDS
+from ..graph.model import Impression
 from ..graph.store import GraphStore, erasure_key
-from ..graph.traversal import ProductCard, Traversal
+from ..graph.traversal import Traversal
 from . import policies
 from .arrange import arrange
 from .candidates import gather
 from .explanations import Answer, explain
 from .features import describe
 from .filters import admit
+from .impressions import impression_of, new_recommendation_id
 from .merchandising import Merchandising
 from .model_sources import ModelSources
-from .policies import PolicyConfig, ShopperState
+from .policies import PolicyConfig
 from .ranker import EvidenceRanker, LearnedRanker, rank
 from .request import Ask, Request, for_look
 from .request import for_shopper as shopper_request
 
 __all__ = ["Ask", "Engine"]
 
-MAX_IMPRESSIONS = 1_000
-"""Impressions are remembered for at most this many products per shopper."""
-MAX_SHOPPERS_REMEMBERED = 50_000
-"""Shoppers whose impressions this process remembers (least recently served forgotten first):
-about 1.8 KiB each, so at most about 90 MiB."""
-
-
-@dataclass
-class _Shown:
-    """What this process has shown one shopper: impressions per product, and per category group."""
-
-    impressions: dict[str, int] = field(default_factory=dict)
-    groups: Counter = field(default_factory=Counter)
-
-
 class Engine:
     def __init__(self, store: GraphStore, graph: Traversal, vectors: LookVectors | None = None,
-                 config: PolicyConfig | None = None, clock=time.time, ranker: LearnedRanker | None = None):
+                 config: PolicyConfig | None = None, clock=time.time, ranker: LearnedRanker | None = None,
+                 keep_shown: Callable[[Impression], object] | None = None):
         self.store, self.graph = store, graph
         self.config = config or PolicyConfig()
         self.clock = clock
-        self._shown: OrderedDict[str, _Shown] = OrderedDict()  # by shopper, least recently served first
-        self._lock = threading.Lock()
+        self.keep_shown = keep_shown
+        """Where each list served goes to be kept (`impressions.ImpressionLog.record`): what
+        fading and exploration read back from the store (`request.Request.shown`)."""
         self.merch = Merchandising(store, graph.categories)
         self.future_slack = FUTURE_SLACK_SECONDS
         """Events dated up to this long after the clock count (a storefront's clock may run a
@@ -94,36 +80,42 @@ class Engine:
         gathered with this off)."""
 
     # -- entry points ------------------------------------------------------------------------
-    def for_shopper(self, shopper_id: str, ask: Ask) -> Answer:
+    def for_shopper(self, shopper_id: str, ask: Ask, kind: str | None = "feed") -> Answer:
         """A shopper's feed (or, with `ask.product_id`, their view of a product page). A shopper
-        the store does not know yet is answered from the crowd, as an anonymous visitor is."""
-        return self.answer(lambda: shopper_request(self, shopper_id, ask))
+        the store does not know yet is answered from the crowd, as an anonymous visitor is.
+        `kind` None: a preview (the console's), not shown to the shopper, so not kept."""
+        return self.answer(lambda: shopper_request(self, shopper_id, ask), kind)
 
     def for_session(self, session_id: str, ask: Ask) -> Answer:
         """An anonymous visitor: the session's events so far plus the items asked about."""
-        return self.answer(lambda: shopper_request(self, None, Ask(**{**ask.__dict__, "session_id": session_id})))
+        return self.answer(lambda: shopper_request(self, None, Ask(**{**ask.__dict__, "session_id": session_id})),
+                           "session")
 
-    def complete_the_look(self, product_id: str, ask: Ask) -> Answer:
+    def complete_the_look(self, product_id: str, ask: Ask, kind: str | None = "complete_the_look") -> Answer:
         """What completes the look around a product (a product page, for anyone), given also
         the other items already chosen for it (`ask.items`)."""
-        return self.answer(lambda: for_look(self, product_id, ask))
+        return self.answer(lambda: for_look(self, product_id, ask), kind)
 
-    def answer(self, request_of: Callable[[], Request]) -> Answer:
+    def answer(self, request_of: Callable[[], Request], kind: str | None) -> Answer:
         """One request read in one read transaction (`GraphStore.read_together`: on Neo4j a
-        request is one transaction and sees one snapshot), then what it showed remembered."""
-        request, shown, answer = self.store.read_together(lambda: self.recommend(request_of()))
-        self._remember(request.state, shown)
+        request is one transaction and sees one snapshot); the list shown is given a
+        recommendation id and handed to `keep_shown` (the API's impression log) to be kept."""
+        request, answer = self.store.read_together(lambda: self.recommend(request_of()))
+        answer.recommendation_id = new_recommendation_id()
+        if self.keep_shown is not None and kind is not None and answer.items:
+            version = self.vectors.meta.get("version") if self.vectors is not None else None
+            ranker = "lambdarank" if isinstance(self.ranker, LearnedRanker) else "hand-set"
+            self.keep_shown(impression_of(answer, kind, request, version, ranker))
         return answer
 
-    def recommend(self, request: Request) -> tuple[Request, list[ProductCard], Answer]:
-        """The pipeline, stage by stage: the request, the cards it shows, the answer."""
+    def recommend(self, request: Request) -> tuple[Request, Answer]:
+        """The pipeline, stage by stage."""
         offers = gather(self, request)
         admission = admit(self, request, offers)
         x = describe(self, request, offers, admission.keep)
         scores, ruled = rank(self, request, offers, admission.keep, x)
         picks, short_because, score_of = arrange(self, request, offers, admission, scores)
-        answer = explain(request, offers, picks, score_of, ruled, short_because)
-        return request, [offers.cards[i] for i, _ in picks], answer
+        return request, explain(request, offers, picks, score_of, ruled, short_because)
 
     def candidate_features(self, shopper_id: str | None, ask: Ask, look: bool = False) -> tuple[list[str], np.ndarray]:
         """The candidates the filter allows and their features, as the ranker sees them (for
@@ -159,8 +151,9 @@ class Engine:
             shopper_id, channel, now, window, lambda times: policies.contact_decision(times, self.config, now))
         if not allowed:
             return {"contact": False, "reason": reason, "retry_after": retry, "items": []}
-        items = self.for_shopper(shopper_id, Ask(k=k)).items
-        return {"contact": True, "reason": reason, "retry_after": None, "items": items}
+        picks = self.for_shopper(shopper_id, Ask(k=k), kind="outbound")
+        return {"contact": True, "reason": reason, "retry_after": None, "items": picks.items,
+                "recommendation_id": picks.recommendation_id}
 
     def reload_graph(self) -> None:
         """Read the graph's walks, the merchandising and the sources over them again from the
@@ -173,50 +166,8 @@ class Engine:
         self.install(self.prepare(self.vectors, ranker))
 
     def forget_erased(self, key: str) -> None:
-        """An erasure recorded in the store's change log (by its `erasure_key`): forget every
-        shopper of this process with that key, and recount the crowd without them."""
-        with self._lock:
-            remembered = [sid for sid in self._shown if erasure_key(sid) == key]
-        learnt = [sid for sid in (self.model.shopper_row if self.model else ()) if erasure_key(sid) == key]
-        for shopper_id in dict.fromkeys(remembered + learnt):
-            with self._lock:
-                self._shown.pop(shopper_id, None)
-            if self.model is not None:
-                self.model.shopper_erased(shopper_id)
-        self.graph.shopper_erased("")
-
-    def forget(self, shopper_id: str) -> None:
-        """Drop what this process holds of a shopper, on erasure: impressions, their part in
-        the crowd's counts and statistics, their learnt vector."""
-        with self._lock:
-            self._shown.pop(shopper_id, None)
-        self.graph.shopper_erased(shopper_id)
-        if self.model is not None:
+        """An erasure recorded in the store's change log (by its `erasure_key`): forget the
+        learnt vector of every shopper with that key, and recount the crowd without them."""
+        for shopper_id in [sid for sid in (self.model.shopper_row if self.model else ()) if erasure_key(sid) == key]:
             self.model.shopper_erased(shopper_id)
-
-    # -- what this process remembers of shoppers: impressions ---------------------------------
-    def impressions(self, shopper_id: str | None) -> dict[str, int]:
-        """How often each product was shown to the shopper since they last engaged with it."""
-        shown = self._shown.get(shopper_id or "")
-        return shown.impressions if shown else {}
-
-    def shown_groups(self, shopper_id: str | None) -> Counter:
-        """How often each category group was shown to the shopper (exploration's draw)."""
-        shown = self._shown.get(shopper_id or "")
-        return shown.groups if shown else Counter()
-
-    def _remember(self, state: ShopperState, shown: list[ProductCard]) -> None:
-        """Impressions per shopper and product (bounded), reset by any engagement."""
-        if not state.shopper_id:
-            return
-        with self._lock:
-            record = self._shown.pop(state.shopper_id, None) or _Shown()
-            self._shown[state.shopper_id] = record  # now the most recently served
-            for card in shown:
-                count = record.impressions.pop(card.id, 0)  # re-inserted: the most recently shown last
-                record.impressions[card.id] = 0 if card.id in state.interacted else count + 1
-                record.groups[self.graph.categories.group(card.category)] += 1
-            while len(record.impressions) > MAX_IMPRESSIONS:  # the longest unshown go first
-                del record.impressions[next(iter(record.impressions))]
-            while len(self._shown) > MAX_SHOPPERS_REMEMBERED:
-                self._shown.popitem(last=False)
+        self.graph.shopper_erased("")

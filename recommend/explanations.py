@@ -61,6 +61,8 @@ class Answer:
 
     items: list[Recommendation]
     short_because: str | None = None
+    recommendation_id: str = ""
+    """The list's id (`impressions.py`), given when it is served."""
 
 
 def _step(cards: dict[str, ProductCard], pid: str) -> Step:

@@ -30,10 +30,15 @@ def new_recommendation_id() -> str:
     return uuid.uuid4().hex
 
 
-def shown(answer: Answer) -> tuple[ShownItem, ...]:
-    """The answer's items as the impression keeps them, in position."""
-    return tuple(ShownItem(item.product_id, item.source, ">".join(item.paths[0].relationships) if item.paths else "",
-                           item.exploration) for item in answer.items)
+def impression_of(answer: Answer, kind: str, request, model: str | None, ranker: str) -> Impression:
+    """The answer as the store keeps it: its items in position, who and what it was for."""
+    ask = request.ask
+    items = tuple(ShownItem(item.product_id, item.source, ">".join(item.paths[0].relationships) if item.paths else "",
+                            item.exploration) for item in answer.items)
+    context = {"k": ask.k, "location": ask.location, "gift": ask.gift, "categories": list(ask.categories),
+               "explore": ask.explore, "items": list(ask.items)}
+    return Impression(answer.recommendation_id, kind, request.now, items, request.state.shopper_id, ask.session_id,
+                      ask.product_id, model, ranker, None, context)
 
 
 class ImpressionLog:

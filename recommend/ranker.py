@@ -80,7 +80,7 @@ def rank(engine, request, offers: Offers, keep: list[int], x: np.ndarray) -> tup
     move a score by standard deviations of this list's scores: each fade halving one down."""
     scores = engine.ranker.score(x) if keep else np.zeros(0)
     state = request.state
-    impressions = engine.impressions(state.shopper_id)
+    impressions = request.shown
     if impressions and len(keep):
         fade = np.array([policies.fade(offers.cards[i].id, state, impressions.get(offers.cards[i].id, 0), engine.config)
                          for i in keep])

@@ -9,6 +9,7 @@ rules keep out. Events are read from the store on every request (read-your-write
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..graph.model import Event
@@ -25,6 +26,8 @@ of the event and `policies.session_weight`: one view says little, several consis
 more), then the profile's by the strength of each event (at most 1)."""
 ANCHORS = 12
 """Products a walk starts from, the weightiest first."""
+SHOWN_LISTS = 50
+"""The latest lists shown to a shopper that fading and exploration read back from the store."""
 HISTORY = 5_000
 """Events read per request: enough that a heavy shopper is not offered what they already had."""
 
@@ -69,6 +72,11 @@ class Request:
     """Products a rule keeps out of this shopper's lists."""
     session_share: float = 0.0
     """How much the current session counts beside the profile (`policies.session_weight`)."""
+    shown: dict[str, int] = field(default_factory=dict)
+    """How many of the latest lists shown to the shopper held each product since they last
+    engaged with it (the store's impressions: every worker's alike), for fading."""
+    shown_groups: Counter = field(default_factory=Counter)
+    """How often each category group was shown to the shopper, for exploration's draw."""
 
     @property
     def due(self) -> set[str]:
@@ -98,7 +106,30 @@ def for_shopper(engine, shopper_id: str | None, ask: Ask) -> Request:
     state = policies.shopper_state(shopper_id, home, events, cards, engine.graph.categories, engine.config, now,
                                    ask.session_id, ask.gift)
     anchors = {a: wv for a, wv in _anchors(state, ask, engine.config).items() if a in cards}  # deleted products are no anchors
-    return _settled(engine, Request(state, anchors, ask, now, cards, ask.product_id is not None))
+    request = Request(state, anchors, ask, now, cards, ask.product_id is not None)
+    _read_shown(engine, request, events)
+    return _settled(engine, request)
+
+
+def _read_shown(engine, request: Request, events: list[Event]) -> None:
+    """What the shopper was shown lately and has not engaged with since (`Request.shown`)."""
+    if request.state.shopper_id is None:
+        return
+    engaged: dict[str, float] = {}
+    for e in events:
+        engaged[e.product_id] = max(engaged.get(e.product_id, e.ts), e.ts)
+    lists = [i for i in engine.store.latest_impressions(request.state.shopper_id, SHOWN_LISTS)
+             if i.at <= request.now + engine.future_slack]  # none shown after the moment asked about
+    if not lists:
+        return
+    cards = engine.graph.cards({item.product_id for i in lists for item in i.items})
+    group = engine.graph.categories.group
+    for impression in lists:
+        for item in impression.items:
+            if impression.at > engaged.get(item.product_id, float("-inf")):
+                request.shown[item.product_id] = request.shown.get(item.product_id, 0) + 1
+            if item.product_id in cards:
+                request.shown_groups[group(cards[item.product_id].category)] += 1
 
 
 def for_look(engine, product_id: str, ask: Ask) -> Request:

@@ -264,5 +264,9 @@ def test_the_console_shows_what_the_recommendations_sold(tmp_path):
     page = client.get("/console/sold").text
     assert "What the recommendations sold" in page and "<td>feed</td><td>1</td><td>4</td>" in page
     assert "25.00%" in page  # one purchase of four items shown
+    signed_in(client, PERSONAL)
+    assert client.get("/console/shoppers/ann").status_code == 200  # a preview: not shown to ann, not kept
+    client.app.state.impressions.flush()
+    assert len(store.impressions(shopper_id="ann")) == 1
     signed_in(client, READ)
     assert client.get("/console/sold").status_code == 403

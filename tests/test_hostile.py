@@ -185,7 +185,7 @@ def test_erasure_leaves_no_byte_of_the_shopper_anywhere_under_the_home(tmp_path)
         assert erased["events"] == 4 and erased["sessions"] == 1 and erased["artifacts"] == 2
         assert client.delete(f"/shoppers/{victim}", headers=as_(ADMIN)).status_code == 404
     assert victim not in engine.model.shopper_row and victim not in engine.model.vectors.ids["shopper"]
-    assert victim not in engine._shown
+    assert store.impressions(shopper_id=victim) == []  # what was shown to them, written or still queued
     files = [p for p in home.rglob("*") if p.is_file()]
     assert any(p.name == "graph.db" for p in files) and any(p.name == "checkpoint.pt" for p in files)
     holding = [str(p.relative_to(home)) for p in files if victim.encode() in p.read_bytes()]

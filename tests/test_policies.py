@@ -23,7 +23,9 @@ def shop(tmp_path, store):
     """The scenario shop in each store (Neo4j when NEO4J_URI is set): same engine, same answers."""
     build(tmp_path, store)
     clock = Clock()
-    engine = Engine(store, store.traversal(), None, PolicyConfig(explore_share=0.0), clock)
+    # What it shows is kept at once (the API queues it and writes it within a second).
+    engine = Engine(store, store.traversal(), None, PolicyConfig(explore_share=0.0), clock,
+                    keep_shown=lambda impression: store.append_impressions([impression]))
     yield store, engine, clock
 
 
@@ -97,14 +99,22 @@ def test_a_dismissal_removes_the_item_and_lowers_its_look(shop):
     assert "boots-1" in ids(engine.for_shopper("bob", Ask(k=10, product_id="jeans-1")).items)  # only ann dismissed it
 
 
-def test_items_shown_again_and_again_fade(shop):
-    _, engine, _ = shop
+def test_items_shown_again_and_again_fade_whichever_process_showed_them(shop):
+    """Fading reads the lists kept in the store: a second engine (another worker) over the same
+    store fades what the first showed."""
+    store, engine, clock = shop
     first = {r.product_id: r.score for r in engine.for_shopper("ann", Ask(k=5)).items}
-    for _ in range(6):
+    for n in range(6):
+        clock.now = NOW + n + 1
         engine.for_shopper("ann", Ask(k=5)).items
-    later = {r.product_id: r.score for r in engine.for_shopper("ann", Ask(k=5)).items}
+    other = Engine(store, store.traversal(), None, PolicyConfig(explore_share=0.0), clock)
+    later = {r.product_id: r.score for r in other.for_shopper("ann", Ask(k=5)).items}
     faded = [p for p in first if p in later and later[p] < first[p]]
     assert faded
+    store.append_events([event(9, faded[0], "cart", ts=NOW + 10)])  # engaged with since: no longer faded
+    clock.now = NOW + 11
+    again = {r.product_id: r.score for r in other.for_shopper("ann", Ask(k=5)).items}
+    assert faded[0] not in again or again[faded[0]] > later[faded[0]]
 
 
 def test_gift_shopping_shapes_the_session_not_the_profile(shop):
