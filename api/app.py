@@ -169,6 +169,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         if settings.crowd_refresh_seconds > 0:
             tasks.append(asyncio.create_task(keep_crowd(store, settings.crowd_refresh_seconds)))
         if impressions is not None:
+            impressions.start()
             tasks.append(asyncio.create_task(keep_impressions(store, settings.impression_retention_days * DAY, clock)))
         yield
         for task in tasks:  # shutting down: in-flight requests have been answered by now

@@ -74,6 +74,7 @@ def main() -> None:
     home = args.work / f"freshness-{args.store}"
     env = {**os.environ, "LOOKGRAPH_HOME": str(home), "LOOKGRAPH_API_KEYS": f"{KEY}:read,events,admin,personal",
            "LOOKGRAPH_STORE": args.store}
+    home.mkdir(parents=True, exist_ok=True)
     if not (home / "loaded").exists():
         os.environ["LOOKGRAPH_STORE"] = args.store
         lookgraph("load", str(demo_store(args)), home=home)

@@ -51,8 +51,14 @@ class ImpressionLog:
         """`counted("written" | "dropped", n)`: for the server's metrics."""
         self._queue: queue.Queue[Impression] = queue.Queue(maxsize=capacity)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="impression-log", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the writer thread (the server does when it starts serving; until then, and
+        without it, `flush` writes what is queued)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="impression-log", daemon=True)
+            self._thread.start()
 
     def record(self, impression: Impression) -> bool:
         """Queue `impression` for the store; False (and counted as dropped) when the queue is full."""
@@ -73,7 +79,8 @@ class ImpressionLog:
     def close(self) -> None:
         """Stop the writer and write what is still queued (on shutdown)."""
         self._stop.set()
-        self._thread.join(timeout=max(5.0, 2 * self.flush_seconds))
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, 2 * self.flush_seconds))
         self.flush()
 
     def _take(self) -> list[Impression]:
