@@ -51,3 +51,12 @@ RETURN free AS claimed;
 // name: release_crowd_refresh
 MATCH (state:CrowdRefresh {id: 'bought_with'})
 REMOVE state.running_until;
+
+// Every interaction, $limit at a time after ($after_ts, $after) in (time, event id) order, as
+// the co-engagement counts it (graph/crowd.py leaves dismissals out).
+// name: engagements_page
+MATCH (s:Session)-[i:INTERACTED]->(p:Product)
+WHERE i.ts >= $after_ts AND (i.ts > $after_ts OR i.event_id > $after)
+RETURN i.event_id AS id, i.ts AS ts, i.type AS type, s.id AS session_id, p.id AS product_id
+ORDER BY ts, id
+LIMIT $limit;

@@ -357,6 +357,12 @@ class Neo4jGraphStore(GraphStore):
     def outcomes_between(self, since: float, until: float) -> list:
         return [(_event(r), r["recommendation_id"]) for r in self._read("impressions.outcomes_between", since=since, until=until)]
 
+    def engagements(self) -> Iterator[tuple[str, str, float]]:
+        after_ts, after = float("-inf"), ""
+        while rows := self._read("crowd.engagements_page", after_ts=after_ts, after=after, limit=20_000):
+            yield from ((r["session_id"], r["product_id"], r["ts"]) for r in rows if r["type"] != "dismiss")
+            after_ts, after = rows[-1]["ts"], rows[-1]["id"]
+
     def replace_bought_with(self, rows, state: dict) -> None:
         at = state["at"]
         for start in range(0, len(rows), self.batch_size):

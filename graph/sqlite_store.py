@@ -358,8 +358,7 @@ class SQLiteGraphStore(GraphStore):
             for _, ddl in deferred:
                 conn.execute(ddl)
             if writer.wrote_events:  # served counted whole, in the load's own transaction
-                _replace_bought_with(conn, co_engagement(conn.execute(
-                    "SELECT session_id, product_id, ts FROM event WHERE type != 'dismiss'")), time.time())
+                _replace_bought_with(conn, co_engagement(conn.execute(_ENGAGEMENTS)), time.time())
 
     def append_events(self, events: Sequence[Event]) -> int:
         with self._transaction() as conn:
@@ -537,6 +536,9 @@ class SQLiteGraphStore(GraphStore):
             " FROM event e JOIN session s ON s.id = e.session_id LEFT JOIN attribution a ON a.event_id = e.id"
             " WHERE e.ts >= ? AND e.ts < ? AND e.type != 'dismiss' ORDER BY e.ts, e.id", (since, until))
         return [(_event(row), row[8]) for row in rows]
+
+    def engagements(self) -> Iterator[tuple[str, str, float]]:
+        yield from self._conn().execute(_ENGAGEMENTS)
 
     def replace_bought_with(self, rows, state: dict) -> None:
         with self._transaction() as conn:
@@ -828,6 +830,9 @@ def _record_changes(conn: sqlite3.Connection, kind: str, keys: Sequence[str]) ->
     keys = ["*"] if len(keys) > CHANGES_PER_WRITE else list(keys)
     conn.executemany("INSERT INTO change_log (kind, key, at) VALUES (?, ?, ?)", [(kind, key, now) for key in keys])
     conn.execute("DELETE FROM change_log WHERE at < ?", (now - CHANGE_RETENTION_SECONDS,))
+
+
+_ENGAGEMENTS = "SELECT session_id, product_id, ts FROM event WHERE type != 'dismiss'"
 
 
 def _replace_bought_with(conn: sqlite3.Connection, rows, at: float, state: dict | None = None) -> None:

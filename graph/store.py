@@ -222,6 +222,11 @@ class GraphStore(abc.ABC):
         with the recommendation id it was sent back with (None when none)."""
 
     @abc.abstractmethod
+    def engagements(self) -> Iterator[tuple[str, str, float]]:
+        """(session, product, time) of every event but dismissals, in no particular order: what
+        the crowd's co-engagement is counted from (`graph/crowd.py`)."""
+
+    @abc.abstractmethod
     def replace_bought_with(self, rows: Sequence[tuple[str, str, int, float]], state: dict) -> None:
         """Replace every (:Product)-[:BOUGHT_WITH]->(:Product) with `rows` (product, companion,
         sessions, lift; `graph/crowd.py`), stamped `state["at"]`, and keep `state` (the events
