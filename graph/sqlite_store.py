@@ -136,9 +136,10 @@ CREATE TABLE IF NOT EXISTS change_log (
     at REAL NOT NULL
 );
 -- What the API showed (recommend/impressions.py): one row per served list, its items as JSON
--- ([product, source, path, exploration] in position) and the request's context.
+-- ([product, source, path, exploration] in position) and the request's context. A rowid table:
+-- lists arrive in time order and are appended, where a random id as the key would split pages.
 CREATE TABLE IF NOT EXISTS impression (
-    id TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     list TEXT NOT NULL,
     at REAL NOT NULL,
     shopper_id TEXT,
@@ -149,7 +150,7 @@ CREATE TABLE IF NOT EXISTS impression (
     variant TEXT,
     context TEXT NOT NULL,
     items TEXT NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS impression_shopper ON impression(shopper_id, at);
 CREATE INDEX IF NOT EXISTS impression_session ON impression(session_id, at);
 CREATE INDEX IF NOT EXISTS impression_at ON impression(at);
