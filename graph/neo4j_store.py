@@ -468,7 +468,6 @@ class _Neo4jWriter(BulkWriter):
         self.wrote_events = False
 
     def write(self, kind: str, records: Sequence) -> int:
-        self.wrote_events |= kind == "events" and bool(records)
         new_events = 0
         size = self.store.batch_size
         for start in range(0, len(records), size):
@@ -483,6 +482,7 @@ class _Neo4jWriter(BulkWriter):
                     _record_changes(run, CHANGE_KIND[kind], [r.id for r in batch])
 
             self.store._in_write(work)
+        self.wrote_events |= new_events > 0  # a reload of stored events changes nothing
         return new_events
 
 

@@ -854,8 +854,8 @@ class _SQLiteWriter(BulkWriter):
         self.wrote_events = False
 
     def write(self, kind: str, records: Sequence) -> int:
-        self.wrote_events |= kind == "events" and bool(records)
         written = getattr(self, f"_write_{kind}")(records) or 0
+        self.wrote_events |= kind == "events" and written > 0  # a reload of stored events changes nothing
         if kind in CHANGE_KIND and records:
             _record_changes(self.conn, CHANGE_KIND[kind], [r.id for r in records])
         return written
