@@ -843,7 +843,10 @@ def _replace_bought_with(conn: sqlite3.Connection, rows, at: float, state: dict 
         state = {"events": conn.execute("SELECT coalesce(max(rowid), 0) FROM event").fetchone()[0],
                  "changes": conn.execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()[0], "at": at}
     conn.execute("DELETE FROM bought_with")
+    # The companion index built once after the rows (a sort) rather than row by row: 3 s, not 6, at 1M events.
+    conn.execute("DROP INDEX IF EXISTS bought_with_other")
     conn.executemany("INSERT INTO bought_with VALUES (?, ?, ?, ?, ?)", [(*row, at) for row in rows])
+    conn.execute("CREATE INDEX bought_with_other ON bought_with(other_id)")
     conn.execute("INSERT INTO meta (key, value) VALUES ('bought_with', ?)"
                  " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (json.dumps(state),))
 
