@@ -159,7 +159,6 @@ CREATE TABLE IF NOT EXISTS attribution (
     event_id TEXT PRIMARY KEY REFERENCES event(id) ON DELETE CASCADE,
     recommendation_id TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS event_ts ON event(ts);
 -- The crowd's co-engagement (graph/crowd.py): each product's companions in sessions.
 CREATE TABLE IF NOT EXISTS bought_with (
     product_id TEXT NOT NULL REFERENCES product(id),
@@ -190,6 +189,7 @@ _DEFERRABLE_INDEXES = [
     (ddl.split()[5], ddl) for ddl in (
         "CREATE INDEX IF NOT EXISTS event_session ON event(session_id, ts)",
         "CREATE INDEX IF NOT EXISTS event_product ON event(product_id)",
+        "CREATE INDEX IF NOT EXISTS event_ts ON event(ts)",
         "CREATE INDEX IF NOT EXISTS product_attribute_by_key ON product_attribute(attribute_key)",
     )
 ]
