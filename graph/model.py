@@ -18,6 +18,7 @@ nothing else invents its own shape for a product or an event.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 LABELS = ("Shopper", "Session", "Product", "Category", "Attribute", "Look")
 RELATIONSHIPS = (
@@ -198,8 +199,9 @@ class Neighbour:
     props: dict = field(default_factory=dict, hash=False, compare=False)
 
 
-@dataclass(frozen=True)
-class ShownItem:
+class ShownItem(NamedTuple):
+    """One slot of a served list (a tuple: a million lists hold twenty million of them)."""
+
     product_id: str
     source: str
     """The candidate source that offered it (`candidates.SOURCES`), or "" for none."""

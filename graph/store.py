@@ -29,7 +29,7 @@ def impression_items_json(items: Sequence[ShownItem]) -> str:
 
 def impression_of_row(row: dict) -> Impression:
     """An `Impression` from a stored row (`IMPRESSION_COLUMNS`)."""
-    items = tuple(ShownItem(p, source, path, bool(x)) for p, source, path, x in json.loads(row["items"]))
+    items = tuple(map(ShownItem._make, json.loads(row["items"])))  # exploration kept as 0 or 1
     return Impression(row["id"], row["list"], row["at"], items, row["shopper_id"], row["session_id"],
                       row["product_id"], row["model"], row["ranker"], row["variant"], json.loads(row["context"]))
 

@@ -21,9 +21,10 @@ the items shown, and views, carts, purchases and revenue credited to them, with
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 
 from ..graph.model import Event, Impression
 from ..graph.store import UnknownNode
@@ -66,7 +67,10 @@ def attribute(impressions: Iterable[Impression], outcomes: Iterable[tuple[Event,
 
 
 def _position(impression: Impression, product_id: str) -> int | None:
-    return next((n for n, item in enumerate(impression.items) if item.product_id == product_id), None)
+    try:
+        return list(map(itemgetter(0), impression.items)).index(product_id)  # item 0: its product
+    except ValueError:
+        return None
 
 
 def _latest_showing(shown_to, by_id, event: Event, window: float) -> tuple[Impression | None, int | None]:
@@ -74,7 +78,10 @@ def _latest_showing(shown_to, by_id, event: Event, window: float) -> tuple[Impre
         shown = shown_to.get(who) if who[1] else None
         if not shown:
             continue
-        for at, impression_id in reversed(shown[:bisect.bisect_right(shown, (event.ts, "\uffff"))]):
+        i = bisect.bisect_right(shown, (event.ts, "\uffff"))
+        while i:  # the latest shown before it first, back to the window's start
+            i -= 1
+            at, impression_id = shown[i]
             if event.ts - at > window:
                 break
             position = _position(by_id[impression_id], event.product_id)
@@ -93,15 +100,20 @@ def report(impressions: list[Impression], credits: list[Credit], price: Callable
     def row(table: dict, key) -> dict:
         return table.setdefault(key, {"lists": 0, "shown": 0, "views": 0, "carts": 0, "purchases": 0, "revenue": 0.0})
 
+    sources: Counter = Counter()
+    lengths: Counter = Counter()
     for impression in impressions:
         variant = impression.variant or "none"
         when = (impression.at // bucket * bucket, impression.list)
         for table, key in ((groups["list"], impression.list), (groups["variant"], variant), (buckets, when)):
             row(table, key)["lists"] += 1
             row(table, key)["shown"] += len(impression.items)
-        for position, item in enumerate(impression.items):
-            row(groups["source"], item.source or "none")["shown"] += 1
-            row(groups["position"], str(position))["shown"] += 1
+        sources.update(item.source for item in impression.items)
+        lengths[len(impression.items)] += 1
+    for source, n in sources.items():
+        row(groups["source"], source or "none")["shown"] += n
+    for position in range(max(lengths, default=0)):  # slot p was shown in every list longer than p
+        row(groups["position"], str(position))["shown"] += sum(n for length, n in lengths.items() if length > position)
     for credit in credits:
         impression, item = credit.impression, credit.impression.items[credit.position]
         outcome = OUTCOMES[credit.event.type]
