@@ -13,6 +13,10 @@ stage a module of its own, entered once:
    faded by repeated impressions, moved by the rules' boosts and buries;
 6. `arrange.arrange`: caps, pins, restocks first, exploration slots, best sellers to fill;
 7. `explanations.explain`: each item with the paths that led to it.
+
+Every request's reads run in one read transaction (`GraphStore.read_together`); each list served
+gets a recommendation id and goes to `keep_shown` (the API's impression log, `impressions.py`),
+from which later requests read what the shopper was shown (fading, exploration).
 """
 
 from __future__ import annotations
