@@ -271,9 +271,9 @@ def trip_location(state: ShopperState, config: PolicyConfig, now: float, asked: 
 # -- 5. variety ---------------------------------------------------------------------------
 def explore_groups(state: ShopperState, trending: Trending, slots: int, day: int, shown: Counter,
                    near=None) -> list[str]:
-    """Thompson sampling over category groups the shopper does not usually buy: each group's
+    """A draw over category groups the shopper does not usually buy: each group's
     Beta(1 + crowd demand, 1 + times shown to this shopper) is sampled with a seed of the
-    shopper and the day, and the best draws win. `near(group)`: whether a group is near what
+    shopper and the day, and the best draws win (no reward feeds it yet: not a bandit). `near(group)`: whether a group is near what
     the shopper touched (exploration stays there: never coffee for a fashion-only shopper)."""
     if slots <= 0:
         return []
