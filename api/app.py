@@ -31,12 +31,14 @@ from ..recommend.engine import Ask, Engine
 from ..recommend.explanations import Answer
 from ..recommend.freshness import Freshness
 from ..recommend.attribution import recommendation_report
+from ..recommend.experiment_report import experiment_report
 from ..recommend.impressions import ImpressionLog
 from ..recommend.policies import DAY, PolicyConfig
 from ..settings import Settings
 from . import schemas
 from .artifacts import ServedModel
 from .console import Actions, add_console
+from .experiments import add_experiments
 from .security import Gate, Keys, scope
 from .sessions import ConsoleSessions
 
@@ -233,7 +235,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         written straight from the engine's dataclasses."""
         return Response(schemas.RECOMMENDATIONS_JSON.dump_json(
             {"recommendation_id": answer.recommendation_id, "items": answer.items, "model": served.version,
-             "short_because": answer.short_because}), media_type="application/json")
+             "short_because": answer.short_because, "variant": answer.variant}), media_type="application/json")
 
     def known_categories(categories: list[str], where: list) -> tuple[str, ...]:
         """The category filter, every id checked: an unknown one is a mistake, not an empty list."""
@@ -302,7 +304,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     def complete_the_look(product_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.LookQuery, Query()]) -> Response:
         """What completes the look around a product, for anyone (no shopper needed)."""
         ask = Ask(query.k, categories=known_categories(query.category, ["query", "category"]), items=tuple(query.item),
-                  same_category=query.same_category)
+                  same_category=query.same_category, session_id=query.session_id)
 
         def answer() -> Answer:  # the items checked in the answer's own read transaction
             known = engine.graph.cards(query.item)
@@ -491,7 +493,21 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         store.delete_rule(rule_id)
         fresh.catch_up()
 
-    add_console(app, store, engine, lambda: served.version, Actions(create_rule, remove_rule, save_look), sessions,
+    def experiment_results(experiment_id: str) -> dict:
+        experiment = next((e for e in store.experiments() if e.id == experiment_id), None)
+        if experiment is None:
+            raise UnknownNode("Experiment", experiment_id)
+        return experiment_report(store, experiment, clock(), settings.attribution_window_hours * 3600)
+
+    def end_experiment(experiment_id: str):
+        ended = store.end_experiment(experiment_id, clock())
+        fresh.catch_up()
+        return ended
+
+    add_experiments(app, store, clock, fresh.catch_up, experiment_results, end_experiment, guarded, invalid)
+
+    add_console(app, store, engine, lambda: served.version,
+                Actions(create_rule, remove_rule, save_look, experiment_results, end_experiment), sessions,
                 sold=lambda: recommendation_report(store, clock() - 7 * DAY, clock(), settings.attribution_window_hours * 3600,
                                                    DAY))
     app.mount("/console/static", StaticFiles(directory=FilePath(__file__).parent / "static" / "console"), name="console")
@@ -528,7 +544,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
             contact=decision["contact"], reason=decision["reason"],
             retry_after=datetime.fromtimestamp(retry, timezone.utc) if retry else None,
             items=schemas.RECOMMENDATION_LIST.dump_python(decision["items"]),
-            recommendation_id=decision.get("recommendation_id"))
+            recommendation_id=decision.get("recommendation_id"), variant=decision.get("variant"))
 
     @app.get("/health", response_model=schemas.Health, tags=["operations"], summary="Liveness, the store and the model served")
     def health() -> schemas.Health:

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
+import numpy as np
+
 from fastapi import FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -51,6 +53,37 @@ class Actions:
     create_rule: Callable[[schemas.RuleIn, bool], object]
     delete_rule: Callable[[str], None]
     save_look: Callable[[str, schemas.LookFields], object]
+    experiment_report: Callable[[str], dict]
+    end_experiment: Callable[[str], object]
+
+
+PLOT = {"width": 640, "height": 220, "left": 56, "bottom": 24, "top": 8, "right": 8}
+COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563", "#ca8a04", "#db2777", "#65a30d")
+
+
+def experiment_plot(looks: list[dict], variants: list[str]) -> dict:
+    """The metric per variant at each look, with its interval as a band, as SVG coordinates."""
+    width, height = PLOT["width"], PLOT["height"]
+    x0, x1, y0, y1 = PLOT["left"], width - PLOT["right"], height - PLOT["bottom"], PLOT["top"]
+    times = sorted({look["at"] for look in looks})
+    values = [v for look in looks for v in (look["mean"], look["low"], look["high"]) if v is not None]
+    if not times or not values:
+        return {"lines": [], "ticks": [], **PLOT}
+    low, high = max(0.0, min(values)), max(values) or 1.0
+    span_t, span_v = (times[-1] - times[0]) or 1.0, (high - low) or 1.0
+    x = lambda t: x0 + (t - times[0]) / span_t * (x1 - x0)  # noqa: E731
+    y = lambda v: y0 - (min(max(v, low), high) - low) / span_v * (y0 - y1)  # noqa: E731
+    lines = []
+    for i, name in enumerate(variants):
+        mine = sorted((look for look in looks if look["variant"] == name), key=lambda look: look["at"])
+        banded = [look for look in mine if look["low"] is not None]
+        band = [f"{x(look['at']):.1f},{y(look['high']):.1f}" for look in banded] + \
+            [f"{x(look['at']):.1f},{y(look['low']):.1f}" for look in reversed(banded)]
+        lines.append({"name": name, "colour": COLOURS[i % len(COLOURS)], "band": " ".join(band),
+                      "points": " ".join(f"{x(look['at']):.1f},{y(look['mean']):.1f}" for look in mine)})
+    ticks = [{"y": y(v), "label": f"{v:.4g}"} for v in np.linspace(low, high, 4)]
+    days = [{"x": x(t), "label": _when(t)[:10]} for t in (times[0], times[-1])]
+    return {"lines": lines, "ticks": ticks, "days": days, **PLOT}
 
 
 def path_graph(item: Recommendation) -> dict:
@@ -234,6 +267,31 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
         return page(request, "sold.html", "What the recommendations sold", figures=figures, days=days,
                     since=shown_time(figures["since"]), until=shown_time(figures["until"]),
                     window_hours=figures["window_seconds"] / 3600)
+
+    @app.get("/console/experiments", **admin)
+    def experiments(request: Request) -> HTMLResponse:
+        now = engine.clock()
+        listed = [{"id": e.id, "name": e.name, "lists": ", ".join(e.lists), "unit": e.unit, "metric": e.metric,
+                   "variants": ", ".join(f"{v.name} ({v.share:.0%})" for v in e.variants),
+                   "window": f"{_when(e.starts_at)} – {_when(e.ends_at) if e.ends_at is not None else '…'}",
+                   "status": "scheduled" if now < e.starts_at else "running" if e.active(now) else "ended"}
+                  for e in engine.experiments.all()]
+        return page(request, "experiments.html", "Experiments", experiments=listed)
+
+    @app.get("/console/experiments/{experiment_id}", **admin)
+    def experiment(request: Request, experiment_id: str) -> HTMLResponse:
+        found = next((e for e in store.experiments() if e.id == experiment_id), None)
+        if found is None:
+            return page(request, "home.html", "Find a shopper or a product", 404, error=f"No experiment {experiment_id!r}.")
+        report = actions.experiment_report(experiment_id)
+        names = [v.name for v in found.variants]
+        return page(request, "experiment.html", f"Experiment {found.name}", experiment=found, report=report,
+                    plot=experiment_plot(report["looks"], names), since=_when(report["since"]), until=_when(report["until"]))
+
+    @app.post("/console/experiments/{experiment_id}/end", **admin)
+    def end_experiment(experiment_id: str) -> Response:
+        actions.end_experiment(experiment_id)
+        return RedirectResponse(f"/console/experiments/{quote(experiment_id, safe='')}", status_code=303)
 
     @app.get("/console/map", **read)
     def complement_map(request: Request) -> HTMLResponse:

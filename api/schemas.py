@@ -6,7 +6,10 @@ from datetime import datetime, timezone
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator,
+    model_validator,
+)
 from starlette.convertors import Convertor, register_url_convertor
 from typing_extensions import TypedDict
 
@@ -303,6 +306,10 @@ class _ListQuery(BaseModel):
 class LookQuery(_ListQuery):
     """The query parameters of `GET /products/{id}/complete-the-look`."""
 
+    session_id: str | None = Field(None, max_length=200, description="The visitor's session, when the page knows it: "
+                                   "puts the list in the visitor's experiment variant and credits the visit's events "
+                                   "to it.", examples=["s-1029"])
+
     item: list[str] = Field(default_factory=list, max_length=20,
                             description="Other items already in the look (repeatable): complete the look around all of them.")
 
@@ -399,6 +406,8 @@ class Recommendations(BaseModel):
     items: list[RecommendationOut]
     model: str | None = Field(description="Version of the embedding artifact used, if any.")
     short_because: str | None = Field(None, description="Why the list is shorter than `k`; null when it is not.")
+    variant: str | None = Field(None, description='"<experiment>/<variant>" when the list was served inside an '
+                                                  'experiment (`POST /experiments`); null when it was not.')
 
 
 class _RecommendationsJSON(TypedDict):
@@ -406,6 +415,7 @@ class _RecommendationsJSON(TypedDict):
     items: list[Recommendation]
     model: str | None
     short_because: str | None
+    variant: str | None
 
 
 RECOMMENDATIONS_JSON = TypeAdapter(_RecommendationsJSON)
@@ -421,6 +431,7 @@ class OutboundOut(BaseModel):
     retry_after: datetime | None = None
     items: list[RecommendationOut] = []
     recommendation_id: str | None = Field(None, description="The picks' id when there are picks (see `Recommendations`).")
+    variant: str | None = Field(None, description="The experiment variant that made the picks (see `Recommendations`).")
 
 
 class JourneyEvent(BaseModel):
@@ -486,3 +497,134 @@ _ERRORS = {401: "No API key, or an unknown one (`X-API-Key` header or `Authoriza
 def errors(*codes: int) -> dict:
     """OpenAPI `responses` for the error codes a route can answer."""
     return {code: {"model": Problem, "description": _ERRORS[code]} for code in codes}
+
+
+# -- experiments --------------------------------------------------------------------------
+SLUG = {"min_length": 1, "max_length": 64, "pattern": r"^[A-Za-z0-9_.:-]+$"}
+"""Experiment and variant ids: letters, digits and `_.:-` (a list records "<experiment>/<variant>")."""
+ListKind = Literal["feed", "complete_the_look", "session", "outbound"]
+Metric = Literal["click_through", "add_to_cart", "conversion", "revenue_per_unit", "any_purchase"]
+
+
+class VariantIn(_In):
+    name: str = Field(**SLUG)
+    share: float = Field(gt=0, le=1, allow_inf_nan=False, description="Its share of the experiment's units (the "
+                         "variants' shares add up to 1).")
+    policy: dict[str, bool | int | float] = Field(default_factory=dict, description="Policy settings for this variant "
+                                                  '(`PolicyConfig` fields), e.g. {"explore_share": 0.1}.')
+    ranker: Literal["served", "hand-set"] = Field("served", description="The artifact's learned ranker, or the hand-set "
+                                                  "evidence weights.")
+    model: Literal["served", "none"] = Field("served", description="The artifact's vectors, or graph walks alone "
+                                             "(then with the hand-set ranker).")
+    rules: bool = Field(True, description="False: the business rules do not apply (availability does).")
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: dict) -> dict:
+        from ..recommend.policies import PolicyConfig
+
+        for key in value:
+            if key not in PolicyConfig.model_fields:
+                raise ValueError(f"unknown policy setting {key!r}; the settings are {', '.join(PolicyConfig.model_fields)}")
+        try:  # each value checked as the setting's own type
+            PolicyConfig(**value)
+        except ValidationError as err:
+            first = err.errors()[0]
+            raise ValueError(f"policy setting {first['loc'][0]!r}: {first['msg']}") from None
+        return value
+
+
+class ExperimentFields(_In):
+    name: str = Field(min_length=1, max_length=limits.NAME_MAX, pattern=TEXT)
+    variants: list[VariantIn] = Field(min_length=2, max_length=10, description="The first is the control.")
+    unit: Literal["shopper", "session"] = Field("shopper", description="What is assigned a variant: a shopper, or a session.")
+    lists: list[ListKind] = Field(["feed"], min_length=1, description="The lists the experiment serves.")
+    holdout: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False, description="A share of units kept out of every variant "
+                           "and served as without the experiment (tagged `<id>/holdout`).")
+    starts_at: Moment | None = Field(None, description="From when (default: now).")
+    ends_at: Moment | None = Field(None, description="Until when (default: until `POST /experiments/{id}/end`).")
+    metric: Metric = Field("conversion", description="The per-unit metric the test decides on.")
+    minimum_effect: float = Field(0.1, gt=0, le=10, allow_inf_nan=False, description="The relative uplift the test is "
+                                  "tuned to find soonest (0.1: +10%).")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ExperimentFields:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError("two variants have the same name")
+        if "holdout" in names:
+            raise ValueError('"holdout" names the units kept out; give the variant another name')
+        if abs(sum(v.share for v in self.variants) - 1.0) > 1e-6:
+            raise ValueError(f"the variants' shares add up to {sum(v.share for v in self.variants):g}, not 1")
+        if len(set(self.lists)) != len(self.lists):
+            raise ValueError("a list kind is named twice")
+        if self.starts_at and self.ends_at and self.starts_at >= self.ends_at:
+            raise ValueError("starts_at is not before ends_at")
+        return self
+
+
+class ExperimentIn(ExperimentFields):
+    id: str = Field(**SLUG)
+
+
+class ExperimentOut(BaseModel):
+    id: str
+    name: str
+    variants: list[VariantIn]
+    unit: str
+    lists: list[str]
+    holdout: float
+    starts_at: datetime
+    ends_at: datetime | None
+    metric: str
+    minimum_effect: float
+    created_at: datetime
+    status: Literal["scheduled", "running", "ended"]
+
+
+class VariantFigures(BaseModel):
+    units: int = Field(description="Units served at least one list in this variant.")
+    lists: int
+    shown: int
+    click_through: float = Field(description="Share of units that viewed an item they were shown.")
+    add_to_cart: float = Field(description="Share of units that carted one.")
+    conversion: float = Field(description="Share of units that bought one.")
+    revenue_per_unit: float = Field(description="What they bought of them, in price, per unit.")
+    any_purchase: float = Field(description="Share of units that bought anything after their first list.")
+
+
+class ExperimentComparison(BaseModel):
+    variant: str
+    against: str = Field(description="The control: the first variant.")
+    ready: bool = Field(description="Enough units and outcomes in both for the test (100 units, 10 with the outcome).")
+    difference: float | None = None
+    low: float | None = Field(None, description="The confidence interval of the difference, valid at every look.")
+    high: float | None = None
+    uplift: float | None = Field(None, description="The difference relative to the control's mean.")
+    uplift_low: float | None = None
+    uplift_high: float | None = None
+    p_value: float = Field(description="Always valid: the smallest over the daily looks so far.")
+    decision: str = Field(description="better, worse, no difference found yet, or too few units yet.")
+
+
+class ExperimentLook(BaseModel):
+    at: float = Field(description="The look's time, epoch seconds (the end of each day, then now).")
+    variant: str
+    units: int
+    mean: float
+    low: float | None
+    high: float | None
+
+
+class ExperimentReport(BaseModel):
+    experiment: str
+    status: str
+    since: float
+    until: float
+    metric: str
+    alpha: float
+    alpha_per_comparison: float = Field(description="alpha / (variants - 1): each variant is compared with the control.")
+    window_seconds: float
+    variants: dict[str, VariantFigures]
+    comparisons: list[ExperimentComparison]
+    looks: list[ExperimentLook] = Field(description="The metric per variant at each daily look, with its interval.")

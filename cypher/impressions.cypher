@@ -17,6 +17,7 @@ RETURN count(*) AS written;
 // name: impressions
 MATCH (i:Impression)
 WHERE i.at >= $since AND i.at < $until AND ($shopper_id IS NULL OR i.shopper_id = $shopper_id)
+  AND ($experiment IS NULL OR i.variant STARTS WITH $experiment + '/')
 RETURN i.id AS id, i.list AS list, i.at AS at, i.shopper_id AS shopper_id, i.session_id AS session_id,
        i.product_id AS product_id, i.model AS model, i.ranker AS ranker, i.variant AS variant,
        i.context AS context, i.items AS items

@@ -72,3 +72,9 @@ CREATE INDEX impression_session IF NOT EXISTS FOR (n:Impression) ON (n.session_i
 
 // name: attribution_event_unique
 CREATE CONSTRAINT attribution_event IF NOT EXISTS FOR (n:Attribution) REQUIRE n.event_id IS UNIQUE;
+
+// name: experiment_id_unique
+CREATE CONSTRAINT experiment_id IF NOT EXISTS FOR (n:Experiment) REQUIRE n.id IS UNIQUE;
+
+// name: impression_variant
+CREATE INDEX impression_variant IF NOT EXISTS FOR (n:Impression) ON (n.variant);

@@ -158,6 +158,46 @@ class Rule:
         return (self.starts_at is None or self.starts_at <= now) and (self.ends_at is None or now < self.ends_at)
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One arm of an experiment: its share of the experiment's traffic and what it changes."""
+
+    name: str
+    share: float
+    policy: dict = field(default_factory=dict)
+    """`PolicyConfig` fields set for this arm, e.g. {"explore_share": 0.1}."""
+    ranker: str = "served"
+    """"served" (the artifact's ranker, if any) or "hand-set" (the evidence weights)."""
+    model: str = "served"
+    """"served" (the artifact's vectors, if any) or "none" (graph walks alone)."""
+    rules: bool = True
+    """False: the business rules' boosts, buries, pins and exclusions do not apply (availability does)."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An A/B test (`recommend/experiments.py`): the lists of kinds `lists` served to each unit
+    (a shopper or a session) from `starts_at` until `ends_at` are given one variant, drawn by a
+    hash of the experiment and the unit; a `holdout` share of units is kept out of every variant
+    and served as if there were no experiment. `metric` decides (`recommend/sequential.py`)."""
+
+    id: str
+    name: str
+    variants: tuple[Variant, ...]
+    unit: str = "shopper"
+    lists: tuple[str, ...] = ("feed",)
+    holdout: float = 0.0
+    starts_at: float = 0.0
+    ends_at: float | None = None
+    metric: str = "conversion"
+    minimum_effect: float = 0.1
+    """The relative uplift the test is tuned to find soonest (its mixture's scale)."""
+    created_at: float = 0.0
+
+    def active(self, now: float) -> bool:
+        return self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
+
+
 RECORD_KINDS = ("categories", "products", "shoppers", "events", "looks", "saved_looks")
 """Entity files in load order: each kind may only reference kinds loaded before it."""
 

@@ -8,6 +8,7 @@ per batch: a load is not atomic but resumable, since running it again completes 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -22,7 +23,7 @@ from .model import Attribute, Category, Event, GraphStats, Look, Neighbour, Prod
 from .neo4j_traversal import CypherTraversal
 from .store import (
     CHANGE_KIND, CHANGE_RETENTION_SECONDS, CHANGES_PER_WRITE, AlreadyExists, BulkWriter, GraphStore, SessionConflict,
-    UnknownNode, erasure_key, impression_items_json, impression_of_row,
+    UnknownNode, erasure_key, experiment_json, experiment_of_json, impression_items_json, impression_of_row,
 )
 
 _STATEMENT_OF_KIND = {
@@ -335,9 +336,9 @@ class Neo4jGraphStore(GraphStore):
             for i in impressions[start : start + self.batch_size]])[0]["written"]
             for start in range(0, len(impressions), self.batch_size))
 
-    def impressions(self, shopper_id=None, since=None, until=None, limit=1_000) -> list:
+    def impressions(self, shopper_id=None, since=None, until=None, limit=1_000, experiment=None) -> list:
         rows = self._read("impressions.impressions", shopper_id=shopper_id, since=since if since is not None else -1e18,
-                          until=until if until is not None else 1e18, limit=limit)
+                          until=until if until is not None else 1e18, limit=limit, experiment=experiment)
         return [impression_of_row(row) for row in rows]
 
     def latest_impressions(self, shopper_id: str, limit: int) -> list:
@@ -409,6 +410,33 @@ class Neo4jGraphStore(GraphStore):
     def products_matching(self, categories, attribute, price_min, price_max) -> set[str]:
         return {r["id"] for r in self._read("merchandising.products_matching", categories=categories,
                                             attribute=attribute, price_min=price_min, price_max=price_max)}
+
+    def experiments(self) -> list:
+        return [experiment_of_json(r["spec"]) for r in self._read("experiments.experiments")]
+
+    def create_experiment(self, experiment) -> None:
+        def work(run) -> None:
+            if not run("experiments.create_experiment", id=experiment.id, name=experiment.name,
+                       starts_at=experiment.starts_at, ends_at=experiment.ends_at,
+                       spec=experiment_json(experiment))[0]["created"]:
+                raise AlreadyExists("Experiment", experiment.id)
+            _record_changes(run, "experiment", [experiment.id])
+
+        self._in_write(work)
+
+    def end_experiment(self, experiment_id: str, at: float):
+        def work(run):
+            found = run("experiments.experiment", id=experiment_id)
+            if not found:
+                raise UnknownNode("Experiment", experiment_id)
+            experiment = experiment_of_json(found[0]["spec"])
+            if experiment.ends_at is None or experiment.ends_at > at:
+                experiment = dataclasses.replace(experiment, ends_at=at)
+                run("experiments.end_experiment", id=experiment_id, ends_at=at, spec=experiment_json(experiment))
+                _record_changes(run, "experiment", [experiment_id])
+            return experiment
+
+        return self._in_write(work)
 
     def rules(self) -> list[Rule]:
         return [Rule(**r["rule"]) for r in self._read("merchandising.rules")]

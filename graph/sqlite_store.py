@@ -11,6 +11,7 @@ relationship of the model to the SQL that walks it, so `neighbours()` covers the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -38,7 +39,8 @@ from .model import (
 )
 from .store import (
     CHANGE_KIND, CHANGE_RETENTION_SECONDS, CHANGES_PER_WRITE, IMPRESSION_COLUMNS, AlreadyExists, BulkWriter, GraphStore,
-    SessionConflict, UnknownNode, erasure_key, impression_items_json, impression_of_row,
+    SessionConflict, UnknownNode, erasure_key, experiment_json, experiment_of_json, impression_items_json,
+    impression_of_row,
 )
 
 SCHEMA_VERSION = 3
@@ -154,6 +156,12 @@ CREATE TABLE IF NOT EXISTS impression (
 CREATE INDEX IF NOT EXISTS impression_shopper ON impression(shopper_id, at);
 CREATE INDEX IF NOT EXISTS impression_session ON impression(session_id, at);
 CREATE INDEX IF NOT EXISTS impression_at ON impression(at);
+CREATE INDEX IF NOT EXISTS impression_variant ON impression(variant, at);
+-- Experiments (recommend/experiments.py): each one JSON document, never changed but for its end.
+CREATE TABLE IF NOT EXISTS experiment (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL
+);
 -- Which recommendation an event was sent back with (`POST /events` with a recommendation_id).
 CREATE TABLE IF NOT EXISTS attribution (
     event_id TEXT PRIMARY KEY REFERENCES event(id) ON DELETE CASCADE,
@@ -504,11 +512,14 @@ class SQLiteGraphStore(GraphStore):
                   i.model, i.ranker, i.variant, json.dumps(i.context), impression_items_json(i.items))
                  for i in impressions]).rowcount
 
-    def impressions(self, shopper_id=None, since=None, until=None, limit=1_000) -> list:
+    def impressions(self, shopper_id=None, since=None, until=None, limit=1_000, experiment=None) -> list:
         where, params = ["at >= ?", "at < ?"], [since if since is not None else -1e18, until if until is not None else 1e18]
         if shopper_id is not None:
             where.append("shopper_id = ?")
             params.append(shopper_id)
+        if experiment is not None:  # its variants are named "<experiment>/<variant>": a range of the index
+            where.append("variant >= ? AND variant < ?")
+            params.extend((f"{experiment}/", f"{experiment}0"))  # "0" is the character after "/"
         rows = self._conn().execute(
             f"SELECT * FROM impression WHERE {' AND '.join(where)} ORDER BY at, id LIMIT ?",
             (*params, -1 if limit is None else limit))
@@ -728,6 +739,28 @@ class SQLiteGraphStore(GraphStore):
             params.append(price_max)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         return {r[0] for r in self._conn().execute(f"SELECT p.id FROM product p{where}", params)}
+
+    def experiments(self) -> list:
+        return [experiment_of_json(spec) for (spec,) in self._conn().execute("SELECT spec FROM experiment ORDER BY id")]
+
+    def create_experiment(self, experiment) -> None:
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM experiment WHERE id = ?", (experiment.id,)).fetchone():
+                raise AlreadyExists("Experiment", experiment.id)
+            conn.execute("INSERT INTO experiment (id, spec) VALUES (?, ?)", (experiment.id, experiment_json(experiment)))
+            _record_changes(conn, "experiment", [experiment.id])
+
+    def end_experiment(self, experiment_id: str, at: float):
+        with self._transaction() as conn:
+            found = conn.execute("SELECT spec FROM experiment WHERE id = ?", (experiment_id,)).fetchone()
+            if found is None:
+                raise UnknownNode("Experiment", experiment_id)
+            experiment = experiment_of_json(found[0])
+            if experiment.ends_at is None or experiment.ends_at > at:
+                experiment = dataclasses.replace(experiment, ends_at=at)
+                conn.execute("UPDATE experiment SET spec = ? WHERE id = ?", (experiment_json(experiment), experiment_id))
+                _record_changes(conn, "experiment", [experiment_id])
+            return experiment
 
     def rules(self) -> list[Rule]:
         return [Rule(**json.loads(spec)) for (spec,) in self._conn().execute("SELECT spec FROM rule ORDER BY id")]

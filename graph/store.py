@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TypeVar
 
-from .model import Event, GraphStats, Impression, Neighbour, ShownItem
+from .model import Event, Experiment, GraphStats, Impression, Neighbour, ShownItem, Variant
 
 T = TypeVar("T")
 
@@ -32,6 +32,19 @@ def impression_of_row(row: dict) -> Impression:
     items = tuple(map(ShownItem._make, json.loads(row["items"])))  # exploration kept as 0 or 1
     return Impression(row["id"], row["list"], row["at"], items, row["shopper_id"], row["session_id"],
                       row["product_id"], row["model"], row["ranker"], row["variant"], json.loads(row["context"]))
+
+
+def experiment_json(experiment: Experiment) -> str:
+    """An experiment as both stores keep it: one JSON document."""
+    fields = {name: getattr(experiment, name) for name in Experiment.__dataclass_fields__}
+    fields["variants"] = [{name: getattr(v, name) for name in Variant.__dataclass_fields__} for v in experiment.variants]
+    return json.dumps(fields, sort_keys=True)
+
+
+def experiment_of_json(text: str) -> Experiment:
+    fields = json.loads(text)
+    return Experiment(**{**fields, "variants": tuple(Variant(**v) for v in fields["variants"]),
+                         "lists": tuple(fields["lists"])})
 
 
 CHANGE_KIND = {"products": "product", "looks": "look", "categories": "category"}
@@ -199,9 +212,9 @@ class GraphStore(abc.ABC):
 
     @abc.abstractmethod
     def impressions(self, shopper_id: str | None = None, since: float | None = None, until: float | None = None,
-                    limit: int | None = 1_000) -> list[Impression]:
-        """Kept impressions (of one shopper, from `since` until before `until`), oldest first;
-        `limit` None: all of them."""
+                    limit: int | None = 1_000, experiment: str | None = None) -> list[Impression]:
+        """Kept impressions (of one shopper, from `since` until before `until`, served in one
+        of `experiment`'s variants), oldest first; `limit` None: all of them."""
 
     @abc.abstractmethod
     def latest_impressions(self, shopper_id: str, limit: int) -> list[Impression]:
@@ -321,6 +334,21 @@ class GraphStore(abc.ABC):
     @abc.abstractmethod
     def delete_rule(self, rule_id: str) -> None:
         """Delete a rule; `UnknownNode` when there is none of that id."""
+
+    @abc.abstractmethod
+    def experiments(self) -> list[Experiment]:
+        """Every experiment (`model.Experiment`), ended ones included, by id."""
+
+    @abc.abstractmethod
+    def create_experiment(self, experiment: Experiment) -> None:
+        """Store a new experiment; `AlreadyExists` when its id is taken. An experiment is
+        never changed afterwards, only ended (`end_experiment`): what its units were served
+        must stay what its report reads."""
+
+    @abc.abstractmethod
+    def end_experiment(self, experiment_id: str, at: float) -> Experiment:
+        """End an experiment at `at` (or leave it as it is when it ended earlier); returns it;
+        `UnknownNode` when there is none of that id."""
 
     @abc.abstractmethod
     def look_ids(self, product_id: str | None = None, limit: int = 50, offset: int = 0) -> list[str]:

@@ -16,11 +16,14 @@ stage a module of its own, entered once:
 
 Every request's reads run in one read transaction (`GraphStore.read_together`); each list served
 gets a recommendation id and goes to `keep_shown` (the API's impression log, `impressions.py`),
-from which later requests read what the shopper was shown (fading, exploration).
+from which later requests read what the shopper was shown (fading, exploration). A list inside a
+running experiment is served by its variant's engine (`arm`) and names the variant
+(`experiments.py`).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 
@@ -28,12 +31,13 @@ import numpy as np
 
 from ..embeddings.vectors import LookVectors
 from ..graph.limits import FUTURE_SLACK_SECONDS
-from ..graph.model import Impression
+from ..graph.model import Impression, Variant
 from ..graph.store import GraphStore, erasure_key
 from ..graph.traversal import Traversal
 from . import policies
 from .arrange import arrange
 from .candidates import gather
+from .experiments import Experiments, tag
 from .explanations import Answer, explain
 from .features import describe
 from .filters import admit
@@ -58,6 +62,8 @@ class Engine:
         """Where each list served goes to be kept (`impressions.ImpressionLog.record`): what
         fading and exploration read back from the store (`request.Request.shown`)."""
         self.merch = Merchandising(store, graph.categories)
+        self.experiments = Experiments(store)
+        self._arms: dict[tuple[str, str], tuple[tuple, Engine]] = {}
         self.future_slack = FUTURE_SLACK_SECONDS
         """Events dated up to this long after the clock count (a storefront's clock may run a
         little ahead); the offline engine sets 0, so that a query at t sees nothing after t."""
@@ -88,29 +94,59 @@ class Engine:
         """A shopper's feed (or, with `ask.product_id`, their view of a product page). A shopper
         the store does not know yet is answered from the crowd, as an anonymous visitor is.
         `kind` None: a preview (the console's), not shown to the shopper, so not kept."""
-        return self.answer(lambda: shopper_request(self, shopper_id, ask), kind)
+        return self.answer(lambda engine: shopper_request(engine, shopper_id, ask), kind, shopper_id, ask.session_id)
 
     def for_session(self, session_id: str, ask: Ask) -> Answer:
         """An anonymous visitor: the session's events so far plus the items asked about."""
-        return self.answer(lambda: shopper_request(self, None, Ask(**{**ask.__dict__, "session_id": session_id})),
-                           "session")
+        ask = Ask(**{**ask.__dict__, "session_id": session_id})
+        return self.answer(lambda engine: shopper_request(engine, None, ask), "session", None, session_id)
 
     def complete_the_look(self, product_id: str, ask: Ask, kind: str | None = "complete_the_look") -> Answer:
         """What completes the look around a product (a product page, for anyone), given also
-        the other items already chosen for it (`ask.items`)."""
-        return self.answer(lambda: for_look(self, product_id, ask), kind)
+        the other items already chosen for it (`ask.items`); `ask.session_id`, when the page
+        knows it, puts the list in the visitor's experiment variant."""
+        return self.answer(lambda engine: for_look(engine, product_id, ask), kind, None, ask.session_id)
 
-    def answer(self, request_of: Callable[[], Request], kind: str | None) -> Answer:
+    def answer(self, request_of: Callable[[Engine], Request], kind: str | None, shopper_id: str | None,
+               session_id: str | None) -> Answer:
         """One request read in one read transaction (`GraphStore.read_together`: on Neo4j a
-        request is one transaction and sees one snapshot); the list shown is given a
-        recommendation id and handed to `keep_shown` (the API's impression log) to be kept."""
-        request, answer = self.store.read_together(lambda: self.recommend(request_of()))
-        answer.recommendation_id = new_recommendation_id()
+        request is one transaction and sees one snapshot), served by the engine of the
+        shopper's experiment variant if any; the list shown is given a recommendation id and
+        handed to `keep_shown` (the API's impression log) to be kept."""
+        engine, variant = self, None
+        serving = self.experiments.serving(kind, shopper_id, session_id, self.clock()) if kind is not None else None
+        if serving is not None:
+            experiment, name, arm = serving
+            variant = tag(experiment, name)
+            engine = self.arm(experiment.id, arm) if arm is not None else self
+        request, answer = self.store.read_together(lambda: engine.recommend(request_of(engine)))
+        answer.recommendation_id, answer.variant = new_recommendation_id(), variant
         if self.keep_shown is not None and kind is not None and answer.items:
-            version = self.vectors.meta.get("version") if self.vectors is not None else None
-            ranker = "lambdarank" if isinstance(self.ranker, LearnedRanker) else "hand-set"
+            version = engine.vectors.meta.get("version") if engine.vectors is not None else None
+            ranker = "lambdarank" if isinstance(engine.ranker, LearnedRanker) else "hand-set"
             self.keep_shown(impression_of(answer, kind, request, version, ranker))
         return answer
+
+    def arm(self, experiment_id: str, variant: Variant) -> Engine:
+        """The engine a variant serves from: this one with the variant's policies, ranker,
+        model and rules; made once per variant and again when what it copies was replaced (a
+        reload, a new artifact)."""
+        served = (self.graph, self.merch, self.vectors, self.model, self.ranker, self.config)
+        kept = self._arms.get((experiment_id, variant.name))
+        if kept is not None and all(a is b for a, b in zip(kept[0], served)):
+            return kept[1]
+        arm = copy.copy(self)
+        arm._arms = {}
+        if variant.policy:
+            arm.config = PolicyConfig(**{**self.config.model_dump(), **variant.policy})
+        if not variant.rules:
+            arm.merch = self.merch.without_rules()
+        if variant.model == "none":
+            arm.install((None, None, EvidenceRanker()))
+        elif variant.ranker == "hand-set":
+            arm.install((self.vectors, self.model, EvidenceRanker()))
+        self._arms[(experiment_id, variant.name)] = (served, arm)
+        return arm
 
     def recommend(self, request: Request) -> tuple[Request, Answer]:
         """The pipeline, stage by stage."""
@@ -157,7 +193,7 @@ class Engine:
             return {"contact": False, "reason": reason, "retry_after": retry, "items": []}
         picks = self.for_shopper(shopper_id, Ask(k=k), kind="outbound")
         return {"contact": True, "reason": reason, "retry_after": None, "items": picks.items,
-                "recommendation_id": picks.recommendation_id}
+                "recommendation_id": picks.recommendation_id, "variant": picks.variant}
 
     def reload_graph(self) -> None:
         """Read the graph's walks, the merchandising and the sources over them again from the

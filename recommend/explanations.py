@@ -63,6 +63,8 @@ class Answer:
     short_because: str | None = None
     recommendation_id: str = ""
     """The list's id (`impressions.py`), given when it is served."""
+    variant: str | None = None
+    """"<experiment id>/<variant>" when the list was served inside an experiment (`experiments.py`)."""
 
 
 def _step(cards: dict[str, ProductCard], pid: str) -> Step:

@@ -2,7 +2,7 @@
 
 Every write that a process keeps a copy of is recorded by the store in the write's own
 transaction (`GraphStore.changes_since`): a product (availability, attributes, category), a
-look, a rule, the categories, an erasure; a bulk load or `lookgraph train`'s mined looks as one
+look, a rule, an experiment, the categories, an erasure; a bulk load or `lookgraph train`'s mined looks as one
 change of every record of its kind. `catch_up` applies, in order, what came after the last
 change this process applied: right after the process's own writes (read-your-writes), and every
 `LOOKGRAPH_FRESHNESS_SECONDS` in the background for everyone else's (another worker, the CLI, a
@@ -57,7 +57,9 @@ class Freshness:
 
     def _apply(self, changes: list[tuple[int, str, str]]) -> None:
         engine, store = self.engine, self.store
-        if any(key == WHOLE or kind == "category" for _, kind, key in changes if kind != "rule"):
+        if any(kind == "experiment" for _, kind, _ in changes):
+            engine.experiments.changed()
+        if any(key == WHOLE or kind == "category" for _, kind, key in changes if kind not in ("rule", "experiment")):
             engine.reload_graph()  # re-read products, looks, categories and rules whole
         else:
             for kind, key in dict.fromkeys((kind, key) for _, kind, key in changes):

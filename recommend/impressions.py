@@ -3,7 +3,7 @@
 
 An impression holds the list (feed, complete_the_look, session, outbound), who and where it was
 for, each item in position with the source that offered it and the kind of path that explains it,
-the model and ranker versions, the variant (experiments, later) and the request's context.
+the model and ranker versions, the experiment's variant (`experiments.py`) and the request's context.
 
 Writing stays off the request's path: `ImpressionLog.record` puts the impression on a bounded
 queue and returns; one background thread writes what is queued in batches (`GraphStore.
@@ -38,7 +38,7 @@ def impression_of(answer: Answer, kind: str, request, model: str | None, ranker:
     context = {"k": ask.k, "location": ask.location, "gift": ask.gift, "categories": list(ask.categories),
                "explore": ask.explore, "items": list(ask.items)}
     return Impression(answer.recommendation_id, kind, request.now, items, request.state.shopper_id, ask.session_id,
-                      ask.product_id, model, ranker, None, context)
+                      ask.product_id, model, ranker, answer.variant, context)
 
 
 class ImpressionLog:

@@ -11,6 +11,7 @@ a category page (`pins`).
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Sequence
 
@@ -77,6 +78,13 @@ class Merchandising:
                 and (rule.attribute is None or any(a.key == rule.attribute for a in product.attributes))
                 and (rule.price_min is None or (product.price is not None and product.price >= rule.price_min))
                 and (rule.price_max is None or (product.price is not None and product.price <= rule.price_max)))
+
+    def without_rules(self) -> Merchandising:
+        """The same availability (kept current with this one), no rules: an experiment's
+        variant with `rules` off."""
+        bare = copy.copy(self)
+        bare._rules = {}
+        return bare
 
     # -- questions per request ---------------------------------------------------------------
     def shown(self, product_id: str, location: str | None) -> bool:

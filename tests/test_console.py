@@ -270,3 +270,39 @@ def test_the_console_shows_what_the_recommendations_sold(tmp_path):
     assert len(store.impressions(shopper_id="ann")) == 1
     signed_in(client, READ)
     assert client.get("/console/sold").status_code == 403
+
+
+def test_the_console_shows_each_experiment_with_its_test_and_a_plot_of_every_daily_look(tmp_path):
+    from .scenario import DAY
+
+    store, clock = build(tmp_path), Clock()
+    client = TestClient(create_app(Settings(home=tmp_path / "home", api_keys=KEYS), store, vectors=None, clock=clock))
+    arms = [{"name": "control", "share": 0.5}, {"name": "less-variety", "share": 0.5, "policy": {"explore_share": 0.1}}]
+    assert client.post("/experiments", json={"id": "variety", "name": "Less variety", "variants": arms},
+                       headers=as_(ADMIN)).status_code == 201
+    for day in range(3):
+        for n in range(6):
+            shopper = f"d{day}-{n}"
+            client.post("/events", json={"event_id": f"{shopper}-v", "session_id": shopper, "product_id": "jeans-1",
+                                         "type": "view", "shopper_id": shopper}, headers=as_(EVENTS))
+            feed = client.get(f"/shoppers/{shopper}/recommendations?k=4", headers=as_(READ)).json()
+            if n % 2:
+                client.post("/events", json={"event_id": f"{shopper}-p", "session_id": shopper, "type": "purchase",
+                                             "product_id": feed["items"][0]["product_id"], "shopper_id": shopper},
+                            headers=as_(EVENTS))
+        client.app.state.impressions.flush()
+        clock.now += DAY
+    signed_in(client, ADMIN)
+    listed = client.get("/console/experiments").text
+    assert "Less variety" in listed and "running" in listed and "control (50%), less-variety (50%)" in listed
+    page = client.get("/console/experiments/variety").text
+    assert 'id="experiment-plot"' in page and page.count("<polyline") == 2  # one line per variant, every look
+    assert "too few units yet" in page and "Against control, on conversion" in page
+    shot = re.search(r'<polyline points="([^"]+)"', page).group(1).split()
+    assert len(shot) == 3  # the end of each of the three days (the last one now)
+    assert client.post("/console/experiments/variety/end", follow_redirects=False).status_code == 303
+    assert "ended" in client.get("/console/experiments").text and "End the experiment now" not in \
+        client.get("/console/experiments/variety").text
+    assert client.get("/shoppers/d0-1/recommendations", headers=as_(READ)).json()["variant"] is None
+    signed_in(client, READ)
+    assert client.get("/console/experiments").status_code == 403
