@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     attribution_window_hours: float = Field(24.0, gt=0)
     """A view, cart or purchase of an item shown this long before counts for the list without its
     recommendation id (`GET /metrics/recommendations`)."""
+    exploration_refresh_seconds: float = Field(60.0, ge=0)
+    """How often each `lookgraph serve` process counts what the feeds' exploration slots earned
+    (`recommend/exploration.py`; 0: never, and exploration does not learn)."""
     crowd_refresh_seconds: float = Field(300.0, ge=0)
     """How often each `lookgraph serve` process looks whether events came in or shoppers were
     erased since the crowd's BOUGHT_WITH was computed, and recomputes it if so (0: never; a load

@@ -29,6 +29,7 @@ from ..graph.store import AlreadyExists, GraphStore, SessionConflict, UnknownNod
 from ..graph.stores import open_store
 from ..recommend.engine import Ask, Engine
 from ..recommend.explanations import Answer
+from ..recommend import exploration
 from ..recommend.freshness import Freshness
 from ..recommend.attribution import recommendation_report
 from ..recommend.experiment_report import experiment_report
@@ -138,6 +139,22 @@ async def keep_crowd(store: GraphStore, every: float) -> None:
             log.exception("could not recompute the crowd's BOUGHT_WITH; trying again in %s s", every)
 
 
+async def keep_exploration(store: GraphStore, engine: Engine, every: float) -> None:
+    """Count what exploration earned every `every` seconds (`recommend/exploration.py`), off
+    the event loop, until cancelled; every worker counts, one saves (compare-and-set)."""
+    def group_of(product_id: str) -> str | None:
+        card = engine.graph.cards([product_id]).get(product_id)
+        return engine.graph.categories.group(card.category) if card is not None else None
+
+    while True:
+        await asyncio.sleep(every)
+        try:
+            if counted := await asyncio.to_thread(exploration.refresh, store, group_of, engine.clock()):
+                log.info("exploration counted through %(through)s: %(lists)s feeds", counted)
+        except Exception:  # a store briefly away must not stop the loop: tried again next time
+            log.exception("could not count what exploration earned; trying again in %s s", every)
+
+
 def create_app(settings: Settings | None = None, store: GraphStore | None = None,
                vectors: LookVectors | None | bool = True, clock=time.time) -> FastAPI:
     """Build the app over `store` (default: the configured one). `vectors=True` loads the
@@ -170,6 +187,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
             tasks.append(asyncio.create_task(keep_fresh(fresh, settings.freshness_seconds)))
         if settings.crowd_refresh_seconds > 0:
             tasks.append(asyncio.create_task(keep_crowd(store, settings.crowd_refresh_seconds)))
+        if settings.exploration_refresh_seconds > 0:
+            tasks.append(asyncio.create_task(keep_exploration(store, engine, settings.exploration_refresh_seconds)))
         if impressions is not None:
             impressions.start()
             tasks.append(asyncio.create_task(keep_impressions(store, settings.impression_retention_days * DAY, clock)))

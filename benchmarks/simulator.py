@@ -8,7 +8,8 @@ demo draws its shoppers' tastes), and visits once:
 2. asks for their feed (`GET /shoppers/{id}/recommendations?k=10`);
 3. looks down the list: slot i is examined with probability 1 / log2(i + 2) (position bias),
    an examined item is clicked with probability 0.5 when it is of their department and style,
-   0.15 of their department only, 0.02 otherwise, and a clicked item is bought with probability
+   0.15 of their department only (0.3 for the one shopper in five who seeks variety), 0.02
+   otherwise, and a clicked item is bought with probability
    `buy` times the variant's true uplift (`uplift`, by the answer's variant: the truth the
    experiment is to find); clicks and purchases go back with the list's recommendation id.
 
@@ -38,7 +39,8 @@ KEY = "simulator-admin-key-0123456789abcdef"
 HEADERS = {"X-API-Key": KEY}
 DEPARTMENTS, DEPARTMENT_SHARE = ("women", "men"), 0.6
 STYLES = ("casual", "classic", "sporty", "boho", "streetwear", "evening")
-CLICK = {"taste": 0.5, "department": 0.15, "other": 0.02}
+CLICK = {"taste": 0.5, "department": 0.15, "variety": 0.3, "other": 0.02}
+VARIETY_SEEKERS = 0.2
 
 
 class Clock:
@@ -56,6 +58,8 @@ class Visit:
     shown: int
     clicks: int
     purchases: int
+    expected: float
+    """The purchases the list shown was worth to this shopper, in expectation (the click model's)."""
 
 
 class Shop:
@@ -97,32 +101,34 @@ class Shop:
         shopper, session = f"sim-{n:07d}", f"sim-session-{n:07d}"
         department = "women" if rng.random() < DEPARTMENT_SHARE else "men"
         style = rng.choice(STYLES)
+        variety = rng.random() < VARIETY_SEEKERS
         viewed = rng.sample(self.by_taste[(department, style)], 2)
         self.post("/events", {"events": [
             {"event_id": f"{shopper}-view-{i}", "session_id": session, "product_id": pid, "type": "view",
              "shopper_id": shopper, "ts": _iso(self.clock.now + i)} for i, pid in enumerate(viewed)]})
         self.clock.now += 5
         answer = self.get(f"/shoppers/{shopper}/recommendations?k={k}&session_id={session}")
-        events, clicks, purchases = [], 0, 0
+        events, clicks, purchases, expected = [], 0, 0, 0.0
+        buys = buy * uplift(answer["variant"])
         for i, item in enumerate(answer["items"]):
-            if rng.random() >= 1.0 / math.log2(i + 2):
-                continue
             taste = self.taste.get(item["product_id"])
-            p = CLICK["taste"] if taste == (department, style) else CLICK["department"] if taste and taste[0] == department \
-                else CLICK["other"]
-            if rng.random() >= p:
+            p = CLICK["taste"] if taste == (department, style) else \
+                (CLICK["variety"] if variety else CLICK["department"]) if taste and taste[0] == department else CLICK["other"]
+            examined = 1.0 / math.log2(i + 2)
+            expected += examined * p * buys
+            if rng.random() >= examined or rng.random() >= p:
                 continue
             clicks += 1
             common = {"session_id": session, "product_id": item["product_id"], "shopper_id": shopper,
                       "recommendation_id": answer["recommendation_id"]}
             events.append({**common, "event_id": f"{shopper}-click-{i}", "type": "view", "ts": _iso(self.clock.now + 10 + i)})
-            if rng.random() < buy * uplift(answer["variant"]):
+            if rng.random() < buys:
                 purchases += 1
                 events.append({**common, "event_id": f"{shopper}-buy-{i}", "type": "purchase",
                                "ts": _iso(self.clock.now + 60 + i)})
         if events:
             self.post("/events", {"events": events})
-        return Visit(shopper, answer["variant"], len(answer["items"]), clicks, purchases)
+        return Visit(shopper, answer["variant"], len(answer["items"]), clicks, purchases, expected)
 
     def close(self) -> None:
         self.client.__exit__(None, None, None)  # the server's shutdown: what is queued is written

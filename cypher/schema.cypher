@@ -78,3 +78,6 @@ CREATE CONSTRAINT experiment_id IF NOT EXISTS FOR (n:Experiment) REQUIRE n.id IS
 
 // name: impression_variant
 CREATE INDEX impression_variant IF NOT EXISTS FOR (n:Impression) ON (n.variant);
+
+// name: exploration_state_unique
+CREATE CONSTRAINT exploration_state_id IF NOT EXISTS FOR (n:ExplorationState) REQUIRE n.id IS UNIQUE;

@@ -411,6 +411,14 @@ class Neo4jGraphStore(GraphStore):
         return {r["id"] for r in self._read("merchandising.products_matching", categories=categories,
                                             attribute=attribute, price_min=price_min, price_max=price_max)}
 
+    def exploration_state(self) -> dict | None:
+        found = self._read("exploration.exploration_state")
+        return json.loads(found[0]["state"]) if found else None
+
+    def save_exploration_state(self, state: dict, expected: float | None) -> bool:
+        return self._write("exploration.save_exploration_state", state=json.dumps(state), through=state["through"],
+                           expected=expected)[0]["saved"]
+
     def experiments(self) -> list:
         return [experiment_of_json(r["spec"]) for r in self._read("experiments.experiments")]
 

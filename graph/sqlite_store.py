@@ -740,6 +740,19 @@ class SQLiteGraphStore(GraphStore):
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         return {r[0] for r in self._conn().execute(f"SELECT p.id FROM product p{where}", params)}
 
+    def exploration_state(self) -> dict | None:
+        found = self._conn().execute("SELECT value FROM meta WHERE key = 'exploration'").fetchone()
+        return json.loads(found[0]) if found else None
+
+    def save_exploration_state(self, state: dict, expected: float | None) -> bool:
+        with self._transaction() as conn:  # BEGIN IMMEDIATE: read and written by one process at a time
+            found = conn.execute("SELECT value FROM meta WHERE key = 'exploration'").fetchone()
+            if (json.loads(found[0])["through"] if found else None) != expected:
+                return False
+            conn.execute("INSERT INTO meta (key, value) VALUES ('exploration', ?)"
+                         " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (json.dumps(state),))
+            return True
+
     def experiments(self) -> list:
         return [experiment_of_json(spec) for (spec,) in self._conn().execute("SELECT spec FROM experiment ORDER BY id")]
 

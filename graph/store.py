@@ -336,6 +336,16 @@ class GraphStore(abc.ABC):
         """Delete a rule; `UnknownNode` when there is none of that id."""
 
     @abc.abstractmethod
+    def exploration_state(self) -> dict | None:
+        """What exploration earned (`recommend/exploration.py`), as last saved; None before."""
+
+    @abc.abstractmethod
+    def save_exploration_state(self, state: dict, expected: float | None) -> bool:
+        """Save `state` if the saved one still counts impressions through `expected` (its
+        "through"; None: nothing saved yet), in one transaction; False, writing nothing, when
+        another process saved first (so that no impression is counted twice)."""
+
+    @abc.abstractmethod
     def experiments(self) -> list[Experiment]:
         """Every experiment (`model.Experiment`), ended ones included, by id."""
 

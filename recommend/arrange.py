@@ -52,6 +52,7 @@ def arrange(engine, request, offers: Offers, admission: Admission, scores: np.nd
     placed = set(first)
     rest = [i for i in ranked if i not in placed]
     explore = round(ask.k * engine.config.explore_share) if ask.explore else 0
+    request.explore_slots = explore  # kept with the list: what the exploration slots earn is counted by slot
     chosen = first + (_fill_categories(rest, offers.cards, ask.k - explore - len(first))
                       if engine.strict_across else rest[: ask.k - explore - len(first)])
     picks = [(i, False) for i in chosen]
@@ -88,7 +89,8 @@ def _explore(engine, request, offers: Offers, ranked: list[int], chosen: list[in
              admission: Admission, score_of: dict) -> list[tuple[int, bool]]:
     """Exploration slots. On a product page: the best candidates (all of them complete the
     item in view) from category groups the list does not show yet. In a feed: Thompson
-    sampling over category groups the shopper does not usually buy."""
+    sampling over category groups the shopper does not usually buy, each slot explored only
+    when a group's draw beats the ranking's own item (`policies.exploration_draws`)."""
     tree, state, picks = engine.graph.categories, request.state, []
     taken = set(chosen)
     if request.page:
@@ -110,7 +112,7 @@ def _explore(engine, request, offers: Offers, ranked: list[int], chosen: list[in
     departments = {tree.department(g) for g in groups}
     near = (lambda group: tree.department(group) in departments) if departments else None  # noqa: E731
     for group in policies.explore_groups(state, trending, slots, int(request.now // policies.DAY),
-                                         request.shown_groups, near):
+                                         request.shown_groups, near, engine.exploration_arms()):
         for card in trending.by_group.get(group, []):
             if card.id not in offers.position or offers.position[card.id] not in taken:
                 if not admission.allowed(card):

@@ -135,8 +135,8 @@ def gather(engine, request) -> Offers:
     for card in trending.by_location.get(request.trip, [])[:20] if request.trip else []:
         offers.add(card, "trip", 1.0, explain.trip_path, (request.trip, card.id))
     if not offers.cards:  # a cold start: what is trending, groups ordered by this shopper's draw
-        ordered = policies.explore_groups(state, trending, len(trending.by_group), int(request.now // policies.DAY),
-                                          request.shown_groups)
+        ordered, _, _ = policies.exploration_draws(state, trending, int(request.now // policies.DAY),
+                                                   request.shown_groups, arms=engine.exploration_arms())
         for rank, group in enumerate(ordered):
             for card in trending.by_group[group][:5]:
                 offers.add(card, "trending", 1.0 / (1 + rank), explain.trending_path,

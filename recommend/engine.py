@@ -38,6 +38,7 @@ from . import policies
 from .arrange import arrange
 from .candidates import gather
 from .experiments import Experiments, tag
+from .exploration import arms_of
 from .explanations import Answer, explain
 from .features import describe
 from .filters import admit
@@ -63,6 +64,8 @@ class Engine:
         fading and exploration read back from the store (`request.Request.shown`)."""
         self.merch = Merchandising(store, graph.categories)
         self.experiments = Experiments(store)
+        self.exploration = arms_of(store.exploration_state())
+        """What exploration earned (`exploration.py`), read again when any process counts anew."""
         self._arms: dict[tuple[str, str], tuple[tuple, Engine]] = {}
         self.future_slack = FUTURE_SLACK_SECONDS
         """Events dated up to this long after the clock count (a storefront's clock may run a
@@ -127,11 +130,15 @@ class Engine:
             self.keep_shown(impression_of(answer, kind, request, version, ranker))
         return answer
 
+    def exploration_arms(self) -> dict[str, tuple[float, float]] | None:
+        """What exploration's draw learns from (`policies.exploration_draws`); None: nothing."""
+        return self.exploration if self.config.explore_learns else None
+
     def arm(self, experiment_id: str, variant: Variant) -> Engine:
         """The engine a variant serves from: this one with the variant's policies, ranker,
         model and rules; made once per variant and again when what it copies was replaced (a
-        reload, a new artifact)."""
-        served = (self.graph, self.merch, self.vectors, self.model, self.ranker, self.config)
+        reload, a new artifact, exploration's new counts)."""
+        served = (self.graph, self.merch, self.vectors, self.model, self.ranker, self.config, self.exploration)
         kept = self._arms.get((experiment_id, variant.name))
         if kept is not None and all(a is b for a, b in zip(kept[0], served)):
             return kept[1]

@@ -8,7 +8,8 @@ change this process applied: right after the process's own writes (read-your-wri
 `LOOKGRAPH_FRESHNESS_SECONDS` in the background for everyone else's (another worker, the CLI, a
 load, a training run). Events change no copy but the crowd's statistics: a new watermark of the
 event table marks them due (`Traversal.events_added`), and a newer BOUGHT_WITH (recomputed by
-whichever process, `graph/crowd.py`) is read again (`Traversal.crowd_refreshed`). Nothing that must agree is decided by one
+whichever process, `graph/crowd.py`) is read again (`Traversal.crowd_refreshed`), and so are
+exploration's counts (`exploration.py`). Nothing that must agree is decided by one
 process alone.
 """
 
@@ -18,6 +19,7 @@ import logging
 import threading
 
 from ..graph.store import GraphStore, UnknownNode
+from .exploration import arms_of
 
 log = logging.getLogger("lookgraph.freshness")
 
@@ -30,6 +32,7 @@ class Freshness:
         self.seq = store.latest_change()
         self.events = store.events_watermark()
         self.crowd = store.bought_with_state()
+        self.explored = (store.exploration_state() or {}).get("through")
         self._lock = threading.Lock()
 
     def catch_up(self) -> int:
@@ -53,6 +56,10 @@ class Freshness:
             if crowd != self.crowd:  # any process recomputed BOUGHT_WITH
                 self.crowd = crowd
                 self.engine.graph.crowd_refreshed()
+            explored = self.store.exploration_state()
+            if (explored or {}).get("through") != self.explored:  # any process counted exploration anew
+                self.explored = explored["through"]
+                self.engine.exploration = arms_of(explored)
             return applied
 
     def _apply(self, changes: list[tuple[int, str, str]]) -> None:

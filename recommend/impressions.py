@@ -36,7 +36,7 @@ def impression_of(answer: Answer, kind: str, request, model: str | None, ranker:
     items = tuple(ShownItem(item.product_id, item.source, ">".join(item.paths[0].relationships) if item.paths else "",
                             item.exploration) for item in answer.items)
     context = {"k": ask.k, "location": ask.location, "gift": ask.gift, "categories": list(ask.categories),
-               "explore": ask.explore, "items": list(ask.items)}
+               "explore": ask.explore, "items": list(ask.items), "explore_slots": request.explore_slots}
     return Impression(answer.recommendation_id, kind, request.now, items, request.state.shopper_id, ask.session_id,
                       ask.product_id, model, ranker, answer.variant, context)
 

@@ -16,9 +16,12 @@ configurable through `PolicyConfig` (environment: `LOOKGRAPH_POLICY_*`), and tes
    that session's recommendations but never the long-term profile.
 4. Travel: a session's location is context for that session only, and suggestions bound to a
    location expire; the home location never moves.
-5. Variety: a share of the slots explores category groups outside the shopper's usual taste,
-   by Thompson sampling, seeded per shopper and day, so no two shoppers get the same list;
-   only in the departments the shopper engaged with (or, with no history yet, any).
+5. Variety: up to a share of a feed's slots explores category groups outside the shopper's
+   usual taste, by Thompson sampling over what exploration earned (a bandit fed by the
+   attributed views, carts and purchases: `exploration.py`), seeded per shopper and day, so no
+   two shoppers get the same list; a slot explores only when a group's draw beats showing the
+   ranking's own item; only in the departments the shopper engaged with (or, with no history
+   yet, any).
 6. Contact: outbound picks respect a per-shopper frequency cap and a quiet period.
 """
 
@@ -59,6 +62,10 @@ class PolicyConfig(BaseSettings):
     travel: bool = True
     location_ttl_hours: float = 24.0
     explore_share: float = 0.2
+    """At most this share of a feed's slots explore."""
+    explore_learns: bool = True
+    """Each exploration slot explores only when a group's draw beats not exploring, from what
+    exploration earned (`exploration_draws`); off: every one of them explores."""
     contact_cap: int = 2
     contact_window_days: float = 7.0
     contact_quiet_hours: float = 24.0
@@ -269,22 +276,50 @@ def trip_location(state: ShopperState, config: PolicyConfig, now: float, asked: 
 
 
 # -- 5. variety ---------------------------------------------------------------------------
-def explore_groups(state: ShopperState, trending: Trending, slots: int, day: int, shown: Counter,
-                   near=None) -> list[str]:
-    """A draw over category groups the shopper does not usually buy: each group's
-    Beta(1 + crowd demand, 1 + times shown to this shopper) is sampled with a seed of the
-    shopper and the day, and the best draws win (no reward feeds it yet: not a bandit). `near(group)`: whether a group is near what
-    the shopper touched (exploration stays there: never coffee for a fashion-only shopper)."""
-    if slots <= 0:
-        return []
+def exploration_draws(state: ShopperState, trending: Trending, day: int, shown: Counter, near=None,
+                      arms: dict[str, tuple[float, float]] | None = None) -> tuple[list[str], list[float], float]:
+    """Thompson sampling over the category groups the shopper does not usually buy (and, with
+    `near`, only those near what they touched: never coffee for a fashion-only shopper):
+    (the groups, best draw first; their draws; the draw of not exploring). A group's draw is
+    from
+
+        Beta(1 + clicked_g + demand_g, 1 + (shown_g - clicked_g) + shown to this shopper_g)
+
+    with `arms[g]` = (shown_g, clicked_g), what exploration slots showing group g earned across
+    every shopper (`exploration.py`: views, carts and purchases credited within an hour, counted
+    from the store's impressions, halved every week), demand_g the group's crowd demand (0 to 1,
+    the most trending group 1), and every time this shopper was shown the group counted as one
+    more miss. Not exploring draws from Beta(1 + clicked, 1 + shown - clicked) of the same slots
+    when they showed the ranking's own items (`arms[EXPLOIT]`). Seeded by the shopper and the
+    day: two requests a moment apart draw alike. `arms` None (nothing counted yet, or
+    `explore_learns` off): not exploring draws 0, and every exploration slot explores."""
     seed = int(hashlib.sha256(f"{state.shopper_id}|{day}".encode()).hexdigest()[:12], 16)
     usual = {g for g, _ in state.profile_groups.most_common(3)}
     groups = sorted(g for g in trending.by_group if g and g not in usual and (near is None or near(g)))
-    if not groups:
-        return []
+    rng = np.random.default_rng(seed)
+    counted = arms or {}
     demand = np.array([len(trending.by_group[g]) for g in groups], dtype=np.float64)
-    draws = np.random.default_rng(seed).beta(1 + demand / max(demand.max(), 1) * 10, 1 + np.array([shown[g] for g in groups]))
-    return [groups[i] for i in np.argsort(-draws, kind="stable")[:slots]]
+    demand = demand / max(demand.max(), 1.0) if len(groups) else demand
+    seen = np.array([counted.get(g, (0.0, 0.0)) for g in groups], dtype=np.float64).reshape(-1, 2)
+    draws = rng.beta(1 + seen[:, 1] + demand, 1 + (seen[:, 0] - seen[:, 1]) + np.array([shown[g] for g in groups]))
+    shown_x, clicked_x = counted.get(EXPLOIT, (0.0, 0.0))
+    exploit = float(rng.beta(1 + clicked_x, 1 + shown_x - clicked_x)) if arms is not None else 0.0
+    order = np.argsort(-draws, kind="stable")
+    return [groups[i] for i in order], [float(draws[i]) for i in order], exploit
+
+
+EXPLOIT = ""
+"""The arm of an exploration slot that showed the ranking's own item instead."""
+
+
+def explore_groups(state: ShopperState, trending: Trending, slots: int, day: int, shown: Counter, near=None,
+                   arms: dict[str, tuple[float, float]] | None = None) -> list[str]:
+    """The groups the exploration slots show, at most `slots`: those whose draw beats not
+    exploring (`exploration_draws`); the other slots show the ranking's next items."""
+    if slots <= 0:
+        return []
+    groups, draws, exploit = exploration_draws(state, trending, day, shown, near, arms)
+    return [g for g, draw in zip(groups, draws) if draw > exploit][:slots]
 
 
 # -- 6. contact ---------------------------------------------------------------------------

@@ -77,6 +77,8 @@ class Request:
     engaged with it (the store's impressions: every worker's alike), for fading."""
     shown_groups: Counter = field(default_factory=Counter)
     """How often each category group was shown to the shopper, for exploration's draw."""
+    explore_slots: int = 0
+    """How many of the list's last slots were exploration's to fill (`arrange`)."""
 
     @property
     def due(self) -> set[str]:
