@@ -276,7 +276,7 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
                    "window": f"{_when(e.starts_at)} – {_when(e.ends_at) if e.ends_at is not None else '…'}",
                    "status": "scheduled" if now < e.starts_at else "running" if e.active(now) else "ended"}
                   for e in engine.experiments.all()]
-        return page(request, "experiments.html", "Experiments", experiments=listed)
+        return page(request, "experiment_list.html", "Experiments", experiments=listed)
 
     @app.get("/console/experiments/{experiment_id}", **admin)
     def experiment(request: Request, experiment_id: str) -> HTMLResponse:

@@ -57,7 +57,7 @@ def regret_svg(curves: dict[str, list[float]], path: Path, width: int = 640, hei
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in list(enumerate(curve))[::step] + [(len(curve) - 1, curve[-1])])
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colours.get(name, "#4b5563")}" stroke-width="2"/>')
         parts.append(f'<text x="{width - right + 6}" y="{y(curve[-1]) + 4:.1f}" fill="{colours.get(name, "#4b5563")}">'
-                     f'{name} {curve[-1]:.1f}</text>')
+                     f'{name} {curve[-1] + 0.0:.1f}</text>')
     parts.append("</svg>")
     path.write_text("\n".join(parts) + "\n")
 
@@ -102,7 +102,7 @@ def main() -> None:
 
     mean = {arm: float(np.mean([v.expected for v in vs])) for arm, vs in visits.items()}
     best = max(mean.values())
-    curves = {arm: np.cumsum([best - v.expected for v in vs]).round(3).tolist() for arm, vs in visits.items()}
+    curves = {arm: (np.cumsum([best - v.expected for v in vs]).round(3) + 0.0).tolist() for arm, vs in visits.items()}
     regret_svg({arm: curves[arm] for arm in ARMS}, RESULTS / "exploration_regret.svg")
     results = {
         "design": {"days": args.days, "visits_per_day": args.per_day, "buy_given_click": args.buy},
