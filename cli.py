@@ -211,6 +211,9 @@ def train(
                                                       "to after a moment, nothing later seen) or random (a random fifth "
                                                       "of their products: only where the order of engagement says "
                                                       "nothing, e.g. ratings entered in bulk).")] = RankerSplit.time,
+    impressions_days: Annotated[float, typer.Option(min=0, help="Also learn the ranker from the feeds served in "
+                                                    "this many days and what shoppers took from them (kept "
+                                                    "impressions; 0: not).")] = 0.0,
 ) -> None:
     """Train LookGNN embeddings for every node and the ranker, save a versioned artifact,
     write vectors back. One line per epoch on standard error."""
@@ -229,7 +232,8 @@ def train(
     with _store(store) as graph:
         try:
             folder, result = train_and_publish(graph, settings.home, config, progress=sys.stderr.isatty(),
-                                               log_line=lambda line: typer.echo(line, err=True))
+                                               log_line=lambda line: typer.echo(line, err=True),
+                                               impressions_days=impressions_days)
         except ValueError as err:
             _fail(str(err))
     meta = result.vectors.meta
@@ -273,6 +277,11 @@ def explain_model() -> None:
     typer.echo("  feature                      share of gain")
     for feature, share in report["gain"].items():
         typer.echo(f"  {feature:<28} {share:6.1%}")
+    if logged := report.get("logged"):
+        typer.echo(f"  learnt also from {logged['learnt_from']} logged feeds; on {logged['held_out']} held-out feeds "
+                   f"({logged['logged_clicks']:.0f} clicks as served) the clicks estimated (item-position inverse "
+                   f"propensity): {logged['estimated_clicks_with_logs']} with them, "
+                   f"{logged['estimated_clicks_without_logs']} without")
 
 
 @app.command()

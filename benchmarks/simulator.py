@@ -65,11 +65,12 @@ class Visit:
 class Shop:
     """The app over a loaded demo store, with its catalogue's tastes and a simulated clock."""
 
-    def __init__(self, home: Path, start: float, seed: int, **settings):
+    def __init__(self, home: Path, start: float, seed: int, served_model: bool = False, **settings):
+        """`served_model`: serve the latest trained artifact under `home` (else graph walks alone)."""
         self.store = SQLiteGraphStore(home / "graph.db")
         self.clock = Clock(start)
         self.app = create_app(Settings(home=home, api_keys=f"{KEY}:admin", crowd_refresh_seconds=0, **settings),
-                              self.store, vectors=None, clock=self.clock)
+                              self.store, vectors=True if served_model else None, clock=self.clock)
         self.client = TestClient(self.app).__enter__()  # one event loop and thread pool for the whole run
         self.taste: dict[str, tuple[str, str]] = {}
         self.by_taste: dict[tuple[str, str], list[str]] = {}

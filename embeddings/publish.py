@@ -22,16 +22,19 @@ NEO4J_VECTOR_DIMENSIONS = VECTOR_INDEX_CONFIG["vector.dimensions"]
 
 
 def train_and_publish(store: GraphStore, home: Path, config: TrainConfig, progress: bool = False,
-                      log_line=None, mine: bool = True) -> tuple[Path, TrainResult]:
+                      log_line=None, mine: bool = True, impressions_days: float = 0.0) -> tuple[Path, TrainResult]:
     if store.name == "neo4j" and config.dim != NEO4J_VECTOR_DIMENSIONS:
         raise ValueError(f"--dim must be {NEO4J_VECTOR_DIMENSIONS} on Neo4j: the product_embedding vector index "
                          "in cypher/schema.cypher is declared with that many dimensions")
     graph = export_graph(store)
     if not graph.count("product"):
         raise ValueError("the store has no products; load data first (`lookgraph load`)")
+    from ..recommend.logged import logged_feeds
     from ..recommend.offline import fit_artifact
 
-    result, ranker, split, mined = fit_artifact(graph, config, progress=progress, log_line=log_line, mine=mine)
+    logged = logged_feeds(store, impressions_days, time.time()) if impressions_days > 0 else None
+    result, ranker, split, mined = fit_artifact(graph, config, progress=progress, log_line=log_line, mine=mine,
+                                                logged=logged)
 
     version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + graph.fingerprint[:8]
     vectors = result.vectors

@@ -189,7 +189,7 @@ def add_collaborative(vectors, graph: GraphExport, say) -> None:
 
 
 def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=None, mine: bool = True,
-                 validation: list[Query] | None = None):
+                 validation: list[Query] | None = None, logged: list | None = None):
     """What `lookgraph train` learns from a graph, in one call (also the `engine` method of
     `lookgraph evaluate`, so the evaluation measures what training publishes):
 
@@ -212,7 +212,11 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
     5. the counts and the collaborative index refreshed from the whole graph, to be served.
 
     `validation`: looks already held out of `graph` (the evaluation's), used instead of holding
-    out more. Returns (TrainResult, LearnedRanker or None, the split, the mined looks)."""
+    out more. `logged`: feeds the API served and what shoppers took from them (`logged.py`): the
+    first four fifths are more queries for the ranker, weighed against position bias; on the
+    last fifth the ranker learnt with them and the one learnt without are both estimated
+    (item-position inverse propensity), and the former is served. Returns (TrainResult,
+    LearnedRanker or None, the split, the mined looks)."""
     from ..embeddings.export import with_looks
     from ..embeddings.train import crowd_statistics, train
     from .mining import mine_looks
@@ -251,6 +255,7 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
         with offline_engine(split.train, result.vectors) as engine:
             engine.strict_across = False  # as the learned ranker will be served
             groups = ranker_groups(engine, split.train, futures, looks, sessions)
+            learnt_from_logs = logged_training(engine, split.train, logged or [], say)
             answerable = sum(bool(y.any()) for _, y in groups)
             if answerable < config.min_ranker_queries:
                 say(f"ranker: not trained: the engine's candidates held the answer of {answerable} held-out queries, "
@@ -263,7 +268,10 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
         if answerable >= config.min_ranker_queries:
             order = np.random.default_rng(config.seed).permutation(len(groups))
             cut = int(len(groups) * 0.8)
-            ranker = fit_ranker([groups[i] for i in order[:cut]], [groups[i] for i in order[cut:]], seed=config.seed)
+            train_groups, valid_groups = [groups[i] for i in order[:cut]], [groups[i] for i in order[cut:]]
+            ranker = fit_ranker(train_groups, valid_groups, seed=config.seed)
+            if learnt_from_logs is not None:
+                ranker = with_logged(ranker, train_groups, valid_groups, learnt_from_logs, config.seed, say)
             report = ranker.describe()
             report["candidate_recall"] = round(answerable / len(groups), 4)
             report["split"] = split_used
@@ -275,6 +283,41 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
     result.vectors.arrays |= crowd_statistics(served)
     add_collaborative(result.vectors, served, say)
     return result, ranker, split, mined
+
+
+def logged_training(engine: Engine, graph: GraphExport, lists: list, say) -> dict | None:
+    """The logged feeds as the ranker sees them (`logged.py`): the first four fifths by time to
+    learn from, the last fifth to estimate on, and the position bias; None without any."""
+    from .logged import HELD_OUT_SHARE, examination, logged_queries
+
+    if not lists:
+        return None
+    cut = int(len(lists) * (1 - HELD_OUT_SHARE))
+    exam = examination(lists[:cut])
+    known = set(graph.ids["shopper"])
+    learn, held_out = logged_queries(engine, lists[:cut], known), logged_queries(engine, lists[cut:], known)
+    say(f"ranker: {len(learn):,} logged feeds to learn from, {len(held_out):,} held out to estimate on; "
+        f"examination by slot {', '.join(f'{p:.2f}' for p in exam[:10])}")
+    return {"learn": learn, "held_out": held_out, "examination": exam}
+
+
+def with_logged(ranker, train_groups: list, valid_groups: list, logs: dict, seed: int, say):
+    """The ranker learnt again with the logged feeds added (a click weighed by 1 / exam(slot)),
+    both estimated on the held-out logged feeds; the one learnt with them is returned, its
+    report saying both estimates."""
+    from .logged import estimate, training_groups
+    from .ranker import fit_ranker
+
+    exam, held_out = logs["examination"], logs["held_out"]
+    learnt = fit_ranker(train_groups + training_groups(logs["learn"], exam), valid_groups, seed=seed)
+    clicks = float(sum(q.clicked.sum() for q in held_out))
+    report = {"learnt_from": len(logs["learn"]), "held_out": len(held_out), "examination": exam.round(4).tolist(),
+              "logged_clicks": clicks, "estimated_clicks_with_logs": round(estimate(learnt.score, held_out, exam), 2),
+              "estimated_clicks_without_logs": round(estimate(ranker.score, held_out, exam), 2)}
+    learnt.report["logged"] = report
+    say(f"ranker with logged feeds: on {len(held_out):,} held-out feeds ({clicks:.0f} clicks as logged) the clicks "
+        f"estimated with it {report['estimated_clicks_with_logs']}, without {report['estimated_clicks_without_logs']}")
+    return learnt
 
 
 class EngineMethod:

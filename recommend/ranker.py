@@ -91,19 +91,21 @@ def rank(engine, request, offers: Offers, keep: list[int], x: np.ndarray) -> tup
     return scores, ruled
 
 
-def fit_ranker(train: list[tuple[np.ndarray, np.ndarray]], valid: list[tuple[np.ndarray, np.ndarray]],
+def fit_ranker(train: list[tuple[np.ndarray, ...]], valid: list[tuple[np.ndarray, ...]],
                seed: int = 7, threads: int = 1, rounds: int = 300) -> LearnedRanker:
-    """LambdaRank on query groups (features, relevance) with early stopping on `valid`'s
-    NDCG@20. Groups without a relevant candidate teach nothing and are left out."""
+    """LambdaRank on query groups (features, relevance[, each row's weight]) with early
+    stopping on `valid`'s NDCG@20. Groups without a relevant candidate teach nothing and are
+    left out."""
     import lightgbm
 
     def dataset(groups, reference=None):
-        groups = [(x, y) for x, y in groups if y.any() and len(y) > 1]
+        groups = [(g[0], g[1], g[2] if len(g) > 2 else np.ones(len(g[1]))) for g in groups if g[1].any() and len(g[1]) > 1]
         if not groups:
             return None, 0
         x = np.concatenate([g[0] for g in groups])
         y = np.concatenate([g[1] for g in groups])
-        return lightgbm.Dataset(x, y, group=[len(g[1]) for g in groups], feature_name=list(FEATURES),
+        weight = np.concatenate([g[2] for g in groups])
+        return lightgbm.Dataset(x, y, weight=weight, group=[len(g[1]) for g in groups], feature_name=list(FEATURES),
                                 reference=reference, free_raw_data=False), len(groups)
 
     train_set, n_train = dataset(train)

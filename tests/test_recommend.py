@@ -402,3 +402,24 @@ def test_the_api_serves_a_trained_ranker_and_the_collaborative_source_on_each_st
             response = ask()
             assert response.status_code == 200 and response.json()["items"], response.text
             assert opened == ["execute_read"], (response.request.url, opened)
+
+
+def test_logged_feeds_are_learnt_from_and_both_rankers_estimated_on_the_held_out_ones(demo):
+    """`lookgraph train --impressions-days`: logged feeds join the ranker's queries, and the ranker
+    learnt with them and the one without are both estimated on the last fifth."""
+    from lookgraph.recommend.logged import LoggedList
+
+    store, graph, *_ = demo
+    lists = []
+    for n, shopper in enumerate(sorted(store.known_ids("shoppers"))[:40]):
+        events = store.events(shopper_id=shopper, limit=50)
+        if len(events) < 3:
+            continue
+        shown = tuple(dict.fromkeys(e.product_id for e in reversed(events)))[:8]
+        lists.append(LoggedList(shopper, events[-1].ts + 1, shown, frozenset({n % len(shown)})))
+    config = TrainConfig(**{**FAST.__dict__, "min_ranker_queries": 10})
+    _, ranker, _, _ = fit_artifact(graph, config, logged=lists)
+    logged = ranker.report["logged"]
+    assert logged["learnt_from"] + logged["held_out"] <= len(lists) and logged["held_out"] >= 1
+    assert len(logged["examination"]) == 20 and logged["examination"][0] == 1.0
+    assert logged["estimated_clicks_with_logs"] >= 0 and logged["estimated_clicks_without_logs"] >= 0
