@@ -37,8 +37,9 @@ from lookgraph.loaders.demo import END_TS
 DAY = 86_400.0
 
 
-def simulate(home: Path, visits: int, seed: int, start: float) -> list:
-    shop = Shop(home, start, seed, served_model=True, exploration_refresh_seconds=0, reload_check_seconds=0)
+def simulate(home: Path, visits: int, seed: int, start: float, prefix: str) -> list:
+    shop = Shop(home, start, seed, served_model=True, prefix=prefix, exploration_refresh_seconds=0,
+                reload_check_seconds=0)
     done = []
     for _ in range(visits):
         done.append(shop.visit(0.2, lambda variant: 1.0))
@@ -74,7 +75,7 @@ def main() -> None:
     lookgraph("train", home=home)
     start = END_TS + DAY
     print("logging feeds and clicks ...", flush=True)
-    logged = simulate(home, args.logged, seed=11, start=start)
+    logged = simulate(home, args.logged, seed=11, start=start, prefix="logged")
     later = start + args.logged * 60 + 2 * 3600  # every logged feed's reward window has passed
     results = {"logging": summary(logged), "held_out": {}}
     for name, extra in (("without_logs", ()), ("with_logs", ("--impressions-days", "60"))):
@@ -85,7 +86,7 @@ def main() -> None:
             raise SystemExit(f"{name}: lookgraph train learnt no ranker on this shop")
         meta = json.loads(report.read_text())
         results["held_out"][name] = {"train_seconds": round(seconds, 1), "ranker_trees": meta["trees"],
-                                     "valid_ndcg@20": meta["valid_ndcg@20"], **summary(simulate(copy, args.held_out, 99, later))}
+                                     "valid_ndcg@20": meta["valid_ndcg@20"], **summary(simulate(copy, args.held_out, 99, later, prefix="held-out"))}
         if "logged" in meta:
             results["offline_estimate"] = meta["logged"]
     online = results["held_out"]["with_logs"]["expected_purchases_per_visit"] - \

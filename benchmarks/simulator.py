@@ -65,8 +65,10 @@ class Visit:
 class Shop:
     """The app over a loaded demo store, with its catalogue's tastes and a simulated clock."""
 
-    def __init__(self, home: Path, start: float, seed: int, served_model: bool = False, **settings):
-        """`served_model`: serve the latest trained artifact under `home` (else graph walks alone)."""
+    def __init__(self, home: Path, start: float, seed: int, served_model: bool = False, prefix: str = "sim",
+                 **settings):
+        """`served_model`: serve the latest trained artifact under `home` (else graph walks alone);
+        `prefix`: the simulated shoppers' ids start with it (new shoppers, never seen before)."""
         self.store = SQLiteGraphStore(home / "graph.db")
         self.clock = Clock(start)
         self.app = create_app(Settings(home=home, api_keys=f"{KEY}:admin", crowd_refresh_seconds=0, **settings),
@@ -81,7 +83,7 @@ class Shop:
                 self.taste[product.id] = (parts[1], style)
                 self.by_taste.setdefault((parts[1], style), []).append(product.id)
         self.rng = random.Random(seed)
-        self.visits = 0
+        self.visits, self.prefix = 0, prefix
 
     def post(self, path: str, body: dict) -> dict:
         answer = self.client.post(path, json=body, headers=HEADERS)
@@ -99,7 +101,7 @@ class Shop:
         """One new shopper's visit (see the module's docstring), at the clock's time."""
         rng, n = self.rng, self.visits
         self.visits += 1
-        shopper, session = f"sim-{n:07d}", f"sim-session-{n:07d}"
+        shopper, session = f"{self.prefix}-{n:07d}", f"{self.prefix}-session-{n:07d}"
         department = "women" if rng.random() < DEPARTMENT_SHARE else "men"
         style = rng.choice(STYLES)
         variety = rng.random() < VARIETY_SEEKERS
