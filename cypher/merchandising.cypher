@@ -32,8 +32,10 @@ WHERE ($attribute IS NULL OR EXISTS { (p)-[:HAS_ATTRIBUTE]->(:Attribute {key: $a
   AND ($price_max IS NULL OR p.price <= $price_max)
 RETURN p.id AS id;
 
+// Every rule, or those of $ids (a rule written: the others are not read again).
 // name: rules
 MATCH (r:Rule)
+WHERE $ids IS NULL OR r.id IN $ids
 OPTIONAL MATCH (u:Shopper)-[:HAS_RULE]->(r)
 OPTIONAL MATCH (r)-[:PINS]->(l:Look)
 RETURN r {.id, .action, .name, .category, .attribute, .price_min, .price_max, .weight, .starts_at, .ends_at,

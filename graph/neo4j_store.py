@@ -446,8 +446,8 @@ class Neo4jGraphStore(GraphStore):
 
         return self._in_write(work)
 
-    def rules(self) -> list[Rule]:
-        return [Rule(**r["rule"]) for r in self._read("merchandising.rules")]
+    def rules(self, ids=None) -> list[Rule]:
+        return [Rule(**r["rule"]) for r in self._read("merchandising.rules", ids=None if ids is None else list(ids))]
 
     def create_rule(self, rule: Rule, replace: bool = False) -> None:
         spec = {name: getattr(rule, name) for name in Rule.__dataclass_fields__}

@@ -775,8 +775,13 @@ class SQLiteGraphStore(GraphStore):
                 _record_changes(conn, "experiment", [experiment_id])
             return experiment
 
-    def rules(self) -> list[Rule]:
-        return [Rule(**json.loads(spec)) for (spec,) in self._conn().execute("SELECT spec FROM rule ORDER BY id")]
+    def rules(self, ids=None) -> list[Rule]:
+        if ids is None:
+            rows = self._conn().execute("SELECT spec FROM rule ORDER BY id")
+        else:
+            rows = self._conn().execute("SELECT spec FROM rule WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+                                        (json.dumps(list(ids)),))
+        return [Rule(**json.loads(spec)) for (spec,) in rows]
 
     def create_rule(self, rule: Rule, replace: bool = False) -> None:
         with self._transaction() as conn:

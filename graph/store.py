@@ -318,8 +318,8 @@ class GraphStore(abc.ABC):
         `attribute` (when given), priced within the bounds (when given)."""
 
     @abc.abstractmethod
-    def rules(self) -> list:
-        """Every business rule (`model.Rule`), by id."""
+    def rules(self, ids: Sequence[str] | None = None) -> list:
+        """Every business rule (`model.Rule`), or those of `ids` that exist, by id."""
 
     @abc.abstractmethod
     def create_rule(self, rule) -> None:

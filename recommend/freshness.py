@@ -75,8 +75,8 @@ class Freshness:
                         product = store.get("products", key)
                         engine.graph.product_added(product)
                         engine.merch.product_changed(product)
-                    elif kind == "availability":  # what the walks hold is unchanged
-                        engine.merch.product_changed(store.get("products", key))
+                    elif kind == "availability":  # what the walks and the rules hold is unchanged
+                        engine.merch.availability_changed(store.get("products", key))
                     elif kind == "look":
                         engine.graph.look_added(store.get("looks", key))
                 except UnknownNode:

@@ -10,6 +10,7 @@ rules keep out. Events are read from the store on every request (read-your-write
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from ..graph.model import Event
@@ -68,7 +69,7 @@ class Request:
     location: str | None = None
     """Where the shopper is: a trip's location, else home."""
     trip: str | None = None
-    kept_out: set[str] = field(default_factory=set)
+    kept_out: Container[str] = field(default_factory=set)
     """Products a rule keeps out of this shopper's lists."""
     session_share: float = 0.0
     """How much the current session counts beside the profile (`policies.session_weight`)."""

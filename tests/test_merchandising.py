@@ -239,3 +239,35 @@ def test_rules_at_scale_cost_one_rule_per_write_and_answers_name_the_rules_that_
     assert women["rules"][:3] == ["boosted by rule 'boost-11' (+1.2)", "boosted by rule 'boost-10' (+1.1)",
                                   "boosted by rule 'boost-09' (+1)"]
     assert women["rules"][3:] == ["and 9 more rules"]
+
+
+def test_rules_are_indexed_a_write_reads_its_own_rule_and_products_move_between_rules(shop):
+    """A rule written reads that rule back alone; standing and windowed rules on one item add up
+    and are named together; a product moved to another category leaves the rules of the old one
+    and joins those of the new one, from the next answer on."""
+    client, store, clock = shop
+    read = []
+    original = store.rules
+    store.rules = lambda ids=None: read.append(ids) or original(ids)  # noqa: E731
+    try:
+        assert client.post("/rules", json={"id": "bags-up", "action": "boost", "category": "women/bags", "weight": 2},
+                           headers=as_(ADMIN)).status_code == 201
+    finally:
+        store.rules = original
+    assert read == [["bags-up"]]  # not every rule again
+    window = {"id": "bags-week", "action": "bury", "category": "women/bags", "weight": 0.5,
+              "starts_at": "2026-09-20T00:00:00Z", "ends_at": "2026-09-22T00:00:00Z"}
+    assert client.post("/rules", json=window, headers=as_(ADMIN)).status_code == 201
+    feed = "/shoppers/ann/recommendations?k=10&explore=false"
+    tote = next(i for i in items(client, feed) if i["product_id"] == "tote-1")
+    assert tote["rules"] == ["boosted by rule 'bags-up' (+2)", "buried by rule 'bags-week' (-0.5)"]
+    clock.now = NOW + 3 * DAY  # the window over: the standing rule alone
+    assert next(i for i in items(client, feed) if i["product_id"] == "tote-1")["rules"] == ["boosted by rule 'bags-up' (+2)"]
+    moved = {"name": "Canvas tote", "category_id": "women/accessories/belts", "price": 40}
+    assert client.put("/products/tote-1", json=moved, headers=as_(ADMIN)).status_code == 200
+    assert client.get("/rules", headers=as_(ADMIN)).json()[0]["products"] == 0  # left the bags' rule
+    assert client.post("/rules", json={"id": "belts-out", "action": "exclude", "category": "women/accessories"},
+                       headers=as_(ADMIN)).status_code == 201
+    assert "tote-1" not in ids(items(client, feed)) and "belt-1" not in ids(items(client, feed))
+    assert client.delete("/rules/belts-out", headers=as_(ADMIN)).status_code == 204
+    assert "belt-1" in ids(items(client, "/shoppers/ann/recommendations?k=12&explore=false"))
