@@ -10,6 +10,7 @@ import gc
 import json
 import os
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -294,6 +295,9 @@ def evaluate(
              "fastrp-knn: FastRP embeddings and kNN in its Graph Data Science).")] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Most LookGNN epochs per seed.")] = 30,
     out: Annotated[Path | None, typer.Option(help="Write OUT.md and OUT.json (default: print only).")] = None,
+    impressions_days: Annotated[float, typer.Option(min=0, help="The engine's ranker also learns from the feeds "
+                                                    "served in this many days, and the rankers learnt with and without "
+                                                    "them are estimated on the last fifth of them (0: not).")] = 0.0,
 ) -> None:
     """Every method on the same seeded splits: complete the look, shopper to product, session
     next item, and beyond-accuracy figures; mean and standard deviation over the seeds."""
@@ -303,12 +307,17 @@ def evaluate(
 
     with _store(store) as graph:
         exported = export_graph(graph)
+        logged = None
+        if impressions_days > 0:
+            from .recommend.logged import logged_feeds
+
+            logged = logged_feeds(graph, impressions_days, time.time())
         if methods is None:
             methods = ",".join(default_methods(exported)) + (",fastrp-knn" if graph.name == "neo4j" else "")
         try:
             report = run(exported, tuple(int(s) for s in seeds.split(",")), TrainConfig(epochs=epochs),
                          tuple(m.strip() for m in methods.split(",")), log=lambda line: typer.echo(line, err=True),
-                         store=graph)
+                         store=graph, logged=logged)
         except (KeyError, ValueError) as err:
             _fail(f"bad --seeds or --methods: {err}")
     report["command"] = "lookgraph evaluate " + " ".join(sys.argv[2:])

@@ -151,15 +151,18 @@ def default_methods(graph: GraphExport) -> tuple[str, ...]:
 
 def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainConfig | None = None,
         methods: tuple[str, ...] | None = None,
-        log=print, store=None) -> dict:
+        log=print, store=None, logged: list | None = None) -> dict:
     """Every method on every seed's split; mean and standard deviation per metric. `store`: the
     Neo4j store whose Graph Data Science runs the `fastrp-knn` method. `engine` is what the API
-    serves after `lookgraph train` (`recommend/offline.py`)."""
+    serves after `lookgraph train` (`recommend/offline.py`); with `logged` feeds
+    (`recommend/logged.py`) its ranker also learns from them, and the rankers learnt with and
+    without them are estimated against the logged one on the held-out feeds (`logged_feeds`)."""
     methods = methods or default_methods(graph)
     torch.set_num_threads(config.threads if config and config.threads else default_threads())
 
     content = content_matrix(graph)
     per_seed: dict[str, list[dict]] = {}
+    estimates: list[dict] = []
     for seed in seeds:
         split = make_split(graph, seed)
         for name in methods:
@@ -170,7 +173,7 @@ def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainCon
                 "lookgnn": lambda: LookGNNMethod(TrainConfig(**{**(config.__dict__ if config else {}), "seed": seed})),
                 "fastrp-knn": lambda: FastRPKNN(store, seed=seed),
                 "engine": lambda: EngineMethod(TrainConfig(**{**(config.__dict__ if config else {}), "seed": seed}),
-                                               log=lambda line: log(f"seed {seed} engine: {line}")),
+                                               log=lambda line: log(f"seed {seed} engine: {line}"), logged=logged),
             }[name]()
             started = time.perf_counter()
             if name in ("lookgnn", "engine"):
@@ -178,6 +181,9 @@ def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainCon
             else:
                 method.fit(split.train)
             fit_seconds = time.perf_counter() - started
+            estimated = (getattr(method, "ranker", None) and method.ranker.report.get("logged")) if name == "engine" else None
+            if estimated:
+                estimates.append({"seed": seed, **{k: v for k, v in estimated.items() if k != "examination"}})
             variants = [method, method.uncapped()] if name == "lookgnn" else [method]
             try:
                 scored = [(variant, evaluate_method(variant, split, content, graph.product_category)) for variant in variants]
@@ -197,6 +203,7 @@ def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainCon
         "fingerprint": graph.fingerprint, "seeds": list(seeds),
         "queries": {"looks": len(split.looks), "shoppers": len(split.shoppers), "sessions": len(split.sessions)},
         "products": graph.count("product"), "machine": platform.platform(), "results": summary,
+        **({"logged_feeds": estimates} if estimates else {}),
     }
 
 
@@ -209,6 +216,10 @@ def markdown_table(report: dict) -> str:
         cells = ["—" if m not in values else f"{values[m]['mean']:.1f}" if m == "fit_seconds"
                  else f"{values[m]['mean']:.4f} ± {values[m]['std']:.4f}" for m in metrics]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for e in report.get("logged_feeds", ()):
+        lines.append(f"\nseed {e['seed']}: on {e['held_out']} held-out logged feeds ({e['logged_clicks']:.0f} clicks as "
+                     f"served), clicks estimated by item-position inverse propensity: the engine's ranker learnt with "
+                     f"the logged feeds {e['estimated_clicks_with_logs']}, without {e['estimated_clicks_without_logs']}")
     return "\n".join(lines)
 
 

@@ -332,13 +332,14 @@ class EngineMethod:
     name = "engine (served)"
     served = True
 
-    def __init__(self, config, k: int = 20, log=None):
-        self.config, self.k, self.log = config, k, log
+    def __init__(self, config, k: int = 20, log=None, logged: list | None = None):
+        self.config, self.k, self.log, self.logged = config, k, log, logged
 
     def fit(self, graph: GraphExport, validation=None) -> None:
         from ..embeddings.export import with_looks
 
-        result, self.ranker, _, mined = fit_artifact(graph, self.config, log_line=self.log, validation=validation)
+        result, self.ranker, _, mined = fit_artifact(graph, self.config, log_line=self.log, validation=validation,
+                                                     logged=self.logged)
         graph = self.graph = with_looks(graph, mined)  # served with the looks training mined, as published
         self.vectors = result.vectors
         self._engine = offline_engine(graph, self.vectors, self.ranker)

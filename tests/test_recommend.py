@@ -423,3 +423,23 @@ def test_logged_feeds_are_learnt_from_and_both_rankers_estimated_on_the_held_out
     assert logged["learnt_from"] + logged["held_out"] <= len(lists) and logged["held_out"] >= 1
     assert len(logged["examination"]) == 20 and logged["examination"][0] == 1.0
     assert logged["estimated_clicks_with_logs"] >= 0 and logged["estimated_clicks_without_logs"] >= 0
+
+
+def test_evaluate_estimates_the_engines_rankers_on_logged_feeds(demo):
+    """`lookgraph evaluate --impressions-days`: the engine's ranker learns from logged feeds too,
+    and the report says both rankers' estimates on the held-out ones."""
+    from lookgraph.embeddings.evaluate import markdown_table, run
+    from lookgraph.recommend.logged import LoggedList
+
+    store, graph, *_ = demo
+    lists = []
+    for n, shopper in enumerate(sorted(store.known_ids("shoppers"))[:40]):
+        events = store.events(shopper_id=shopper, limit=50)
+        if len(events) >= 3:
+            shown = tuple(dict.fromkeys(e.product_id for e in reversed(events)))[:8]
+            lists.append(LoggedList(shopper, events[-1].ts + 1, shown, frozenset({n % len(shown)})))
+    config = TrainConfig(**{**FAST.__dict__, "min_ranker_queries": 10})
+    report = run(graph, (0,), config, ("engine",), log=lambda line: None, logged=lists)
+    [estimate] = report["logged_feeds"]
+    assert estimate["seed"] == 0 and estimate["held_out"] >= 1 and "estimated_clicks_with_logs" in estimate
+    assert "held-out logged feeds" in markdown_table(report)
