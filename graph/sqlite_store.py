@@ -286,13 +286,15 @@ class SQLiteGraphStore(GraphStore):
         self._synchronous = synchronous
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._connections_lock = threading.Lock()
         self.ensure_schema()
 
     # -- connections: one per thread; one writer at a time ----------------------------
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            self._close_orphans()
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -300,8 +302,19 @@ class SQLiteGraphStore(GraphStore):
             conn.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left in free pages
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
             self._local.conn = conn
-            self._connections.append(conn)
+            with self._connections_lock:
+                self._connections.append((threading.current_thread(), conn))
         return conn
+
+    def _close_orphans(self) -> None:
+        """Close the connections of threads that have ended: a server's thread pool keeps its
+        threads, but a client that starts a thread per request (a test client without its
+        context) would otherwise leave a connection, and three open files, behind each."""
+        with self._connections_lock:
+            ended = [(thread, conn) for thread, conn in self._connections if not thread.is_alive()]
+            self._connections = [(thread, conn) for thread, conn in self._connections if thread.is_alive()]
+        for _, conn in ended:
+            conn.close()
 
     @contextmanager
     def _transaction(self, check_references: bool = True):
@@ -345,9 +358,10 @@ class SQLiteGraphStore(GraphStore):
                 )
 
     def close(self) -> None:
-        for conn in self._connections:
-            conn.close()
-        self._connections.clear()
+        with self._connections_lock:
+            for _, conn in self._connections:
+                conn.close()
+            self._connections.clear()
         self._local = threading.local()
 
     # -- writes ------------------------------------------------------------------------

@@ -78,3 +78,20 @@ def test_readers_run_while_a_writer_appends(tmp_path):
     for seen in seen_counts:
         assert seen and seen == sorted(seen)  # each reader only ever sees the log grow
     assert len(store.events(shopper_id="u0")) == 300
+
+
+def test_a_thread_that_ended_leaves_no_open_connection_behind(tmp_path):
+    """A client that starts a thread per request (a test client used without its context) must
+    not leave a connection, and its open files, behind each one."""
+    import threading
+
+    from lookgraph.graph.sqlite_store import SQLiteGraphStore
+
+    store = SQLiteGraphStore(tmp_path / "graph.db")
+    for _ in range(20):
+        worker = threading.Thread(target=lambda: store.known_ids("products"))
+        worker.start()
+        worker.join()
+    store.known_ids("products")  # a new connection here closes the ended threads' ones
+    assert len(store._connections) <= 2
+    store.close()
