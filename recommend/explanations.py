@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..graph.traversal import ATTRIBUTE, LOOK, ProductCard
+from .merchandising import RuleSentences
 
 VERBS = {"view": "viewed", "cart": "put in your bag", "purchase": "bought", "context": "are looking at"}
 EXPLAINED_FIRST = ("returning", "restock", "look", "attribute", "crowd", "collaborative", "content", "embedding",
@@ -158,7 +159,7 @@ def popular_path(cards, category: str | None, category_name: str | None, pid: st
 
 
 def explain(request, offers, picks: list[tuple[int, bool]], score_of: dict[int, float],
-            ruled: dict[str, list[str]], short_because: str | None) -> Answer:
+            ruled: RuleSentences, short_because: str | None) -> Answer:
     """The answer: each picked candidate with its score, its first `PATHS_SHOWN` distinct
     paths (the reasons in `EXPLAINED_FIRST` order; a pin said first), and the rules that
     moved it."""

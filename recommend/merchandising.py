@@ -202,11 +202,11 @@ class Merchandising:
                 extra |= found[1]
         return _Excluded(self._excluded, frozenset(extra))
 
-    def adjust(self, product_ids: Sequence[str], shopper_id: str | None, now: float) -> tuple[np.ndarray, dict[str, list[str]]]:
+    def adjust(self, product_ids: Sequence[str], shopper_id: str | None, now: float) -> tuple[np.ndarray, RuleSentences]:
         """Per product: how many standard deviations of the list's scores the boosts and buries
-        move it, and which rules did (their sentences, for the explanations: the
-        `RULES_NAMED` that move it most, then how many more)."""
-        shift, named = np.zeros(len(product_ids)), {}
+        move it, and which rules did (`RuleSentences`: the `RULES_NAMED` that move it most,
+        then how many more)."""
+        shift, named = np.zeros(len(product_ids)), RuleSentences()
         for i, pid in enumerate(product_ids):
             moving = self._moving.get(pid) or ()
             dynamic = self._dynamic.get(pid)
@@ -227,10 +227,7 @@ class Merchandising:
             # The standing ones are kept in order: the first few of them and the others in force now.
             first = sorted([*moving[:RULES_NAMED], *extra])[:RULES_NAMED] if extra else moving[:RULES_NAMED]
             shift[i] = total
-            named[pid] = [f"{'boosted' if sign > 0 else 'buried'} by rule {name!r} ({sign * -weight:+g})"
-                          for weight, name, sign, _ in first]
-            if count > RULES_NAMED:
-                named[pid].append(f"and {count - RULES_NAMED} more rules")
+            named.moved[pid] = (first, count)
         return shift, named
 
     def pins(self, categories: Sequence[str], shopper_id: str | None, now: float) -> list[Rule]:
@@ -242,6 +239,23 @@ class Merchandising:
         """The products a rule is about now (none for a pin, or an unknown rule)."""
         found = self._rules.get(rule_id)
         return found[1] if found else frozenset()
+
+
+class RuleSentences:
+    """Which rules moved each product, as the explanations say it: put into words only for the
+    products a list shows (a request has ten times as many candidates)."""
+
+    def __init__(self):
+        self.moved: dict[str, tuple[list, int]] = {}
+
+    def get(self, product_id: str, default=None) -> list[str] | None:
+        found = self.moved.get(product_id)
+        if found is None:
+            return default
+        first, count = found
+        said = [f"{'boosted' if sign > 0 else 'buried'} by rule {name!r} ({sign * -weight:+g})"
+                for weight, name, sign, _ in first]
+        return said + ([f"and {count - RULES_NAMED} more rules"] if count > RULES_NAMED else [])
 
 
 class _Excluded:

@@ -25,6 +25,7 @@ import numpy as np
 from . import policies
 from .candidates import SOURCES, Offers
 from .features import FEATURES
+from .merchandising import RuleSentences
 
 EVIDENCE_WEIGHT = {"look": 1.0, "attribute": 0.4, "crowd": 0.3, "content": 0.4, "embedding": 0.5, "personal": 0.5,
                    "collaborative": 0.5,
@@ -75,7 +76,7 @@ class LearnedRanker:
         return cls(lightgbm.Booster(model_file=str(folder / "ranker.txt")), report)
 
 
-def rank(engine, request, offers: Offers, keep: list[int], x: np.ndarray) -> tuple[np.ndarray, dict[str, list[str]]]:
+def rank(engine, request, offers: Offers, keep: list[int], x: np.ndarray) -> tuple[np.ndarray, RuleSentences]:
     """(a score per candidate of `keep`, the rules that moved each product). Fades and rules
     move a score by standard deviations of this list's scores: each fade halving one down."""
     scores = engine.ranker.score(x) if keep else np.zeros(0)
