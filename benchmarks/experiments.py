@@ -30,13 +30,12 @@ import json
 import math
 import shutil
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from measure import RESULTS, lookgraph
-from simulator import Shop
+from measure import RESULTS
+from simulator import Shop, demo_home
 
 from lookgraph.loaders.demo import END_TS
 from lookgraph.recommend import sequential
@@ -129,10 +128,7 @@ def main() -> None:
     parser.add_argument("--pilot", type=int, default=600)
     parser.add_argument("--no-api", action="store_true", help="skip part 4 (the experiments through the API)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="lookgraph-experiments-"))
-    demo, home = work / "demo", work / "home"
-    lookgraph("demo-data", str(demo), "--products", "2000", "--shoppers", "300", "--events", "20000", home=home)
-    lookgraph("load", str(demo), home=home)
+    work, home = demo_home("experiments", shoppers=300)
     clean = work / "clean.db"
     copy_store(home / "graph.db", clean)
 

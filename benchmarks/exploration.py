@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from measure import RESULTS, lookgraph
-from simulator import Shop
+from measure import RESULTS
+from simulator import Shop, demo_home
 
 from lookgraph.loaders.demo import END_TS
 from lookgraph.recommend import exploration
@@ -68,10 +67,7 @@ def main() -> None:
     parser.add_argument("--per-day", type=int, default=3_000)
     parser.add_argument("--buy", type=float, default=0.2)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="lookgraph-exploration-"))
-    home = work / "home"
-    lookgraph("demo-data", str(work / "demo"), "--products", "2000", "--shoppers", "300", "--events", "20000", home=home)
-    lookgraph("load", str(work / "demo"), home=home)
+    work, home = demo_home("exploration", shoppers=300)
     shop = Shop(home, END_TS + DAY, seed=3, exploration_refresh_seconds=0)
     engine = shop.app.state.engine
     shop.post("/experiments", {"id": "exploration", "name": "exploration that learns", "variants": [

@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from experiments import copy_store
 from measure import RESULTS, lookgraph
-from simulator import Shop
+from simulator import Shop, demo_home
 
 from lookgraph.loaders.demo import END_TS
 
@@ -68,10 +67,7 @@ def main() -> None:
     parser.add_argument("--logged", type=int, default=4_000)
     parser.add_argument("--held-out", type=int, default=3_000)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="lookgraph-ranker-logs-"))
-    home = work / "home"
-    lookgraph("demo-data", str(work / "demo"), "--products", "2000", "--shoppers", "400", "--events", "20000", home=home)
-    lookgraph("load", str(work / "demo"), home=home)
+    work, home = demo_home("ranker-logs", shoppers=400)
     lookgraph("train", home=home)
     start = END_TS + DAY
     print("logging feeds and clicks ...", flush=True)

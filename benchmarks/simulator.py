@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,19 @@ DEPARTMENTS, DEPARTMENT_SHARE = ("women", "men"), 0.6
 STYLES = ("casual", "classic", "sporty", "boho", "streetwear", "evening")
 CLICK = {"taste": 0.5, "department": 0.15, "variety": 0.3, "other": 0.02}
 VARIETY_SEEKERS = 0.2
+
+
+def demo_home(prefix: str, shoppers: int = 300) -> tuple[Path, Path]:
+    """A new working folder with the seeded 2,000-product demo store loaded into an embedded
+    store: (the folder, the store's home)."""
+    from measure import lookgraph
+
+    work = Path(tempfile.mkdtemp(prefix=f"lookgraph-{prefix}-"))
+    home = work / "home"
+    lookgraph("demo-data", str(work / "demo"), "--products", "2000", "--shoppers", str(shoppers), "--events", "20000",
+              home=home)
+    lookgraph("load", str(work / "demo"), home=home)
+    return work, home
 
 
 class Clock:

@@ -17,16 +17,9 @@ from lookgraph.loaders.demo import END_TS
 from lookgraph.loaders.native import NativeSource
 from lookgraph.loaders.pipeline import load
 
-from .scenario import Clock, build
+from .scenario import Clock
 from .test_api import EVENTS, KEYS, READ, TestClient, as_
-
-
-@pytest.fixture
-def served(tmp_path, store):
-    build(tmp_path, store)
-    clock = Clock()
-    client = TestClient(create_app(Settings(home=tmp_path / "home", api_keys=KEYS), store, vectors=None, clock=clock))
-    return client, store, clock
+from .test_merchandising import shop  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -38,8 +31,8 @@ def demo_served(tmp_path, store, demo_folder):
     return client, store, clock
 
 
-def test_the_draw_follows_what_each_group_earned_and_explores_only_when_it_beats_the_ranking(served):
-    client, store, clock = served
+def test_the_draw_follows_what_each_group_earned_and_explores_only_when_it_beats_the_ranking(shop):  # noqa: F811
+    client, store, clock = shop
     engine = client.app.state.engine
     state = shopper_request(engine, "ann", Ask(k=10)).state
     trending = engine.graph.trending()
