@@ -79,8 +79,9 @@ def experiment_plot(looks: list[dict], variants: list[str]) -> dict:
         banded = [look for look in mine if look["low"] is not None]
         band = [f"{x(look['at']):.1f},{y(look['high']):.1f}" for look in banded] + \
             [f"{x(look['at']):.1f},{y(look['low']):.1f}" for look in reversed(banded)]
-        lines.append({"name": name, "colour": COLOURS[i % len(COLOURS)], "band": " ".join(band),
-                      "points": " ".join(f"{x(look['at']):.1f},{y(look['mean']):.1f}" for look in mine)})
+        dots = [(round(x(look["at"]), 1), round(y(look["mean"]), 1)) for look in mine]
+        lines.append({"name": name, "colour": COLOURS[i % len(COLOURS)], "band": " ".join(band), "dots": dots,
+                      "points": " ".join(f"{a},{b}" for a, b in dots)})
     ticks = [{"y": y(v), "label": f"{v:.4g}"} for v in np.linspace(low, high, 4)]
     days = [{"x": x(t), "label": _when(t)[:10]} for t in (times[0], times[-1])]
     return {"lines": lines, "ticks": ticks, "days": days, **PLOT}

@@ -184,6 +184,20 @@ def test_clicking_through_the_console_in_chromium(browser, served):
     browser.get(f"{served}/console/map")
     wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, ".map-graph canvas")))
     browser.save_screenshot(str(SHOTS / "map.png"))
+
+    arms = [{"name": "control", "share": 0.5}, {"name": "less-variety", "share": 0.5, "policy": {"explore_share": 0.1}}]
+    made = urllib.request.Request(f"{served}/experiments", method="POST", headers={**as_(ADMIN), "Content-Type": "application/json"},
+                                  data=json.dumps({"id": "variety", "name": "Less variety", "variants": arms}).encode())
+    urllib.request.urlopen(made).close()
+    for shopper in ("ann", "bob", "cat"):
+        urllib.request.urlopen(urllib.request.Request(f"{served}/shoppers/{shopper}/recommendations?k=5",
+                                                      headers=as_(READ))).close()
+    time.sleep(1.5)  # the impression writer's interval
+    browser.get(f"{served}/console/experiments")
+    wait.until(shown.presence_of_element_located((By.LINK_TEXT, "Less variety"))).click()
+    wait.until(shown.presence_of_element_located((By.ID, "experiment-plot")))
+    assert "too few units yet" in browser.page_source
+    browser.save_screenshot(str(SHOTS / "experiment.png"))
     refused = [entry["message"] for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
     assert refused == []  # the console's own pages need nothing its policy forbids
 
