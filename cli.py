@@ -363,6 +363,9 @@ def serve(
 def _check_serving(settings) -> None:
     from .api.security import Keys
     from .graph.stores import open_store
+    from .recommend.policies import policy_config
+
+    policy_config()
 
     if not Keys(settings.api_keys, settings.api_keys_file):
         raise ValueError("set LOOKGRAPH_API_KEYS or LOOKGRAPH_API_KEYS_FILE "

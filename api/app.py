@@ -34,7 +34,7 @@ from ..recommend.freshness import Freshness
 from ..recommend.attribution import recommendation_report
 from ..recommend.experiment_report import experiment_report
 from ..recommend.impressions import ImpressionLog
-from ..recommend.policies import DAY, PolicyConfig
+from ..recommend.policies import DAY, policy_config
 from ..settings import Settings
 from . import schemas
 from .artifacts import ServedModel
@@ -175,7 +175,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
             log.warning("no trained model under %s yet: serving from graph paths alone", settings.home / "models")
     impressions = ImpressionLog(store, settings.impression_queue, settings.impression_flush_seconds,
                                 counted=lambda outcome, n: impressions_kept.labels(outcome).inc(n)) if settings.impressions else None
-    engine = Engine(store, store.traversal(vectors), vectors, PolicyConfig(), clock, ranker,
+    engine = Engine(store, store.traversal(vectors), vectors, policy_config(), clock, ranker,
                     keep_shown=impressions.record if impressions is not None else None)
     served = ServedModel(engine, settings.home, vectors.meta.get("version") if vectors else None, clock)
     fresh = Freshness(engine, store)

@@ -32,6 +32,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..graph.model import Event
@@ -44,35 +45,49 @@ class PolicyConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOOKGRAPH_POLICY_")
 
     one_time_purchases: bool = True
-    one_time_rate: float = 0.1
+    one_time_rate: float = Field(0.1, ge=0, le=1)
     """A leaf category whose buyers buy again less often than this is a one-time purchase."""
-    min_buyers: int = 3
-    consumable_rate: float = 0.3
+    min_buyers: int = Field(3, ge=1)
+    consumable_rate: float = Field(0.3, ge=0, le=1)
     """A leaf category whose buyers buy again at least this often is a consumable."""
-    restock_after: float = 0.75
-    restock_until: float = 2.0
+    restock_after: float = Field(0.75, gt=0)
+    restock_until: float = Field(2.0, gt=0)
     """A consumable comes back between these shares of its learned cycle since the last purchase
     (later than that, the shopper has moved on)."""
     seen_is_not_wanted: bool = True
-    impressions_to_fade: int = 5
-    repeated_views: int = 3
-    return_days: float = 7.0
+    impressions_to_fade: int = Field(5, ge=1)
+    repeated_views: int = Field(3, ge=1)
+    return_days: float = Field(7.0, ge=0)
     """An item carted (and not bought) within this many days comes back, once, in a visible slot."""
     gift_and_profile_shift: bool = True
     travel: bool = True
-    location_ttl_hours: float = 24.0
-    explore_share: float = 0.2
+    location_ttl_hours: float = Field(24.0, ge=0)
+    explore_share: float = Field(0.2, ge=0, le=1)
     """At most this share of a feed's slots explore."""
     explore_learns: bool = True
     """Each exploration slot explores only when a group's draw beats not exploring, from what
     exploration earned (`exploration_draws`); off: every one of them explores."""
-    contact_cap: int = 2
-    contact_window_days: float = 7.0
-    contact_quiet_hours: float = 24.0
-    session_gap_minutes: float = 30.0
-    session_full_events: int = 3
+    contact_cap: int = Field(2, ge=0)
+    contact_window_days: float = Field(7.0, ge=0)
+    contact_quiet_hours: float = Field(24.0, ge=0)
+    session_gap_minutes: float = Field(30.0, gt=0)
+    session_full_events: int = Field(3, ge=1)
     """Events of the current session after which it weighs as much as the item in view would;
     before, each counts a share (one view outside the profile must not rewrite the feed)."""
+
+
+def policy_config() -> PolicyConfig:
+    """The policies' settings from the environment, or `SettingsError` naming the first bad one."""
+    from pydantic import ValidationError
+
+    from ..settings import SettingsError
+
+    try:
+        return PolicyConfig()
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise SettingsError(f"LOOKGRAPH_POLICY_{str(first['loc'][0]).upper()}: {first['msg']} "
+                            f"(got {first.get('input')!r})") from None
 
 
 @dataclass

@@ -86,3 +86,13 @@ def test_serve_with_workers_says_what_is_missing_once_before_starting_any(tmp_pa
     monkeypatch.delenv("LOOKGRAPH_API_KEYS_FILE", raising=False)
     result = runner.invoke(app, ["serve", "--workers", "2"])
     assert result.exit_code == 2 and "LOOKGRAPH_API_KEYS" in result.output
+
+
+def test_serve_names_a_bad_policy_setting_in_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOKGRAPH_HOME", str(tmp_path))
+    monkeypatch.setenv("LOOKGRAPH_API_KEYS", "a-long-random-key-0123456789:admin")
+    monkeypatch.setenv("LOOKGRAPH_POLICY_EXPLORE_SHARE", "5")
+    for workers in ("1", "2"):
+        result = CliRunner().invoke(app, ["serve", "--workers", workers])
+        assert result.exit_code != 0
+        assert "LOOKGRAPH_POLICY_EXPLORE_SHARE: Input should be less than or equal to 1 (got '5')" in result.output

@@ -103,6 +103,8 @@ def test_experiments_are_refused_with_the_field_and_reason(shop):
     assert "add up to 0.9" in refused({"variants": [{"name": "a", "share": 0.5}, {"name": "b", "share": 0.4}]})
     assert "unknown policy setting 'explore'" in refused({"variants": [arms[0], {**arms[1], "policy": {"explore": 0}}]})
     assert "explore_share" in refused({"variants": [arms[0], {**arms[1], "policy": {"explore_share": "lots"}}]})
+    assert "'explore_share': Input should be less than or equal to 1" in refused(
+        {"variants": [arms[0], {**arms[1], "policy": {"explore_share": 5}}]})
     assert "holdout" in refused({"variants": [arms[0], {"name": "holdout", "share": 0.5}]})
     assert "ends_at" in refused({"ends_at": "2020-01-01T00:00:00Z"})
     assert "pattern" in refused({"id": "a/b"})
