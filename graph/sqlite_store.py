@@ -39,16 +39,36 @@ from .model import (
 )
 from .store import (
     CHANGE_KIND, CHANGE_RETENTION_SECONDS, CHANGES_PER_WRITE, IMPRESSION_COLUMNS, AlreadyExists, BulkWriter, GraphStore,
-    SessionConflict, UnknownNode, erasure_key, experiment_json, experiment_of_json, impression_items_json,
-    impression_of_row,
+    SessionConflict, UnknownNode, erasure_key, experiment_json, experiment_of_json, impression_of_row,
 )
+from .sqlite_impressions import COLUMNS as IMPRESSION_CODED, IMPRESSION_SCHEMA, ImpressionCodec
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+
+def _code_impressions(conn: sqlite3.Connection) -> None:
+    """Version 3 kept each served list's items as JSON (1,486 bytes a list of 20); version 4
+    keeps codes (graph/sqlite_impressions.py)."""
+    conn.execute("ALTER TABLE impression RENAME TO impression_json")
+    for index in ("impression_shopper", "impression_session", "impression_at", "impression_variant"):
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
+    for statement in IMPRESSION_SCHEMA.split(";"):
+        conn.execute(statement)
+    codec, rows = ImpressionCodec(), conn.execute("SELECT * FROM impression_json ORDER BY rowid")
+    while batch := [impression_of_row(dict(zip(IMPRESSION_COLUMNS, row))) for row in rows.fetchmany(10_000)]:
+        coded, new = codec.rows(conn, batch, {i.shopper_id for i in batch})
+        conn.executemany(f"INSERT INTO impression ({IMPRESSION_CODED}) VALUES ({', '.join('?' * 13)})", coded)
+        codec.learn(new)  # this transaction's own codes, seen by its own later batches
+    conn.execute("DROP TABLE impression_json")
+
+
 _MIGRATIONS = {1: ("ALTER TABLE look ADD COLUMN mined INTEGER NOT NULL DEFAULT 0",
                    "ALTER TABLE look ADD COLUMN support INTEGER", "ALTER TABLE look ADD COLUMN lift REAL"),
                2: ("ALTER TABLE product ADD COLUMN availability TEXT NOT NULL DEFAULT 'in_stock'",
-                   "ALTER TABLE product ADD COLUMN unavailable_in TEXT")}
-"""Statements that bring a store of the key's version to the next one (run in one transaction)."""
+                   "ALTER TABLE product ADD COLUMN unavailable_in TEXT"),
+               3: (_code_impressions,)}
+"""Statements (or functions of the connection) that bring a store of the key's version to the
+next one, all in one transaction."""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -137,26 +157,7 @@ CREATE TABLE IF NOT EXISTS change_log (
     key TEXT NOT NULL,
     at REAL NOT NULL
 );
--- What the API showed (recommend/impressions.py): one row per served list, its items as JSON
--- ([product, source, path, exploration] in position) and the request's context. A rowid table:
--- lists arrive in time order and are appended, where a random id as the key would split pages.
-CREATE TABLE IF NOT EXISTS impression (
-    id TEXT NOT NULL UNIQUE,
-    list TEXT NOT NULL,
-    at REAL NOT NULL,
-    shopper_id TEXT,
-    session_id TEXT,
-    product_id TEXT,
-    model TEXT,
-    ranker TEXT,
-    variant TEXT,
-    context TEXT NOT NULL,
-    items TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS impression_shopper ON impression(shopper_id, at);
-CREATE INDEX IF NOT EXISTS impression_session ON impression(session_id, at);
-CREATE INDEX IF NOT EXISTS impression_at ON impression(at);
-CREATE INDEX IF NOT EXISTS impression_variant ON impression(variant, at);
+{IMPRESSION_SCHEMA};
 -- Experiments (recommend/experiments.py): each one JSON document, never changed but for its end.
 CREATE TABLE IF NOT EXISTS experiment (
     id TEXT PRIMARY KEY,
@@ -288,6 +289,7 @@ class SQLiteGraphStore(GraphStore):
         self._write_lock = threading.Lock()
         self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._connections_lock = threading.Lock()
+        self._impressions = ImpressionCodec()
         self.ensure_schema()
 
     # -- connections: one per thread; one writer at a time ----------------------------
@@ -349,7 +351,7 @@ class SQLiteGraphStore(GraphStore):
             version = int(found[0])
             while version in _MIGRATIONS and version < SCHEMA_VERSION:
                 for statement in _MIGRATIONS[version]:
-                    conn.execute(statement)
+                    statement(conn) if callable(statement) else conn.execute(statement)
                 version += 1
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
             if version != SCHEMA_VERSION:
@@ -517,14 +519,14 @@ class SQLiteGraphStore(GraphStore):
         if not impressions:
             return 0
         with self._transaction() as conn:
+            shoppers = list({i.shopper_id for i in impressions})
             known = {row[0] for row in conn.execute(
-                f"SELECT id FROM shopper WHERE id IN ({', '.join('?' * len({i.shopper_id for i in impressions}))})",
-                list({i.shopper_id for i in impressions}))}
-            return conn.executemany(
-                "INSERT OR IGNORE INTO impression VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(i.id, i.list, i.at, i.shopper_id if i.shopper_id in known else None, i.session_id, i.product_id,
-                  i.model, i.ranker, i.variant, json.dumps(i.context), impression_items_json(i.items))
-                 for i in impressions]).rowcount
+                f"SELECT id FROM shopper WHERE id IN ({', '.join('?' * len(shoppers))})", shoppers)}
+            rows, new = self._impressions.rows(conn, impressions, known)
+            written = conn.executemany(
+                f"INSERT OR IGNORE INTO impression ({IMPRESSION_CODED}) VALUES ({', '.join('?' * 13)})", rows).rowcount
+        self._impressions.learn(new)
+        return written
 
     def impressions(self, shopper_id=None, since=None, until=None, limit=1_000, experiment=None) -> list:
         where, params = ["at >= ?", "at < ?"], [since if since is not None else -1e18, until if until is not None else 1e18]
@@ -534,15 +536,16 @@ class SQLiteGraphStore(GraphStore):
         if experiment is not None:  # its variants are named "<experiment>/<variant>": a range of the index
             where.append("variant >= ? AND variant < ?")
             params.extend((f"{experiment}/", f"{experiment}0"))  # "0" is the character after "/"
-        rows = self._conn().execute(
-            f"SELECT * FROM impression WHERE {' AND '.join(where)} ORDER BY at, id LIMIT ?",
-            (*params, -1 if limit is None else limit))
-        return [impression_of_row(dict(zip(IMPRESSION_COLUMNS, row))) for row in rows]
+        conn = self._conn()
+        rows = conn.execute(f"SELECT {IMPRESSION_CODED} FROM impression WHERE {' AND '.join(where)}"
+                            " ORDER BY at, id LIMIT ?", (*params, -1 if limit is None else limit)).fetchall()
+        return self._impressions.impressions(conn, rows)
 
     def latest_impressions(self, shopper_id: str, limit: int) -> list:
-        rows = self._conn().execute("SELECT * FROM impression WHERE shopper_id = ? ORDER BY at DESC, id DESC LIMIT ?",
-                                    (shopper_id, limit)).fetchall()
-        return [impression_of_row(dict(zip(IMPRESSION_COLUMNS, row))) for row in reversed(rows)]
+        conn = self._conn()
+        rows = conn.execute(f"SELECT {IMPRESSION_CODED} FROM impression WHERE shopper_id = ?"
+                            " ORDER BY at DESC, id DESC LIMIT ?", (shopper_id, limit)).fetchall()
+        return self._impressions.impressions(conn, rows[::-1])
 
     def delete_impressions_before(self, before: float) -> int:
         with self._transaction() as conn:
