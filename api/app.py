@@ -37,7 +37,7 @@ from ..recommend.impressions import ImpressionLog
 from ..recommend.policies import DAY, policy_config
 from ..settings import Settings
 from . import schemas
-from .artifacts import ServedModel
+from .artifacts import ServedModel, load_version, versions
 from .console import Actions, add_console
 from .experiments import add_experiments
 from .security import Gate, Keys, scope
@@ -176,7 +176,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     impressions = ImpressionLog(store, settings.impression_queue, settings.impression_flush_seconds,
                                 counted=lambda outcome, n: impressions_kept.labels(outcome).inc(n)) if settings.impressions else None
     engine = Engine(store, store.traversal(vectors), vectors, policy_config(), clock, ranker,
-                    keep_shown=impressions.record if impressions is not None else None)
+                    keep_shown=impressions.record if impressions is not None else None,
+                    load_version=lambda version: load_version(settings.home, version))
     served = ServedModel(engine, settings.home, vectors.meta.get("version") if vectors else None, clock)
     fresh = Freshness(engine, store)
 
@@ -253,7 +254,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         """The answer as `schemas.Recommendations` (the routes' documented `response_model`),
         written straight from the engine's dataclasses."""
         return Response(schemas.RECOMMENDATIONS_JSON.dump_json(
-            {"recommendation_id": answer.recommendation_id, "items": answer.items, "model": served.version,
+            {"recommendation_id": answer.recommendation_id, "items": answer.items, "model": answer.model,
              "short_because": answer.short_because, "variant": answer.variant}), media_type="application/json")
 
     def known_categories(categories: list[str], where: list) -> tuple[str, ...]:
@@ -523,7 +524,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         fresh.catch_up()
         return ended
 
-    add_experiments(app, store, clock, fresh.catch_up, experiment_results, end_experiment, guarded, invalid)
+    add_experiments(app, store, clock, fresh.catch_up, experiment_results, end_experiment, guarded, invalid,
+                    lambda: versions(settings.home))
 
     add_console(app, store, engine, lambda: served.version,
                 Actions(create_rule, remove_rule, save_look, experiment_results, end_experiment), sessions,

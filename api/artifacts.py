@@ -22,6 +22,17 @@ from ..recommend.ranker import LearnedRanker
 log = logging.getLogger("lookgraph.api")
 
 
+def load_version(home: Path, version: str) -> tuple[LookVectors, LearnedRanker | None]:
+    """A trained version's vectors and ranker, from `<home>/models/<version>/`."""
+    folder = home / "models" / version
+    return LookVectors.load(folder), LearnedRanker.load(folder)
+
+
+def versions(home: Path) -> list[str]:
+    """Every trained version kept under `<home>/models/`, oldest first."""
+    return sorted(p.name for p in (home / "models").glob("*") if (p / "ids.json").is_file())
+
+
 def _pointer(home: Path) -> str | None:
     try:
         return (home / "models" / "LATEST").read_text().strip() or None
@@ -40,12 +51,10 @@ class ServedModel:
         version = _pointer(home)
         if version is None:
             return None, None
-        folder = home / "models" / version
-        return LookVectors.load(folder), LearnedRanker.load(folder)
+        return load_version(home, version)
 
     def _prepare(self, version: str) -> tuple:
-        folder = self.home / "models" / version
-        vectors, ranker = LookVectors.load(folder), LearnedRanker.load(folder)
+        vectors, ranker = load_version(self.home, version)
         self.engine.graph.use_vectors(vectors)
         return self.engine.prepare(vectors, ranker)
 

@@ -30,10 +30,11 @@ def experiment_out(experiment: Experiment, now: float) -> schemas.ExperimentOut:
 
 def add_experiments(app: FastAPI, store, clock: Callable[[], float], caught_up: Callable[[], object],
                     results: Callable[[str], dict], end: Callable[[str], Experiment], guarded: Callable[..., dict],
-                    invalid) -> None:
+                    invalid, versions: Callable[[], list[str]]) -> None:
     """The routes on `app`. `caught_up()`: this process applies the store's changes (its own
     write included) before answering, every other within `LOOKGRAPH_FRESHNESS_SECONDS`;
-    `results` and `end` are what the console's pages call too."""
+    `results` and `end` are what the console's pages call too; `versions()`: the trained
+    versions a variant may name."""
 
     def known(experiment_id: str) -> Experiment:
         found = next((e for e in store.experiments() if e.id == experiment_id), None)
@@ -54,8 +55,13 @@ def add_experiments(app: FastAPI, store, clock: Callable[[], float], caught_up: 
         ends = body.ends_at.timestamp() if body.ends_at else None
         if ends is not None and ends <= now:
             raise invalid(["ends_at"], "ends_at is not in the future")
+        trained = None
+        for i, variant in enumerate(body.variants):
+            if variant.model not in ("served", "none") and variant.model not in (trained := trained or versions()):
+                raise invalid(["variants", i, "model"], f"no trained version {variant.model!r} under models/; the "
+                              f"versions are {', '.join(trained) or 'none yet (run lookgraph train)'}")
         experiment = Experiment(
-            body.id, body.name, tuple(Variant(v.name, v.share, dict(v.policy), v.ranker if v.model == "served" else "hand-set",
+            body.id, body.name, tuple(Variant(v.name, v.share, dict(v.policy), v.ranker if v.model != "none" else "hand-set",
                                               v.model, v.rules) for v in body.variants),
             body.unit, tuple(body.lists), body.holdout, starts, ends, body.metric, body.minimum_effect, now)
         existing = store.experiments()

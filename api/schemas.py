@@ -512,10 +512,12 @@ class VariantIn(_In):
                          "variants' shares add up to 1).")
     policy: dict[str, bool | int | float] = Field(default_factory=dict, description="Policy settings for this variant "
                                                   '(`PolicyConfig` fields), e.g. {"explore_share": 0.1}.')
-    ranker: Literal["served", "hand-set"] = Field("served", description="The artifact's learned ranker, or the hand-set "
+    ranker: Literal["served", "hand-set"] = Field("served", description="The model's learned ranker, or the hand-set "
                                                   "evidence weights.")
-    model: Literal["served", "none"] = Field("served", description="The artifact's vectors, or graph walks alone "
-                                             "(then with the hand-set ranker).")
+    model: str = Field("served", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                       description='"served" (the model every list outside the experiment gets), "none" (graph walks '
+                       "alone, then with the hand-set ranker) or a trained version kept under `models/` (its vectors "
+                       "and its ranker), e.g. the one served before the last `lookgraph train`.")
     rules: bool = Field(True, description="False: the business rules do not apply (availability does).")
 
     @field_validator("policy")

@@ -36,7 +36,11 @@ def train_and_publish(store: GraphStore, home: Path, config: TrainConfig, progre
     result, ranker, split, mined = fit_artifact(graph, config, progress=progress, log_line=log_line, mine=mine,
                                                 logged=logged)
 
-    version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + graph.fingerprint[:8]
+    version = first = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + graph.fingerprint[:8]
+    for n in range(2, 1_000):  # two trainings of the same data in one second: each keeps its own folder
+        if not (home / "models" / version).exists():
+            break
+        version = f"{first}-{n}"
     vectors = result.vectors
     epochs = result.history
     vectors.meta |= {

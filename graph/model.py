@@ -169,7 +169,9 @@ class Variant:
     ranker: str = "served"
     """"served" (the artifact's ranker, if any) or "hand-set" (the evidence weights)."""
     model: str = "served"
-    """"served" (the artifact's vectors, if any) or "none" (graph walks alone)."""
+    """"served" (the artifact's vectors, if any), "none" (graph walks alone) or a trained
+    version's name (its folder under `models/`: its vectors, and its ranker unless `ranker` is
+    "hand-set"), e.g. the version served before the last training, against the new one."""
     rules: bool = True
     """False: the business rules' boosts, buries, pins and exclusions do not apply (availability does)."""
 

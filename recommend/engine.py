@@ -24,6 +24,7 @@ running experiment is served by its variant's engine (`arm`) and names the varia
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Callable
 
@@ -52,11 +53,20 @@ from .request import for_shopper as shopper_request
 
 __all__ = ["Ask", "Engine"]
 
+log = logging.getLogger("lookgraph.engine")
+
 class Engine:
     def __init__(self, store: GraphStore, graph: Traversal, vectors: LookVectors | None = None,
                  config: PolicyConfig | None = None, clock=time.time, ranker: LearnedRanker | None = None,
-                 keep_shown: Callable[[Impression], object] | None = None):
+                 keep_shown: Callable[[Impression], object] | None = None,
+                 load_version: Callable[[str], tuple[LookVectors, LearnedRanker | None]] | None = None):
         self.store, self.graph = store, graph
+        self.load_version = load_version
+        """Reads a trained version's vectors and ranker (`api/artifacts.load_version`), for the
+        experiments' variants that name one."""
+        self._versions: dict[str, tuple] = {}
+        """version -> (its vectors, its ranker, the graph it was prepared over, prepared): shared
+        by every arm."""
         self.config = config or PolicyConfig()
         self.clock = clock
         self.keep_shown = keep_shown
@@ -71,6 +81,7 @@ class Engine:
         """Events dated up to this long after the clock count (a storefront's clock may run a
         little ahead); the offline engine sets 0, so that a query at t sees nothing after t."""
         self.install(self.prepare(vectors, ranker))
+        self.warm_versions()
 
     def prepare(self, vectors: LookVectors | None, ranker: LearnedRanker | None) -> tuple:
         """What serving an artifact takes (its vectors, the sources over them, its ranker), built
@@ -124,10 +135,10 @@ class Engine:
             engine = self.arm(experiment.id, arm) if arm is not None else self
         request, answer = self.store.read_together(lambda: engine.recommend(request_of(engine)))
         answer.recommendation_id, answer.variant = new_recommendation_id(), variant
+        answer.model = engine.vectors.meta.get("version") if engine.vectors is not None else None
         if self.keep_shown is not None and kind is not None and answer.items:
-            version = engine.vectors.meta.get("version") if engine.vectors is not None else None
             ranker = "lambdarank" if isinstance(engine.ranker, LearnedRanker) else "hand-set"
-            self.keep_shown(impression_of(answer, kind, request, version, ranker))
+            self.keep_shown(impression_of(answer, kind, request, answer.model, ranker))
         return answer
 
     def exploration_arms(self) -> dict[str, tuple[float, float]] | None:
@@ -150,10 +161,45 @@ class Engine:
             arm.merch = self.merch.without_rules()
         if variant.model == "none":
             arm.install((None, None, EvidenceRanker()))
+        elif variant.model != "served":
+            try:
+                vectors, model, ranker = self.version(variant.model)
+            except Exception:  # its answers say which model served them (`Answer.model`)
+                log.exception("could not load model %s for variant %s: serving the served one", variant.model, variant.name)
+                vectors, model, ranker = self.vectors, self.model, self.ranker
+            arm.install((vectors, model, ranker if variant.ranker == "served" else EvidenceRanker()))
         elif variant.ranker == "hand-set":
             arm.install((self.vectors, self.model, EvidenceRanker()))
         self._arms[(experiment_id, variant.name)] = (served, arm)
         return arm
+
+    def version(self, name: str) -> tuple:
+        """A trained version other than the one served, prepared over the current graph: read
+        once, prepared again only when the graph is read again."""
+        kept = self._versions.get(name)
+        if kept is None:
+            if self.load_version is None:
+                raise LookupError(f"no trained versions to load from: cannot serve model {name!r}")
+            vectors, ranker = self.load_version(name)
+            kept = (vectors, ranker, None, None)
+        if kept[2] is not self.graph:
+            kept = self._versions[name] = (kept[0], kept[1], self.graph, self.prepare(kept[0], kept[1]))
+        return kept[3]
+
+    def warm_versions(self) -> None:
+        """Read the versions that running or scheduled experiments' variants name, so that no
+        request waits for one; a version no longer named is let go."""
+        now, named = self.clock(), set()
+        for experiment in self.experiments.all():
+            if experiment.ends_at is None or experiment.ends_at > now:
+                named |= {v.model for v in experiment.variants if v.model not in ("served", "none")}
+        for name in set(self._versions) - named:
+            del self._versions[name]
+        for name in sorted(named):
+            try:
+                self.version(name)
+            except Exception:  # its requests are answered by the served model meanwhile (`arm`)
+                log.exception("could not load model %s for an experiment's variant", name)
 
     def recommend(self, request: Request) -> tuple[Request, Answer]:
         """The pipeline, stage by stage."""
@@ -215,6 +261,7 @@ class Engine:
     def forget_erased(self, key: str) -> None:
         """An erasure recorded in the store's change log (by its `erasure_key`): forget the
         learnt vector of every shopper with that key, and recount the crowd without them."""
-        for shopper_id in [sid for sid in (self.model.shopper_row if self.model else ()) if erasure_key(sid) == key]:
-            self.model.shopper_erased(shopper_id)
+        for model in [self.model, *(kept[3][1] for kept in self._versions.values() if kept[3] is not None)]:
+            for shopper_id in [sid for sid in (model.shopper_row if model else ()) if erasure_key(sid) == key]:
+                model.shopper_erased(shopper_id)
         self.graph.shopper_erased("")

@@ -17,8 +17,10 @@ unit keeps its variant for the whole experiment. Two running experiments never s
 kind (`clash`), so a list has at most one variant.
 
 A variant changes the policies (`PolicyConfig` fields, e.g. `explore_share`), the ranker
-(hand-set weights instead of the artifact's), the model (graph walks alone) or the business
-rules (off): `Engine.arm` builds the engine each variant serves from.
+(hand-set weights instead of the artifact's), the model (another trained version, or graph walks
+alone) or the business rules (off): `Engine.arm` builds the engine each variant serves from. A
+version other than the served one is read by every worker when the experiment is seen
+(`Engine.warm_versions`), not by the first request it serves; it takes its own memory.
 """
 
 from __future__ import annotations

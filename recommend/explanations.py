@@ -66,6 +66,8 @@ class Answer:
     """The list's id (`impressions.py`), given when it is served."""
     variant: str | None = None
     """"<experiment id>/<variant>" when the list was served inside an experiment (`experiments.py`)."""
+    model: str | None = None
+    """The trained model's version it was served from (the variant's, inside an experiment); None: graph walks alone."""
 
 
 def _step(cards: dict[str, ProductCard], pid: str) -> Step:

@@ -66,6 +66,7 @@ class Freshness:
         engine, store = self.engine, self.store
         if any(kind == "experiment" for _, kind, _ in changes):
             engine.experiments.changed()
+            engine.warm_versions()
         if any(key == WHOLE or kind == "category" for _, kind, key in changes if kind not in ("rule", "experiment")):
             engine.reload_graph()  # re-read products, looks, categories and rules whole
         else:

@@ -108,6 +108,9 @@ def test_experiments_are_refused_with_the_field_and_reason(shop):
     assert "holdout" in refused({"variants": [arms[0], {"name": "holdout", "share": 0.5}]})
     assert "ends_at" in refused({"ends_at": "2020-01-01T00:00:00Z"})
     assert "pattern" in refused({"id": "a/b"})
+    assert "no trained version 'v0' under models/; the versions are none yet" in refused(
+        {"variants": [arms[0], {**arms[1], "model": "v0"}]})
+    assert "pattern" in refused({"variants": [arms[0], {**arms[1], "model": "../x"}]})
     assert client.post("/experiments", json={"id": "x", "name": "x", "variants": arms}, headers=as_(READ)).status_code == 403
     assert client.post("/experiments", json={"id": "one", "name": "x", "variants": arms}, headers=as_(ADMIN)).status_code == 201
     assert "already exists" in refused({"id": "one"}, 409)
@@ -198,3 +201,41 @@ def test_looking_every_day_keeps_the_false_positive_rate_where_peeking_at_a_t_te
     assert got["peeking_t_test"] > 0.10  # the same data through a t-test read daily: the classic trap
     effect = daily_peeks(0.05, 0.075, experiments=100, days=14, per_day=500, seed=8)
     assert effect["positive"] >= 0.8 and effect["covered"] >= 0.9
+
+
+def test_a_variant_serves_an_earlier_trained_version_and_every_worker_reads_it_before_serving(tmp_path):
+    from lookgraph.embeddings.publish import train_and_publish
+    from lookgraph.embeddings.train import TrainConfig
+    from lookgraph.loaders.demo import DemoSpec
+
+    from .conftest import demo_in_store
+
+    home = tmp_path / "home"
+    store = demo_in_store(home, DemoSpec(products=300, shoppers=30, events=2_000, seed=6))
+    config = TrainConfig(dim=16, epochs=1, seed=1, threads=1)
+    earlier = train_and_publish(store, home, config, mine=False)[0].name
+    later = train_and_publish(store, home, TrainConfig(dim=16, epochs=1, seed=2, threads=1), mine=False)[0].name
+    assert earlier != later  # even when trained within the same second
+    settings = Settings(home=home, api_keys=KEYS)
+    first, second = create_app(settings, store), create_app(settings, store)
+    shopper = sorted(store.known_ids("shoppers"))[0]
+    body = experiment_where(shopper, "earlier", variants=[{"name": "later", "share": 0.5},
+                                                          {"name": "earlier", "share": 0.5, "model": earlier}])
+    made = TestClient(first).post("/experiments", json=body, headers=as_(ADMIN))
+    assert made.status_code == 201 and made.json()["variants"][1]["model"] == earlier
+    second.state.freshness.catch_up()
+    assert earlier in second.state.engine._versions  # read when seen, not by the first request
+    for app in (first, second):
+        answer = TestClient(app).get(f"/shoppers/{shopper}/recommendations", headers=as_(READ)).json()
+        assert (answer["variant"], answer["model"]) == (f"{body['id']}/earlier", earlier)
+    other = next(s for s in sorted(store.known_ids("shoppers"))
+                 if assign(Experiment(body["id"], "", (Variant("later", 0.5), Variant("earlier", 0.5))), s) == "later")
+    assert TestClient(first).get(f"/shoppers/{other}/recommendations", headers=as_(READ)).json()["model"] == later
+    first.state.impressions.flush()
+    assert {i.model for i in store.impressions(experiment=body["id"], limit=None) if i.variant.endswith("/earlier")} == {earlier}
+    # An erased shopper is forgotten by the earlier version in memory too.
+    engine = second.state.engine
+    assert shopper in engine.version(earlier)[1].shopper_row
+    assert TestClient(second).delete(f"/shoppers/{shopper}", headers=as_(ADMIN)).status_code == 200
+    assert shopper not in engine.version(earlier)[1].shopper_row
+    store.close()
