@@ -179,6 +179,10 @@ class RuleFields(_In):
     look_id: str | None = Field(None, **ID, description="pin: the look whose items lead the category page.")
     starts_at: Moment | None = Field(None, description="From when (1970 to before 2100; no offset means UTC).")
     ends_at: Moment | None = Field(None, description="Until when (1970 to before 2100; no offset means UTC).")
+    variant: str | None = Field(None, max_length=129, pattern=r"^[A-Za-z0-9_.:-]+/[A-Za-z0-9_.:-]+$",
+                                description='Only in the lists an experiment\'s variant serves, as "<experiment>/'
+                                            '<variant>" (a rule set under test; it applies even where the variant '
+                                            'turns the other rules off).')
 
     @model_validator(mode="after")
     def _coherent(self) -> RuleFields:
@@ -214,6 +218,7 @@ class RuleOut(BaseModel):
     starts_at: datetime | float | None = Field(description="A date, or epoch seconds where a value stored before the "
                                                            "date limits is past what a date can hold.")
     ends_at: datetime | float | None = Field(description="As `starts_at`.")
+    variant: str | None = None
     products: int = Field(description="How many products the rule is about now.")
 
 

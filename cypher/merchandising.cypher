@@ -39,7 +39,7 @@ WHERE $ids IS NULL OR r.id IN $ids
 OPTIONAL MATCH (u:Shopper)-[:HAS_RULE]->(r)
 OPTIONAL MATCH (r)-[:PINS]->(l:Look)
 RETURN r {.id, .action, .name, .category, .attribute, .price_min, .price_max, .weight, .starts_at, .ends_at,
-          shopper_id: u.id, look_id: l.id} AS rule
+          .variant, shopper_id: u.id, look_id: l.id} AS rule
 ORDER BY r.id;
 
 // A new rule, linked to its shopper and pinned look when it has them. `created` is false when

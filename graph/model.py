@@ -139,7 +139,8 @@ class Rule:
     every list, `boost`/`bury` move them up/down by `weight` standard deviations of the list's
     scores, `pin` puts the items of look `look_id` first on the `category` page. For
     `shopper_id`'s lists only, or everyone's; valid from `starts_at` to `ends_at` (epoch
-    seconds), or always."""
+    seconds), or always; with `variant` ("<experiment>/<variant>"), only in the lists that
+    experiment's variant serves: a rule set under test."""
 
     id: str
     action: str
@@ -153,6 +154,7 @@ class Rule:
     look_id: str | None = None
     starts_at: float | None = None
     ends_at: float | None = None
+    variant: str | None = None
 
     def active(self, now: float) -> bool:
         return (self.starts_at is None or self.starts_at <= now) and (self.ends_at is None or now < self.ends_at)

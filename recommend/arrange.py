@@ -73,7 +73,7 @@ def _pinned(engine, request, offers: Offers, admission: Admission) -> list[int]:
     if not ask.categories:
         return []
     picks: list[int] = []
-    for rule in engine.merch.pins(ask.categories, request.state.shopper_id, request.now):
+    for rule in engine.merch.pins(ask.categories, request.state.shopper_id, request.now, engine.variant):
         try:
             look = engine.store.get("looks", rule.look_id)
         except UnknownNode:

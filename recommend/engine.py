@@ -76,7 +76,10 @@ class Engine:
         self.experiments = Experiments(store)
         self.exploration = arms_of(store.exploration_state())
         """What exploration earned (`exploration.py`), read again when any process counts anew."""
-        self._arms: dict[tuple[str, str], tuple[tuple, Engine]] = {}
+        self._arms: dict[tuple[str, str], tuple[tuple, Engine, int]] = {}
+        self.variant: str | None = None
+        """The experiment variant ("<experiment>/<variant>") this engine serves (`arm`): the
+        rules made for it apply."""
         self.future_slack = FUTURE_SLACK_SECONDS
         """Events dated up to this long after the clock count (a storefront's clock may run a
         little ahead); the offline engine sets 0, so that a query at t sees nothing after t."""
@@ -148,17 +151,17 @@ class Engine:
     def arm(self, experiment_id: str, variant: Variant) -> Engine:
         """The engine a variant serves from: this one with the variant's policies, ranker,
         model and rules; made once per variant and again when what it copies was replaced (a
-        reload, a new artifact, exploration's new counts)."""
+        reload, a new artifact, a rule or product written, exploration's new counts)."""
         served = (self.graph, self.merch, self.vectors, self.model, self.ranker, self.config, self.exploration)
         kept = self._arms.get((experiment_id, variant.name))
-        if kept is not None and all(a is b for a, b in zip(kept[0], served)):
+        if kept is not None and kept[2] == self.merch.changes and all(a is b for a, b in zip(kept[0], served)):
             return kept[1]
         arm = copy.copy(self)
-        arm._arms = {}
+        arm._arms, arm.variant = {}, f"{experiment_id}/{variant.name}"
         if variant.policy:
             arm.config = PolicyConfig(**{**self.config.model_dump(), **variant.policy})
         if not variant.rules:
-            arm.merch = self.merch.without_rules()
+            arm.merch = self.merch.without_rules(arm.variant)
         if variant.model == "none":
             arm.install((None, None, EvidenceRanker()))
         elif variant.model != "served":
@@ -170,7 +173,7 @@ class Engine:
             arm.install((vectors, model, ranker if variant.ranker == "served" else EvidenceRanker()))
         elif variant.ranker == "hand-set":
             arm.install((self.vectors, self.model, EvidenceRanker()))
-        self._arms[(experiment_id, variant.name)] = (served, arm)
+        self._arms[(experiment_id, variant.name)] = (served, arm, self.merch.changes)
         return arm
 
     def version(self, name: str) -> tuple:

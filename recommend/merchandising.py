@@ -12,8 +12,8 @@ Rules at scale: what a request costs must not grow with the number of rules. Rul
 indexed. A rule for everyone and for all time (the usual kind) is folded into per-product
 figures when it is written: each product's summed boost and bury and its rules ordered by how
 far they move it, and the set of products excluded; a request reads those for its candidates
-only. A rule for one shopper, or with a validity window, is kept apart, by product, and checked
-per request among the candidates it is about. A rule written costs its own products' count (one
+only. A rule for one shopper, with a validity window, or for one experiment's variant, is kept apart,
+by product, and checked per request among the candidates it is about. A rule written costs its own products' count (one
 store query) and its members' updates, never a recount of the other rules; a product written
 is checked against the rules of its category and above and the rules it belonged to.
 """
@@ -39,7 +39,7 @@ RULES_NAMED = 3
 
 def _standing(rule: Rule) -> bool:
     """For everyone, for all time: folded into the per-product figures."""
-    return rule.shopper_id is None and rule.starts_at is None and rule.ends_at is None
+    return rule.shopper_id is None and rule.starts_at is None and rule.ends_at is None and rule.variant is None
 
 
 class Merchandising:
@@ -62,6 +62,9 @@ class Merchandising:
         """Rules for one shopper or with a window (boost, bury, exclude), by product."""
         self._dynamic_excludes: set[str] = set()
         self._pins: dict[str, Rule] = {}
+        self.changes = 0
+        """Counts the rule and product changes applied: an experiment's variant that keeps its
+        own copy of the rules (`without_rules`) makes it again when this moves."""
         self.rules_changed()
 
     # -- changes ---------------------------------------------------------------------------
@@ -70,6 +73,7 @@ class Merchandising:
         which rules are about it hold from the next request on."""
         self.availability_changed(product)
         with self._lock:
+            self.changes += 1
             candidates = set(self._member_of.get(product.id, ())) | self._by_category.get(None, set())
             category = product.category_id
             while category is not None:
@@ -94,6 +98,7 @@ class Merchandising:
     def rules_changed(self, rule_ids: Sequence[str] | None = None) -> None:
         """Read the rules `rule_ids` again (every rule when None) and count their products: a
         rule written costs that rule's count, not the others'."""
+        self.changes += 1
         if rule_ids is None:
             found = {rule.id: rule for rule in self.store.rules()}
             counted = {rid: (rule, frozenset(self._members(rule))) for rid, rule in found.items()}
@@ -151,13 +156,17 @@ class Merchandising:
                 self._shift[pid] -= sign * rule.weight
                 self._moving[pid].remove((-rule.weight, rule.name or rule.id, sign, rule.id))
 
-    def without_rules(self) -> Merchandising:
-        """The same availability (kept current with this one), no rules: an experiment's
-        variant with `rules` off."""
+    def without_rules(self, variant: str | None = None) -> Merchandising:
+        """The same availability (kept current with this one), and of the rules only those of
+        `variant` ("<experiment>/<variant>"): an experiment's variant with `rules` off."""
         bare = copy.copy(self)
         bare._rules, bare._pins, bare._dynamic_excludes = {}, {}, set()
         bare._member_of, bare._shift, bare._moving = defaultdict(set), defaultdict(float), defaultdict(list)
         bare._excluded, bare._dynamic, bare._by_category = defaultdict(int), defaultdict(set), defaultdict(set)
+        with self._lock:
+            for rule, members in self._rules.values():
+                if variant is not None and rule.variant == variant:
+                    bare._index(rule, members)
         return bare
 
     def _categories(self, rule: Rule) -> list[str] | None:
@@ -190,19 +199,21 @@ class Merchandising:
             return "in_stock"
         return found[0] if found[0] != "in_stock" else ("out_of_stock" if location in found[1] else "in_stock")
 
-    def _applies(self, rule: Rule, shopper_id: str | None, now: float) -> bool:
-        return rule.active(now) and rule.shopper_id in (None, shopper_id)
+    def _applies(self, rule: Rule, shopper_id: str | None, now: float, variant: str | None) -> bool:
+        return rule.active(now) and rule.shopper_id in (None, shopper_id) and rule.variant in (None, variant)
 
-    def excludes(self, shopper_id: str | None, now: float) -> _Excluded:
-        """The products the exclusion rules for this shopper (and everyone) keep out now."""
+    def excludes(self, shopper_id: str | None, now: float, variant: str | None = None) -> _Excluded:
+        """The products the exclusion rules for this shopper (and everyone, and the list's
+        experiment variant) keep out now."""
         extra: set[str] = set()
         for rule_id in list(self._dynamic_excludes):
             found = self._rules.get(rule_id)
-            if found is not None and self._applies(found[0], shopper_id, now):
+            if found is not None and self._applies(found[0], shopper_id, now, variant):
                 extra |= found[1]
         return _Excluded(self._excluded, frozenset(extra))
 
-    def adjust(self, product_ids: Sequence[str], shopper_id: str | None, now: float) -> tuple[np.ndarray, RuleSentences]:
+    def adjust(self, product_ids: Sequence[str], shopper_id: str | None, now: float,
+               variant: str | None = None) -> tuple[np.ndarray, RuleSentences]:
         """Per product: how many standard deviations of the list's scores the boosts and buries
         move it, and which rules did (`RuleSentences`: the `RULES_NAMED` that move it most,
         then how many more)."""
@@ -215,7 +226,7 @@ class Merchandising:
             total, extra = self._shift.get(pid, 0.0), []
             for rule_id in list(dynamic or ()):
                 found = self._rules.get(rule_id)
-                if found is None or found[0].action == "exclude" or not self._applies(found[0], shopper_id, now):
+                if found is None or found[0].action == "exclude" or not self._applies(found[0], shopper_id, now, variant):
                     continue
                 rule = found[0]
                 sign = 1.0 if rule.action == "boost" else -1.0
@@ -230,9 +241,9 @@ class Merchandising:
             named.moved[pid] = (first, count)
         return shift, named
 
-    def pins(self, categories: Sequence[str], shopper_id: str | None, now: float) -> list[Rule]:
+    def pins(self, categories: Sequence[str], shopper_id: str | None, now: float, variant: str | None = None) -> list[Rule]:
         """Pin rules for a page of `categories` (a rule's category among them or above them)."""
-        return [rule for rule in list(self._pins.values()) if self._applies(rule, shopper_id, now)
+        return [rule for rule in list(self._pins.values()) if self._applies(rule, shopper_id, now, variant)
                 and (rule.category is None or any(self.tree.within(c, [rule.category]) for c in categories))]
 
     def members(self, rule_id: str) -> frozenset[str]:

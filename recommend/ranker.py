@@ -86,7 +86,7 @@ def rank(engine, request, offers: Offers, keep: list[int], x: np.ndarray) -> tup
         fade = np.array([policies.fade(offers.cards[i].id, state, impressions.get(offers.cards[i].id, 0), engine.config)
                          for i in keep])
         scores = scores + np.log2(fade) * (scores.std() + 1e-3)
-    shift, ruled = engine.merch.adjust([offers.cards[i].id for i in keep], state.shopper_id, request.now)
+    shift, ruled = engine.merch.adjust([offers.cards[i].id for i in keep], state.shopper_id, request.now, engine.variant)
     if shift.any():  # boosts and buries
         scores = scores + shift * (scores.std() + 1e-3)
     return scores, ruled

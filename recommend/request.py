@@ -169,7 +169,7 @@ def _settled(engine, request: Request) -> Request:
     request.restocks = policies.restocks(state, request.cards, engine.graph.repurchase(), config, now)
     request.trip = policies.trip_location(state, config, now, request.ask.location)
     request.location = request.trip or state.home
-    request.kept_out = engine.merch.excludes(state.shopper_id, now)
+    request.kept_out = engine.merch.excludes(state.shopper_id, now, engine.variant)
     request.session_share = policies.session_weight(state, config)
     return request
 

@@ -239,3 +239,33 @@ def test_a_variant_serves_an_earlier_trained_version_and_every_worker_reads_it_b
     assert TestClient(second).delete(f"/shoppers/{shopper}", headers=as_(ADMIN)).status_code == 200
     assert shopper not in engine.version(earlier)[1].shopper_row
     store.close()
+
+
+def test_a_rule_set_under_test_applies_only_to_its_variant_even_with_the_other_rules_off(shop):
+    client, store, clock, _ = shop
+    body = experiment_where("ann", "new-rules", lists=["feed"], variants=[
+        {"name": "control", "share": 0.5}, {"name": "new-rules", "share": 0.5, "rules": False}])
+    assert client.post("/experiments", json=body, headers=as_(ADMIN)).status_code == 201
+    everyone = client.post("/rules", json={"id": "no-belts", "action": "exclude", "category": "women/accessories/belts"},
+                           headers=as_(ADMIN))
+    assert everyone.status_code == 201
+    made = client.post("/rules", json={"id": "no-boots-in-test", "action": "exclude", "category": "women/shoes/boots",
+                                       "variant": f"{body['id']}/new-rules"}, headers=as_(ADMIN))
+    assert made.status_code == 201 and made.json()["variant"] == f"{body['id']}/new-rules"
+    assert [r.variant for r in store.rules(["no-boots-in-test"])] == [f"{body['id']}/new-rules"]
+    tested = client.get("/shoppers/ann/recommendations?k=12&explore=false", headers=as_(READ)).json()
+    assert tested["variant"] == f"{body['id']}/new-rules"
+    assert not any(i["product_id"].startswith("boots") for i in tested["items"])  # its own rule applies
+    assert any(i["product_id"].startswith("belt") for i in tested["items"])  # everyone's does not
+    control = next(s for s in ("bob", "cat", *(f"crowd-{i}" for i in range(4))) if assign(Experiment(body["id"], "", (
+        Variant("control", 0.5), Variant("new-rules", 0.5))), s) == "control")
+    seen = client.get(f"/shoppers/{control}/recommendations?k=12&explore=false", headers=as_(READ)).json()
+    assert seen["variant"] == f"{body['id']}/control"
+    assert not any(i["product_id"].startswith("belt") for i in seen["items"])  # everyone's applies
+    assert any(i["product_id"].startswith("boots") for i in seen["items"])  # the variant's does not
+    # Removed: the variant's next answer no longer applies it.
+    assert client.delete("/rules/no-boots-in-test", headers=as_(ADMIN)).status_code == 204
+    again = client.get("/shoppers/ann/recommendations?k=12&explore=false", headers=as_(READ)).json()
+    assert any(i["product_id"].startswith("boots") for i in again["items"])
+    assert "pattern" in client.post("/rules", json={"id": "bad", "action": "exclude", "category": "women/shoes/boots",
+                                                    "variant": "no-slash"}, headers=as_(ADMIN)).text
