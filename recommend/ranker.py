@@ -5,7 +5,15 @@ within one request matters. Two rankers:
 
 - `LearnedRanker`: LightGBM's LambdaRank, trained by `lookgraph train` on held-out next
   interactions of the training graph (`recommend/offline.py`), saved with the artifact as
-  `ranker.txt` (the model) and `ranker.json` (features, gain per feature, validation NDCG);
+  `ranker.txt` (the model) and `ranker.json` (features, gain per feature, validation NDCG).
+  It boosts from the feature that ranks the validation queries best alone (`base`):
+
+      score(x) = z(x[:, base]) + sum of trees(x)        z: standardised over the request's candidates
+
+  so the trees learn what that feature misses, and early stopping keeps as many of them as help
+  on validation: none, when the feature alone ranks best. A shop where one signal carries
+  (EASE's on film ratings, LookGNN's complement on bundles) is served at least that signal's
+  ranking, not a blend that validation says is worse;
 - `EvidenceRanker`: the hand-set weights used when no ranker was trained (a store served
   without a model, too little held-out data, or an artifact from before the ranker):
   log(1 + weighted evidence) plus the LookGNN complement and preference scores (the engine
@@ -18,6 +26,7 @@ without engagement, moved by the rules' boosts and buries.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +63,18 @@ class LearnedRanker:
         self.booster, self.report = booster, report
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        return self.booster.predict(x, num_threads=1)
+        base = self.report.get("base")
+        scores = _standardised(x[:, FEATURES.index(base)]) if base else np.zeros(len(x))
+        if self.report["trees"]:
+            scores = scores + self.booster.predict(x, num_threads=1)
+        return scores
 
     def describe(self) -> dict:
         return self.report
 
     def save(self, folder: Path) -> None:
-        self.booster.save_model(str(folder / "ranker.txt"))
+        if self.booster is not None:
+            self.booster.save_model(str(folder / "ranker.txt"))
         (folder / "ranker.json").write_text(json.dumps(self.report, indent=2) + "\n")
 
     @classmethod
@@ -68,12 +82,13 @@ class LearnedRanker:
         """The artifact's ranker, or None when it has none."""
         import lightgbm
 
-        if not (folder / "ranker.txt").exists():
+        if not (folder / "ranker.json").exists():
             return None
         report = json.loads((folder / "ranker.json").read_text())
         if report.get("features") != list(FEATURES):
             return None  # trained on other features: the hand-set weights serve instead
-        return cls(lightgbm.Booster(model_file=str(folder / "ranker.txt")), report)
+        trees = (folder / "ranker.txt").exists() and report.get("trees")
+        return cls(lightgbm.Booster(model_file=str(folder / "ranker.txt")) if trees else None, report)
 
 
 def rank(engine, request, offers: Offers, keep: list[int], x: np.ndarray) -> tuple[np.ndarray, RuleSentences]:
@@ -92,22 +107,47 @@ def rank(engine, request, offers: Offers, keep: list[int], x: np.ndarray) -> tup
     return scores, ruled
 
 
+def _standardised(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / (values.std() + 1e-9) if len(values) else values
+
+
+def ndcg(groups: list[tuple[np.ndarray, ...]], score) -> float:
+    """Mean NDCG@20 over query groups (features, relevance[, weights]) ranked by `score(x)`,
+    ties in the order given (the weights are for training, not for this)."""
+    found = []
+    for g in groups:
+        order = np.argsort(-score(g[0]), kind="stable")[:20]
+        gains = (2.0 ** g[1] - 1)
+        ideal = np.sort(gains)[::-1][:20]
+        discount = 1 / np.log2(np.arange(2, 22))
+        found.append(float(gains[order] @ discount[: len(order)]) / max(float(ideal @ discount[: len(ideal)]), 1e-12))
+    return float(np.mean(found)) if found else 0.0
+
+
 def fit_ranker(train: list[tuple[np.ndarray, ...]], valid: list[tuple[np.ndarray, ...]],
                seed: int = 7, threads: int = 1, rounds: int = 300) -> LearnedRanker:
-    """LambdaRank on query groups (features, relevance[, each row's weight]) with early
-    stopping on `valid`'s NDCG@20. Groups without a relevant candidate teach nothing and are
-    left out."""
+    """LambdaRank on query groups (features, relevance[, each row's weight]) boosted from the
+    feature that ranks `valid` best alone, with early stopping on `valid`'s NDCG@20; the trees
+    are kept only if they beat that feature alone there. Groups without a relevant candidate
+    teach nothing and are left out."""
     import lightgbm
 
+    def useful(groups):
+        return [(g[0], g[1], g[2] if len(g) > 2 else np.ones(len(g[1]))) for g in groups if g[1].any() and len(g[1]) > 1]
+
+    train, valid = useful(train), useful(valid)
+    alone = {f: ndcg(valid, lambda x, i=i: x[:, i]) for i, f in enumerate(FEATURES)} if valid else {}
+    base = max(alone, key=alone.get) if alone else None
+
     def dataset(groups, reference=None):
-        groups = [(g[0], g[1], g[2] if len(g) > 2 else np.ones(len(g[1]))) for g in groups if g[1].any() and len(g[1]) > 1]
         if not groups:
             return None, 0
         x = np.concatenate([g[0] for g in groups])
         y = np.concatenate([g[1] for g in groups])
         weight = np.concatenate([g[2] for g in groups])
+        init = np.concatenate([_standardised(g[0][:, FEATURES.index(base)]) for g in groups]) if base else None
         return lightgbm.Dataset(x, y, weight=weight, group=[len(g[1]) for g in groups], feature_name=list(FEATURES),
-                                reference=reference, free_raw_data=False), len(groups)
+                                init_score=init, reference=reference, free_raw_data=False), len(groups)
 
     train_set, n_train = dataset(train)
     if train_set is None:
@@ -123,12 +163,45 @@ def fit_ranker(train: list[tuple[np.ndarray, ...]], valid: list[tuple[np.ndarray
         callbacks.append(lightgbm.early_stopping(60, verbose=False))
     booster = lightgbm.train(params, train_set, rounds, valid_sets=[valid_set] if valid_set else [],
                              valid_names=["valid"], callbacks=callbacks)
-    gain = booster.feature_importance("gain")
+    gain = booster.feature_importance("gain", iteration=booster.best_iteration or None)
     report = {
-        "ranker": LearnedRanker.name, "features": list(FEATURES),
+        "ranker": LearnedRanker.name, "features": list(FEATURES), "base": base,
         "gain": {f: round(float(g / max(gain.sum(), 1e-12)), 4) for f, g in sorted(zip(FEATURES, gain), key=lambda t: -t[1])},
-        "trees": booster.current_iteration(), "train_queries": n_train, "valid_queries": n_valid,
-        "valid_ndcg@20": round(float(record["valid"]["ndcg@20"][booster.best_iteration - 1]), 4)
-        if valid_set is not None and record.get("valid") else None,
+        "trees": booster.best_iteration or booster.current_iteration(), "train_queries": n_train, "valid_queries": n_valid,
     }
-    return LearnedRanker(booster, report)
+    learnt = LearnedRanker(booster, report)
+    if valid:
+        report["base_valid_ndcg@20"] = round(alone[base], 4)
+        report["valid_ndcg@20"] = round(ndcg(valid, learnt.score), 4)
+        if report["valid_ndcg@20"] <= alone[base]:  # the trees do not help: the feature alone ranks
+            report["trees"], report["valid_ndcg@20"] = 0, report["base_valid_ndcg@20"]
+    return learnt
+
+
+def single_feature(groups: list[tuple[np.ndarray, ...]], seed: int, significance: float = 0.05) -> LearnedRanker | None:
+    """Where too few held-out queries are answerable to learn trees from: the feature that ranks
+    half of them best alone, served (as a `LearnedRanker` of no trees) only if on the other half
+    it puts the answer in the top 20 of significantly more queries than the hand-set weights
+    (a one-sided sign test over the queries one answers and the other does not); else None."""
+    useful = [g for g in groups if g[1].any() and len(g[1]) > 1]
+    order = np.random.default_rng(seed).permutation(len(useful))
+    choose, test = [useful[i] for i in order[::2]], [useful[i] for i in order[1::2]]
+    if not choose or not test:
+        return None
+    alone = {f: ndcg(choose, lambda x, i=i: x[:, i]) for i, f in enumerate(FEATURES)}
+    base = max(alone, key=alone.get)
+
+    def answered(score) -> np.ndarray:
+        return np.array([bool(g[1][np.argsort(-score(g[0]), kind="stable")[:20]].any()) for g in test])
+
+    found, hand = answered(lambda x: x[:, FEATURES.index(base)]), answered(EvidenceRanker().score)
+    wins, losses = int((found & ~hand).sum()), int((hand & ~found).sum())
+    n = wins + losses
+    p = sum(math.comb(n, i) for i in range(wins, n + 1)) / 2**n if n else 1.0
+    if p >= significance:
+        return None
+    return LearnedRanker(None, {
+        "ranker": LearnedRanker.name, "features": list(FEATURES), "base": base, "gain": {base: 1.0}, "trees": 0,
+        "train_queries": len(choose), "valid_queries": len(test), "base_valid_ndcg@20": round(ndcg(test, lambda x: x[:, FEATURES.index(base)]), 4),
+        "valid_ndcg@20": round(ndcg(test, lambda x: x[:, FEATURES.index(base)]), 4),
+        "over_hand_set": {"answered": int(found.sum()), "hand_set_answered": int(hand.sum()), "p": round(p, 6)}})

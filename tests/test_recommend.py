@@ -104,6 +104,42 @@ def test_the_ranker_learns_which_feature_tells_and_survives_a_round_trip(tmp_pat
     assert np.allclose(again.score(x), ranker.score(x)) and again.report == ranker.report
 
 
+def test_the_ranker_boosts_from_its_best_single_feature_and_keeps_trees_only_where_they_help(tmp_path):
+    from lookgraph.recommend.ranker import ndcg, single_feature
+
+    rng = np.random.default_rng(1)
+    first, second = FEATURES.index("collaborative"), FEATURES.index("trend")
+
+    def groups(n, telling):
+        out = []
+        for _ in range(n):
+            x = rng.random(size=(30, len(FEATURES)))
+            y = np.zeros(30)
+            y[np.argmax(telling(x))] = 1.0
+            out.append((x, y))
+        return out
+
+    alone = fit_ranker(groups(120, lambda x: x[:, first]), valid := groups(40, lambda x: x[:, first]))
+    assert alone.report["base"] == "collaborative" and alone.report["trees"] == 0  # nothing to add to it
+    assert ndcg(valid, alone.score) == pytest.approx(1.0)
+    alone.save(tmp_path)
+    assert LearnedRanker.load(tmp_path).report["trees"] == 0
+
+    both = lambda x: x[:, first] + x[:, second]  # noqa: E731
+    blended = fit_ranker(groups(300, both), valid := groups(60, both))
+    assert blended.report["base"] in ("collaborative", "trend") and blended.report["trees"] > 0
+    assert blended.report["valid_ndcg@20"] > blended.report["base_valid_ndcg@20"]
+
+    chosen = single_feature(groups(80, lambda x: x[:, first]), seed=0)
+    assert chosen is not None and chosen.report["base"] == "collaborative" and chosen.report["over_hand_set"]["p"] < 0.05
+    fresh = groups(10, lambda x: x[:, first])
+    assert all(np.argmax(chosen.score(x)) == np.argmax(y) for x, y in fresh)
+    (tmp_path / "single").mkdir()
+    chosen.save(tmp_path / "single")
+    assert np.allclose(LearnedRanker.load(tmp_path / "single").score(fresh[0][0]), chosen.score(fresh[0][0]))
+    assert single_feature(groups(80, lambda x: rng.normal(size=len(x))), seed=0) is None  # nothing tells: hand-set
+
+
 def test_the_offline_store_holds_the_training_graph(demo, tmp_path):
     _, _, _, _, split, _ = demo
     store = SQLiteGraphStore(tmp_path / "offline.db")
