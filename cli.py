@@ -244,9 +244,15 @@ def train(
     typer.echo(f"trained {metrics['epochs']} epochs in {metrics['train_seconds']:.1f}s "
                f"({metrics['seconds_per_epoch']:.1f}s/epoch); {validation}; content weight {meta['content_weight']}")
     ranker = meta.get("ranker")
-    typer.echo(f"ranker: {ranker.get('base')} plus {ranker['trees']} trees, validation NDCG@20 {ranker['valid_ndcg@20']}"
+    typer.echo(f"ranker: {ranker['trees']} trees over {_bases(ranker)}, validation NDCG@20 {ranker['valid_ndcg@20']}"
                if ranker else "ranker: none (the hand-set evidence weights rank)")
     typer.echo(f"artifact {folder}; embeddings written to the {graph.name} store")
+
+
+def _bases(report: dict) -> str:
+    base = report.get("base") or {}
+    return (f"{base.get('feed') or 'nothing'} for a shopper's feed, {base.get('page') or 'nothing'} for a page or "
+            "session")
 
 
 @app.command("explain-model")
@@ -273,11 +279,11 @@ def explain_model() -> None:
                        f"held-out answers in the top 20: {across['hits']['across only']} of {across['queries']} left out, "
                        f"{across['hits']['more of the same']} kept (sign test p {across['p']})")
         return
-    typer.echo(f"  boosted from {report.get('base')} (alone: validation NDCG@20 {report.get('base_valid_ndcg@20')}) by "
-               f"{report['trees']} trees; {report['train_queries']} training and {report['valid_queries']} "
+    typer.echo(f"  {report['trees']} trees over {_bases(report)} (those alone: validation NDCG@20 "
+               f"{report.get('base_valid_ndcg@20')}); {report['train_queries']} training and {report['valid_queries']} "
                f"validation queries; validation NDCG@20 {report['valid_ndcg@20']}")
     if found := report.get("over_hand_set"):
-        typer.echo(f"  too few held-out queries for trees: {report['base']} alone answered {found['answered']} of "
+        typer.echo(f"  too few held-out queries for trees: {report['base']['feed']} alone answered {found['answered']} of "
                    f"{report['valid_queries']} in the top 20 against the hand-set weights' {found['hand_set_answered']} "
                    f"(sign test p {found['p']})")
     typer.echo("  feature                      share of gain")

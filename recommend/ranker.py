@@ -6,14 +6,17 @@ within one request matters. Two rankers:
 - `LearnedRanker`: LightGBM's LambdaRank, trained by `lookgraph train` on held-out next
   interactions of the training graph (`recommend/offline.py`), saved with the artifact as
   `ranker.txt` (the model) and `ranker.json` (features, gain per feature, validation NDCG).
-  It boosts from the feature that ranks the validation queries best alone (`base`):
+  It boosts from the feature that ranks the validation queries of the request's kind best alone
+  (`base`; the kinds: a known shopper's feed, with a profile to go on, and a page or session,
+  with only the items in view):
 
-      score(x) = z(x[:, base]) + sum of trees(x)        z: standardised over the request's candidates
+      score(x) = z(x[:, base[kind]]) + sum of trees(x)    z: standardised over the request's candidates
 
   so the trees learn what that feature misses, and early stopping keeps as many of them as help
-  on validation: none, when the feature alone ranks best. A shop where one signal carries
-  (EASE's on film ratings, LookGNN's complement on bundles) is served at least that signal's
-  ranking, not a blend that validation says is worse;
+  on validation: none, when the features alone rank best. A shop where one signal carries
+  (EASE's on film ratings) is served at least that signal's ranking, not a blend that validation
+  says is worse. A kind with fewer than `MIN_BASE_QUERIES` validation queries has no base: its
+  trees start from zero;
 - `EvidenceRanker`: the hand-set weights used when no ranker was trained (a store served
   without a model, too little held-out data, or an artifact from before the ranker):
   log(1 + weighted evidence) plus the LookGNN complement and preference scores (the engine
@@ -41,6 +44,21 @@ EVIDENCE_WEIGHT = {"look": 1.0, "attribute": 0.4, "crowd": 0.3, "content": 0.4, 
                    "restock": 2.0, "returning": 2.0, "trip": 0.3, "trending": 0.2, "popular": 0.05}
 _WEIGHTS = np.array([EVIDENCE_WEIGHT[s] for s in SOURCES])
 _COMPLEMENT, _PREFERENCE = FEATURES.index("complement"), FEATURES.index("preference")
+_HISTORY = FEATURES.index("history")
+
+KINDS = ("feed", "page")
+MIN_BASE_QUERIES = 30
+"""Validation queries of a kind needed to choose its base feature."""
+
+
+def kind_of(x: np.ndarray) -> str:
+    """"feed": a known shopper's (a profile to go on); "page": a product page or a session."""
+    return "feed" if len(x) and x[0, _HISTORY] > 0 else "page"
+
+
+def _base_scores(base: dict, x: np.ndarray) -> np.ndarray:
+    feature = base.get(kind_of(x))
+    return _standardised(x[:, FEATURES.index(feature)]) if feature else np.zeros(len(x))
 
 
 class EvidenceRanker:
@@ -63,8 +81,7 @@ class LearnedRanker:
         self.booster, self.report = booster, report
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        base = self.report.get("base")
-        scores = _standardised(x[:, FEATURES.index(base)]) if base else np.zeros(len(x))
+        scores = _base_scores(self.report.get("base") or {}, x)
         if self.report["trees"]:
             scores = scores + self.booster.predict(x, num_threads=1)
         return scores
@@ -136,8 +153,11 @@ def fit_ranker(train: list[tuple[np.ndarray, ...]], valid: list[tuple[np.ndarray
         return [(g[0], g[1], g[2] if len(g) > 2 else np.ones(len(g[1]))) for g in groups if g[1].any() and len(g[1]) > 1]
 
     train, valid = useful(train), useful(valid)
-    alone = {f: ndcg(valid, lambda x, i=i: x[:, i]) for i, f in enumerate(FEATURES)} if valid else {}
-    base = max(alone, key=alone.get) if alone else None
+    base = {}
+    for kind in KINDS:
+        queries = [g for g in valid if kind_of(g[0]) == kind]
+        alone = {f: ndcg(queries, lambda x, i=i: x[:, i]) for i, f in enumerate(FEATURES)}
+        base[kind] = max(alone, key=alone.get) if len(queries) >= MIN_BASE_QUERIES else None
 
     def dataset(groups, reference=None):
         if not groups:
@@ -145,7 +165,7 @@ def fit_ranker(train: list[tuple[np.ndarray, ...]], valid: list[tuple[np.ndarray
         x = np.concatenate([g[0] for g in groups])
         y = np.concatenate([g[1] for g in groups])
         weight = np.concatenate([g[2] for g in groups])
-        init = np.concatenate([_standardised(g[0][:, FEATURES.index(base)]) for g in groups]) if base else None
+        init = np.concatenate([_base_scores(base, g[0]) for g in groups])
         return lightgbm.Dataset(x, y, weight=weight, group=[len(g[1]) for g in groups], feature_name=list(FEATURES),
                                 init_score=init, reference=reference, free_raw_data=False), len(groups)
 
@@ -171,9 +191,11 @@ def fit_ranker(train: list[tuple[np.ndarray, ...]], valid: list[tuple[np.ndarray
     }
     learnt = LearnedRanker(booster, report)
     if valid:
-        report["base_valid_ndcg@20"] = round(alone[base], 4)
+        alone = ndcg(valid, lambda x: _base_scores(base, x))
+        report["base_valid_ndcg@20"] = round(alone, 4)
         report["valid_ndcg@20"] = round(ndcg(valid, learnt.score), 4)
-        if report["valid_ndcg@20"] <= alone[base]:  # the trees do not help: the feature alone ranks
+        every_kind = all(base[kind_of(g[0])] for g in valid)
+        if every_kind and report["valid_ndcg@20"] <= alone:  # the trees do not help: the features alone rank
             report["trees"], report["valid_ndcg@20"] = 0, report["base_valid_ndcg@20"]
     return learnt
 
@@ -201,7 +223,8 @@ def single_feature(groups: list[tuple[np.ndarray, ...]], seed: int, significance
     if p >= significance:
         return None
     return LearnedRanker(None, {
-        "ranker": LearnedRanker.name, "features": list(FEATURES), "base": base, "gain": {base: 1.0}, "trees": 0,
+        "ranker": LearnedRanker.name, "features": list(FEATURES), "base": dict.fromkeys(KINDS, base), "gain": {base: 1.0},
+        "trees": 0,
         "train_queries": len(choose), "valid_queries": len(test), "base_valid_ndcg@20": round(ndcg(test, lambda x: x[:, FEATURES.index(base)]), 4),
         "valid_ndcg@20": round(ndcg(test, lambda x: x[:, FEATURES.index(base)]), 4),
         "over_hand_set": {"answered": int(found.sum()), "hand_set_answered": int(hand.sum()), "p": round(p, 6)}})

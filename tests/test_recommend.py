@@ -120,18 +120,19 @@ def test_the_ranker_boosts_from_its_best_single_feature_and_keeps_trees_only_whe
         return out
 
     alone = fit_ranker(groups(120, lambda x: x[:, first]), valid := groups(40, lambda x: x[:, first]))
-    assert alone.report["base"] == "collaborative" and alone.report["trees"] == 0  # nothing to add to it
+    assert alone.report["base"] == {"feed": "collaborative", "page": None} and alone.report["trees"] == 0
     assert ndcg(valid, alone.score) == pytest.approx(1.0)
     alone.save(tmp_path)
     assert LearnedRanker.load(tmp_path).report["trees"] == 0
 
     both = lambda x: x[:, first] + x[:, second]  # noqa: E731
     blended = fit_ranker(groups(300, both), valid := groups(60, both))
-    assert blended.report["base"] in ("collaborative", "trend") and blended.report["trees"] > 0
+    assert blended.report["base"]["feed"] in ("collaborative", "trend") and blended.report["trees"] > 0
     assert blended.report["valid_ndcg@20"] > blended.report["base_valid_ndcg@20"]
 
     chosen = single_feature(groups(80, lambda x: x[:, first]), seed=0)
-    assert chosen is not None and chosen.report["base"] == "collaborative" and chosen.report["over_hand_set"]["p"] < 0.05
+    assert chosen is not None and chosen.report["base"] == {"feed": "collaborative", "page": "collaborative"}
+    assert chosen.report["over_hand_set"]["p"] < 0.05
     fresh = groups(10, lambda x: x[:, first])
     assert all(np.argmax(chosen.score(x)) == np.argmax(y) for x, y in fresh)
     (tmp_path / "single").mkdir()
