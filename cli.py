@@ -244,15 +244,17 @@ def train(
     typer.echo(f"trained {metrics['epochs']} epochs in {metrics['train_seconds']:.1f}s "
                f"({metrics['seconds_per_epoch']:.1f}s/epoch); {validation}; content weight {meta['content_weight']}")
     ranker = meta.get("ranker")
-    typer.echo(f"ranker: {ranker['trees']} trees over {_bases(ranker)}, validation NDCG@20 {ranker['valid_ndcg@20']}"
+    typer.echo(f"ranker: {_ways(ranker)}; validation NDCG@20 {ranker['valid_ndcg@20']}"
                if ranker else "ranker: none (the hand-set evidence weights rank)")
     typer.echo(f"artifact {folder}; embeddings written to the {graph.name} store")
 
 
-def _bases(report: dict) -> str:
-    base = report.get("base") or {}
-    return (f"{base.get('feed') or 'nothing'} for a shopper's feed, {base.get('page') or 'nothing'} for a page or "
-            "session")
+def _ways(report: dict) -> str:
+    """How each kind of request is ranked, in words."""
+    base, way = report.get("base") or {}, report.get("way") or {}
+    words = {"trees": "trees learnt from nothing", "boosted": "{} with trees learnt over it", "base": "{} alone"}
+    return "; ".join(f"{label}: " + words[way.get(kind, "trees")].format(base.get(kind))
+                     for kind, label in (("feed", "a shopper's feed"), ("page", "a page or session")))
 
 
 @app.command("explain-model")
@@ -279,9 +281,13 @@ def explain_model() -> None:
                        f"held-out answers in the top 20: {across['hits']['across only']} of {across['queries']} left out, "
                        f"{across['hits']['more of the same']} kept (sign test p {across['p']})")
         return
-    typer.echo(f"  {report['trees']} trees over {_bases(report)} (those alone: validation NDCG@20 "
-               f"{report.get('base_valid_ndcg@20')}); {report['train_queries']} training and {report['valid_queries']} "
-               f"validation queries; validation NDCG@20 {report['valid_ndcg@20']}")
+    typer.echo(f"  {_ways(report)}")
+    for kind, found in report.get("valid_by_kind", {}).items():
+        typer.echo(f"  {kind}: {found['queries']} validation queries, NDCG@20 " + ", ".join(
+            f"{way} {value}" for way, value in found.items() if way != "queries"))
+    typer.echo(f"  {report['trees']} trees from nothing, {report.get('boosted_trees', 0)} over the base; "
+               f"{report['train_queries']} training and {report['valid_queries']} validation queries; "
+               f"validation NDCG@20 {report['valid_ndcg@20']}")
     if found := report.get("over_hand_set"):
         typer.echo(f"  too few held-out queries for trees: {report['base']['feed']} alone answered {found['answered']} of "
                    f"{report['valid_queries']} in the top 20 against the hand-set weights' {found['hand_set_answered']} "

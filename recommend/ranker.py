@@ -6,17 +6,16 @@ within one request matters. Two rankers:
 - `LearnedRanker`: LightGBM's LambdaRank, trained by `lookgraph train` on held-out next
   interactions of the training graph (`recommend/offline.py`), saved with the artifact as
   `ranker.txt` (the model) and `ranker.json` (features, gain per feature, validation NDCG).
-  It boosts from the feature that ranks the validation queries of the request's kind best alone
-  (`base`; the kinds: a known shopper's feed, with a profile to go on, and a page or session,
-  with only the items in view):
+  Each kind of request (a known shopper's feed, with a profile to go on; a page or a session,
+  with only the items in view) has a base: the feature that ranks that kind's validation queries
+  best alone. The trees are learnt twice, from nothing and over the base,
 
-      score(x) = z(x[:, base[kind]]) + sum of trees(x)    z: standardised over the request's candidates
+      trees(x)          or        z(x[:, base[kind]]) + trees'(x)     z: standardised over the candidates
 
-  so the trees learn what that feature misses, and early stopping keeps as many of them as help
-  on validation: none, when the features alone rank best. A shop where one signal carries
-  (EASE's on film ratings) is served at least that signal's ranking, not a blend that validation
-  says is worse. A kind with fewer than `MIN_BASE_QUERIES` validation queries has no base: its
-  trees start from zero;
+  and each kind is ranked whichever way, or by its base alone, does best on its own validation
+  queries (`way`). A shop where one signal carries (EASE's on film ratings) is served at least
+  that signal's ranking, and a kind with fewer than `MIN_BASE_QUERIES` validation queries keeps
+  the trees from nothing;
 - `EvidenceRanker`: the hand-set weights used when no ranker was trained (a store served
   without a model, too little held-out data, or an artifact from before the ranker):
   log(1 + weighted evidence) plus the LookGNN complement and preference scores (the engine
@@ -77,21 +76,24 @@ class EvidenceRanker:
 class LearnedRanker:
     name = "lambdarank"
 
-    def __init__(self, booster, report: dict):
-        self.booster, self.report = booster, report
+    def __init__(self, boosters: dict, report: dict):
+        self.boosters, self.report = boosters, report
+        """"trees": LambdaRank from nothing; "boosted": LambdaRank over the base features."""
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        scores = _base_scores(self.report.get("base") or {}, x)
-        if self.report["trees"]:
-            scores = scores + self.booster.predict(x, num_threads=1)
-        return scores
+        kind = kind_of(x)
+        way = self.report.get("way", {}).get(kind, "trees")
+        if way == "trees":
+            return self.boosters["trees"].predict(x, num_threads=1)
+        scores = _base_scores(self.report["base"], x)
+        return scores + self.boosters["boosted"].predict(x, num_threads=1) if way == "boosted" else scores
 
     def describe(self) -> dict:
         return self.report
 
     def save(self, folder: Path) -> None:
-        if self.booster is not None:
-            self.booster.save_model(str(folder / "ranker.txt"))
+        for way, booster in self.boosters.items():
+            booster.save_model(str(folder / _FILES[way]))
         (folder / "ranker.json").write_text(json.dumps(self.report, indent=2) + "\n")
 
     @classmethod
@@ -104,8 +106,11 @@ class LearnedRanker:
         report = json.loads((folder / "ranker.json").read_text())
         if report.get("features") != list(FEATURES):
             return None  # trained on other features: the hand-set weights serve instead
-        trees = (folder / "ranker.txt").exists() and report.get("trees")
-        return cls(lightgbm.Booster(model_file=str(folder / "ranker.txt")) if trees else None, report)
+        return cls({way: lightgbm.Booster(model_file=str(folder / name)) for way, name in _FILES.items()
+                    if (folder / name).exists()}, report)
+
+
+_FILES = {"trees": "ranker.txt", "boosted": "ranker-boosted.txt"}
 
 
 def rank(engine, request, offers: Offers, keep: list[int], x: np.ndarray) -> tuple[np.ndarray, RuleSentences]:
@@ -143,61 +148,71 @@ def ndcg(groups: list[tuple[np.ndarray, ...]], score) -> float:
 
 def fit_ranker(train: list[tuple[np.ndarray, ...]], valid: list[tuple[np.ndarray, ...]],
                seed: int = 7, threads: int = 1, rounds: int = 300) -> LearnedRanker:
-    """LambdaRank on query groups (features, relevance[, each row's weight]) boosted from the
-    feature that ranks `valid` best alone, with early stopping on `valid`'s NDCG@20; the trees
-    are kept only if they beat that feature alone there. Groups without a relevant candidate
-    teach nothing and are left out."""
-    import lightgbm
-
+    """LambdaRank on query groups (features, relevance[, each row's weight]) with early
+    stopping on `valid`'s NDCG@20, learnt twice: from nothing, and over each kind's base
+    feature (the one that ranks that kind's validation queries best alone). Each kind of
+    request is then ranked the way that does best on its own validation queries: the trees from
+    nothing, the base feature with the trees over it, or the base feature alone; a kind with too
+    few validation queries to choose, by the trees from nothing. Groups without a relevant
+    candidate teach nothing and are left out."""
     def useful(groups):
         return [(g[0], g[1], g[2] if len(g) > 2 else np.ones(len(g[1]))) for g in groups if g[1].any() and len(g[1]) > 1]
 
     train, valid = useful(train), useful(valid)
+    if not train:
+        raise ValueError("no held-out interaction was among the candidates: nothing to learn a ranker from")
+    by_kind = {kind: [g for g in valid if kind_of(g[0]) == kind] for kind in KINDS}
     base = {}
-    for kind in KINDS:
-        queries = [g for g in valid if kind_of(g[0]) == kind]
+    for kind, queries in by_kind.items():
         alone = {f: ndcg(queries, lambda x, i=i: x[:, i]) for i, f in enumerate(FEATURES)}
         base[kind] = max(alone, key=alone.get) if len(queries) >= MIN_BASE_QUERIES else None
+    boosters = {"trees": _lambdarank(train, valid, None, seed, threads, rounds)}
+    if any(base.values()):
+        boosters["boosted"] = _lambdarank(train, valid, base, seed, threads, rounds)
+    gain = boosters["trees"].feature_importance("gain", iteration=boosters["trees"].best_iteration or None)
+    report = {
+        "ranker": LearnedRanker.name, "features": list(FEATURES), "base": base,
+        "gain": {f: round(float(g / max(gain.sum(), 1e-12)), 4) for f, g in sorted(zip(FEATURES, gain), key=lambda t: -t[1])},
+        "trees": _trees(boosters["trees"]), "boosted_trees": _trees(boosters["boosted"]) if "boosted" in boosters else 0,
+        "train_queries": len(train), "valid_queries": len(valid), "way": {}, "valid_by_kind": {},
+    }
+    learnt = LearnedRanker(boosters, report)
+    for kind, queries in by_kind.items():
+        found = {}
+        for way in ("trees", "boosted", "base") if base[kind] else ("trees",):
+            report["way"][kind] = way
+            found[way] = round(ndcg(queries, learnt.score), 4)
+        report["way"][kind] = max(found, key=found.get)  # ties: the first, the trees from nothing
+        report["valid_by_kind"][kind] = {"queries": len(queries), **found}
+    report["valid_ndcg@20"] = round(ndcg(valid, learnt.score), 4) if valid else None
+    return learnt
+
+
+def _lambdarank(train: list, valid: list, base: dict | None, seed: int, threads: int, rounds: int):
+    import lightgbm
 
     def dataset(groups, reference=None):
         if not groups:
-            return None, 0
+            return None
         x = np.concatenate([g[0] for g in groups])
-        y = np.concatenate([g[1] for g in groups])
-        weight = np.concatenate([g[2] for g in groups])
-        init = np.concatenate([_base_scores(base, g[0]) for g in groups])
-        return lightgbm.Dataset(x, y, weight=weight, group=[len(g[1]) for g in groups], feature_name=list(FEATURES),
-                                init_score=init, reference=reference, free_raw_data=False), len(groups)
+        init = np.concatenate([_base_scores(base, g[0]) for g in groups]) if base else None
+        return lightgbm.Dataset(x, np.concatenate([g[1] for g in groups]), weight=np.concatenate([g[2] for g in groups]),
+                                group=[len(g[1]) for g in groups], feature_name=list(FEATURES), init_score=init,
+                                reference=reference, free_raw_data=False)
 
-    train_set, n_train = dataset(train)
-    if train_set is None:
-        raise ValueError("no held-out interaction was among the candidates: nothing to learn a ranker from")
-    valid_set, n_valid = dataset(valid, train_set)
+    train_set = dataset(train)
+    valid_set = dataset(valid, train_set)
     params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [20], "learning_rate": 0.05,
               "num_leaves": 15, "min_data_in_leaf": 50, "feature_fraction": 0.7, "bagging_fraction": 0.8,
               "bagging_freq": 1, "lambdarank_truncation_level": 40, "seed": seed, "num_threads": threads,
               "deterministic": True, "force_row_wise": True, "verbose": -1}
-    record: dict = {}
-    callbacks = [lightgbm.record_evaluation(record)]
-    if valid_set is not None:
-        callbacks.append(lightgbm.early_stopping(60, verbose=False))
-    booster = lightgbm.train(params, train_set, rounds, valid_sets=[valid_set] if valid_set else [],
-                             valid_names=["valid"], callbacks=callbacks)
-    gain = booster.feature_importance("gain", iteration=booster.best_iteration or None)
-    report = {
-        "ranker": LearnedRanker.name, "features": list(FEATURES), "base": base,
-        "gain": {f: round(float(g / max(gain.sum(), 1e-12)), 4) for f, g in sorted(zip(FEATURES, gain), key=lambda t: -t[1])},
-        "trees": booster.best_iteration or booster.current_iteration(), "train_queries": n_train, "valid_queries": n_valid,
-    }
-    learnt = LearnedRanker(booster, report)
-    if valid:
-        alone = ndcg(valid, lambda x: _base_scores(base, x))
-        report["base_valid_ndcg@20"] = round(alone, 4)
-        report["valid_ndcg@20"] = round(ndcg(valid, learnt.score), 4)
-        every_kind = all(base[kind_of(g[0])] for g in valid)
-        if every_kind and report["valid_ndcg@20"] <= alone:  # the trees do not help: the features alone rank
-            report["trees"], report["valid_ndcg@20"] = 0, report["base_valid_ndcg@20"]
-    return learnt
+    callbacks = [lightgbm.early_stopping(60, verbose=False)] if valid_set is not None else []
+    return lightgbm.train(params, train_set, rounds, valid_sets=[valid_set] if valid_set else [],
+                          valid_names=["valid"], callbacks=callbacks)
+
+
+def _trees(booster) -> int:
+    return booster.best_iteration or booster.current_iteration()
 
 
 def single_feature(groups: list[tuple[np.ndarray, ...]], seed: int, significance: float = 0.05) -> LearnedRanker | None:
@@ -222,9 +237,9 @@ def single_feature(groups: list[tuple[np.ndarray, ...]], seed: int, significance
     p = sum(math.comb(n, i) for i in range(wins, n + 1)) / 2**n if n else 1.0
     if p >= significance:
         return None
-    return LearnedRanker(None, {
+    return LearnedRanker({}, {
         "ranker": LearnedRanker.name, "features": list(FEATURES), "base": dict.fromkeys(KINDS, base), "gain": {base: 1.0},
-        "trees": 0,
+        "way": dict.fromkeys(KINDS, "base"), "trees": 0, "boosted_trees": 0,
         "train_queries": len(choose), "valid_queries": len(test), "base_valid_ndcg@20": round(ndcg(test, lambda x: x[:, FEATURES.index(base)]), 4),
         "valid_ndcg@20": round(ndcg(test, lambda x: x[:, FEATURES.index(base)]), 4),
         "over_hand_set": {"answered": int(found.sum()), "hand_set_answered": int(hand.sum()), "p": round(p, 6)}})

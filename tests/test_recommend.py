@@ -104,31 +104,33 @@ def test_the_ranker_learns_which_feature_tells_and_survives_a_round_trip(tmp_pat
     assert np.allclose(again.score(x), ranker.score(x)) and again.report == ranker.report
 
 
-def test_the_ranker_boosts_from_its_best_single_feature_and_keeps_trees_only_where_they_help(tmp_path):
+def test_each_kind_of_request_is_ranked_the_way_that_does_best_on_its_own_validation_queries(tmp_path):
     from lookgraph.recommend.ranker import ndcg, single_feature
 
     rng = np.random.default_rng(1)
-    first, second = FEATURES.index("collaborative"), FEATURES.index("trend")
+    first, second, history = FEATURES.index("collaborative"), FEATURES.index("trend"), FEATURES.index("history")
 
-    def groups(n, telling):
+    def groups(n, telling, page=False):
         out = []
         for _ in range(n):
             x = rng.random(size=(30, len(FEATURES)))
+            x[:, history] = 0.0 if page else 2.0  # a page or session, or a known shopper's feed
             y = np.zeros(30)
             y[np.argmax(telling(x))] = 1.0
             out.append((x, y))
         return out
 
     alone = fit_ranker(groups(120, lambda x: x[:, first]), valid := groups(40, lambda x: x[:, first]))
-    assert alone.report["base"] == {"feed": "collaborative", "page": None} and alone.report["trees"] == 0
-    assert ndcg(valid, alone.score) == pytest.approx(1.0)
+    assert alone.report["base"] == {"feed": "collaborative", "page": None}  # no page among the queries
+    assert alone.report["way"]["feed"] in ("boosted", "base") and ndcg(valid, alone.score) == pytest.approx(1.0)
     alone.save(tmp_path)
-    assert LearnedRanker.load(tmp_path).report["trees"] == 0
+    assert np.allclose(LearnedRanker.load(tmp_path).score(valid[0][0]), alone.score(valid[0][0]))
 
     both = lambda x: x[:, first] + x[:, second]  # noqa: E731
-    blended = fit_ranker(groups(300, both), valid := groups(60, both))
-    assert blended.report["base"]["feed"] in ("collaborative", "trend") and blended.report["trees"] > 0
-    assert blended.report["valid_ndcg@20"] > blended.report["base_valid_ndcg@20"]
+    blended = fit_ranker(groups(300, both) + groups(40, both, page=True), groups(60, both) + groups(10, both, page=True))
+    found = blended.report["valid_by_kind"]
+    assert blended.report["way"]["feed"] != "base" and found["feed"][blended.report["way"]["feed"]] > found["feed"]["base"]
+    assert blended.report["base"]["page"] is None and blended.report["way"]["page"] == "trees"  # 10 queries: too few
 
     chosen = single_feature(groups(80, lambda x: x[:, first]), seed=0)
     assert chosen is not None and chosen.report["base"] == {"feed": "collaborative", "page": "collaborative"}
