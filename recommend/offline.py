@@ -283,8 +283,9 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
             report = ranker.describe()
             report["candidate_recall"] = round(answerable / len(groups), 4)
             report["split"] = split_used
-            say(f"ranker: {report['trees']} trees, validation NDCG@20 {report['valid_ndcg@20']}, the held-out "
-                f"product among the candidates for {report['candidate_recall']:.0%} of the queries")
+            say(f"ranker: {report['trees']} trees from nothing, {report['boosted_trees']} over the base features "
+                f"{report['base']}; each kind ranked by {report['way']}; validation NDCG@20 {report['valid_ndcg@20']}, "
+                f"the held-out product among the candidates for {report['candidate_recall']:.0%} of the queries")
     # Served with the counts and the item-to-item index of every interaction (a second of EASE):
     # the ranker learnt them without the held-out futures, as it must.
     served = with_looks(full, mined)
