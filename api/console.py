@@ -286,8 +286,13 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
             return page(request, "home.html", "Find a shopper or a product", 404, error=f"No experiment {experiment_id!r}.")
         report = actions.experiment_report(experiment_id)
         names = [v.name for v in found.variants]
+        own_rules: dict[str, list[str]] = {}
+        for rule in store.rules():  # the rule sets made for this experiment's variants
+            if rule.variant and rule.variant.startswith(f"{found.id}/"):
+                own_rules.setdefault(rule.variant.split("/", 1)[1], []).append(rule.name or rule.id)
         return page(request, "experiment.html", f"Experiment {found.name}", experiment=found, report=report,
-                    plot=experiment_plot(report["looks"], names), since=_when(report["since"]), until=_when(report["until"]))
+                    plot=experiment_plot(report["looks"], names), since=_when(report["since"]), until=_when(report["until"]),
+                    own_rules=own_rules)
 
     @app.post("/console/experiments/{experiment_id}/end", **admin)
     def end_experiment(experiment_id: str) -> Response:

@@ -294,6 +294,9 @@ def test_the_console_shows_each_experiment_with_its_test_and_a_plot_of_every_dai
     arms = [{"name": "control", "share": 0.5}, {"name": "less-variety", "share": 0.5, "policy": {"explore_share": 0.1}}]
     assert client.post("/experiments", json={"id": "variety", "name": "Less variety", "variants": arms},
                        headers=as_(ADMIN)).status_code == 201
+    assert client.post("/rules", json={"id": "no-boots-tested", "name": "no boots", "action": "exclude",
+                                       "category": "women/shoes/boots", "variant": "variety/less-variety"},
+                       headers=as_(ADMIN)).status_code == 201
     for day in range(3):
         for n in range(6):
             shopper = f"d{day}-{n}"
@@ -312,6 +315,8 @@ def test_the_console_shows_each_experiment_with_its_test_and_a_plot_of_every_dai
     page = client.get("/console/experiments/variety").text
     assert 'id="experiment-plot"' in page and page.count("<polyline") == 2  # one line per variant, every look
     assert "too few units yet" in page and "Against control, on conversion" in page
+    changes = page[page.index('id="variant-changes"'):]
+    assert "explore_share = 0.1" in changes and "no boots" in changes and "as served" in changes
     shot = re.search(r'<polyline points="([^"]+)"', page).group(1).split()
     assert len(shot) == 3  # the end of each of the three days (the last one now)
     assert client.post("/console/experiments/variety/end", follow_redirects=False).status_code == 303
