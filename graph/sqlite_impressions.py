@@ -8,8 +8,10 @@ outgrow the catalogue within days. So each list is one row of codes (`IMPRESSION
   fewer than 65,536 products and 4 bytes after that;
 - every other repeated string gets one too (`impression_term`): a slot's description (source,
   path kind, whether it explored; "look INCLUDES>INCLUDES no"), the list kind, the model and
-  ranker versions and the request's context. A list's slots are packed like its products, 1 byte
-  each while there are fewer than 256 kinds of slot;
+  ranker versions and the request's context (unless it names items: a product page's chosen
+  items vary without end, so such a context is kept as text in its row, and the codes stay few).
+  A list's slots are packed like its products, 1 byte each while there are fewer than 256 kinds
+  of slot;
 - a recommendation id that is 32 hex digits (`impressions.new_recommendation_id`) is kept as its
   16 bytes.
 
@@ -44,7 +46,7 @@ CREATE TABLE IF NOT EXISTS impression (
     model INTEGER,                      -- impression_term
     ranker INTEGER,                     -- impression_term
     variant TEXT,
-    context INTEGER NOT NULL,           -- impression_term: the request's context as JSON
+    context NOT NULL,                   -- impression_term code of the request's context as JSON, or the JSON
     shown INTEGER NOT NULL,             -- how many items the list held
     products BLOB NOT NULL,             -- impression_product codes, in position
     slots BLOB NOT NULL                 -- impression_term codes of each slot, in position
@@ -123,7 +125,8 @@ class ImpressionCodec:
 
         rows = [(stored_id(i.id), term_code[i.list], i.at, i.shopper_id if i.shopper_id in known_shoppers else None,
                  i.session_id, i.product_id, term(i.model), term(i.ranker), i.variant,
-                 term_code[_context_text(i.context)], len(i.items),
+                 _context_text(i.context) if i.context.get("items") else term_code[_context_text(i.context)],
+                 len(i.items),
                  _pack([product_code[item.product_id] for item in i.items], 2),
                  _pack([term_code[_slot_text(item)] for item in i.items], 1))
                 for i in impressions]
@@ -139,7 +142,8 @@ class ImpressionCodec:
     @staticmethod
     def _texts_of(impression: Impression):
         yield impression.list
-        yield _context_text(impression.context)
+        if not impression.context.get("items"):
+            yield _context_text(impression.context)
         yield from (text for text in (impression.model, impression.ranker) if text is not None)
         yield from map(_slot_text, impression.items)
 
@@ -171,12 +175,17 @@ class ImpressionCodec:
         found = []
         for (key, kind, at, shopper, session, product, model, ranker, variant, context, shown, products,
              slots) in rows:
-            if context not in contexts:
+            if isinstance(context, str):
+                context = json.loads(context)
+            elif context in contexts:
+                context = contexts[context]
+            else:
                 contexts[context] = json.loads(term[context])
+                context = contexts[context]
             found.append(Impression(
                 key.hex() if isinstance(key, bytes) else key, term[kind], at,
                 tuple(map(items.__getitem__, zip(_unpack(products, shown), _unpack(slots, shown)))),
-                shopper, session, product, _or_none(term, model), _or_none(term, ranker), variant, dict(contexts[context])))
+                shopper, session, product, _or_none(term, model), _or_none(term, ranker), variant, dict(context)))
         return found
 
     def _read_codes(self, conn) -> None:

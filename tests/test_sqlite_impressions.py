@@ -60,6 +60,11 @@ def test_a_list_of_twenty_takes_a_few_hundred_bytes(tmp_path):
     with sqlite3.connect(tmp_path / "graph.db") as conn:
         row = conn.execute("SELECT sum(length(id) + length(products) + length(slots)) FROM impression").fetchone()
     assert row[0] / 2_000 == 16 + 40 + 20  # id, 20 products of 2 bytes, 20 slots of 1
+    store.append_impressions([impression(n, shown(3), context={"k": 3, "items": [f"p{n:05d}"]})
+                              for n in range(2_000, 2_100)])  # product pages' chosen items: kept in the row
+    with sqlite3.connect(tmp_path / "graph.db") as conn:
+        assert conn.execute("SELECT count(*) FROM impression_term").fetchone()[0] < 10
+    assert store.impressions(limit=None)[-1].context == {"k": 3, "items": ["p02099"]}
 
 
 def test_a_store_that_kept_lists_as_json_is_brought_to_codes(tmp_path):
