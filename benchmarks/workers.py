@@ -39,7 +39,8 @@ def cpu_seconds(process: psutil.Process) -> float:
     return total
 
 
-def measure(store: str, home, env: dict, workers: int, shoppers: list[str], requests: int, database=None) -> dict:
+def measure(store: str, home, env: dict, workers: int, shoppers: list[str], requests: int, database=None,
+            concurrency: int = 16) -> dict:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**env, "LOOKGRAPH_HOME": str(home), "LOOKGRAPH_API_KEYS": f"{KEY}:read", "LOOKGRAPH_IMPRESSIONS": "true"}
@@ -49,7 +50,7 @@ def measure(store: str, home, env: dict, workers: int, shoppers: list[str], requ
         server_process = psutil.Process(server.pid)
         asyncio.run(load_requests(base, shoppers, 16, 200, seed=1))  # warm every worker
         cpu_before, db_before = cpu_seconds(server_process), cpu_seconds(database) if database else 0.0
-        rounds = [asyncio.run(load_requests(base, shoppers, 16, requests, seed=20 + r)) for r in range(3)]
+        rounds = [asyncio.run(load_requests(base, shoppers, concurrency, requests, seed=20 + r)) for r in range(3)]
         cpu, db = cpu_seconds(server_process) - cpu_before, (cpu_seconds(database) - db_before) if database else None
     served = 3 * requests
     return {**{k: v for k, v in median_round(rounds).items()}, "rounds": rounds,
