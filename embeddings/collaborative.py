@@ -64,15 +64,24 @@ class ItemNeighbours:
         np.add.at(out, rows, values)
         return out
 
-    def strongest(self, history: np.ndarray, product: int) -> tuple[int, float]:
-        """The history row that gives `product` most of its score, and that weight."""
-        best, weight = -1, 0.0
-        for h in history.tolist():
-            span = slice(self.indptr[h], self.indptr[h + 1])
-            hit = np.flatnonzero(self.items[span] == product)
-            if len(hit) and self.weights[span][hit[0]] > weight:
-                best, weight = h, float(self.weights[span][hit[0]])
-        return best, weight
+    def strongest(self, history: np.ndarray, products: np.ndarray) -> dict[int, tuple[int, float]]:
+        """For each of `products`: the history row that gives it the largest positive weight,
+        and that weight (the earliest such row on a tie); a product no row weighs up is left
+        out. All at once: a shopper of 100 ratings asked about 100 products used to cost 10,000
+        scans of a neighbour list, 80% of a feed on MovieLens."""
+        starts, ends = self.indptr[history], self.indptr[history + 1]
+        lengths = ends - starts
+        if not lengths.sum():
+            return {}
+        items = np.concatenate([self.items[s:e] for s, e in zip(starts.tolist(), ends.tolist())])
+        weights = np.concatenate([self.weights[s:e] for s, e in zip(starts.tolist(), ends.tolist())])
+        sources = np.repeat(history, lengths)
+        keep = np.isin(items, products) & (weights > 0)
+        items, weights, sources = items[keep], weights[keep], sources[keep]
+        order = np.lexsort((-weights, items))  # by product, then heaviest first; stable: history order on a tie
+        items, weights, sources = items[order], weights[order], sources[order]
+        first = np.r_[True, items[1:] != items[:-1]] if len(items) else np.zeros(0, dtype=bool)
+        return {int(i): (int(s), float(w)) for i, s, w in zip(items[first], sources[first], weights[first])}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"collab_indptr": self.indptr, "collab_items": self.items, "collab_weights": self.weights}

@@ -108,9 +108,10 @@ class ModelSources:
                 name = self.graph.categories.names.get(card.category, card.category) if card.category else None
                 offers.add(card, "popular", 1.0 - rank / len(popular_top), explain.popular_path, (card.category, name, card.id))
         verb_of = history[2]
+        strongest = self.collaborative.strongest(history[0], collaborative_top) if len(collaborative_top) else {}
         for rank, r in enumerate(collaborative_top.tolist()):
-            if (card := found.get(product_ids[r]) or offers.card(product_ids[r])) is not None:
-                anchor, _ = self.collaborative.strongest(history[0], r)
+            if r in strongest and (card := found.get(product_ids[r]) or offers.card(product_ids[r])) is not None:
+                anchor, _ = strongest[r]
                 offers.add(card, "collaborative", 1.0 - rank / len(collaborative_top), explain.collaborative_path,
                            (state.shopper_id, product_ids[anchor], card.id, verb_of.get(anchor, "had")))
         for source, top, build in (("embedding", complement_top, self.complement_path),

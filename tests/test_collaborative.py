@@ -111,8 +111,14 @@ def test_the_served_index_gives_the_models_scores():
     exact = dense[history].sum(0)  # every weight kept (30 products, under the index's 500), negative ones too
     assert np.allclose(index.scores(history), exact, atol=1e-5)
     best = int(np.argmax(index.scores(history)))
-    source, weight = index.strongest(history, best)
+    source, weight = index.strongest(history, np.array([best]))[best]
     assert source in history.tolist() and weight == pytest.approx(dense[source, best], rel=1e-5)
+    assert weight == pytest.approx(max(dense[h, best] for h in history), rel=1e-5)  # the largest of the history's
+    everyone = index.strongest(history, np.arange(items))
+    for product, (source, weight) in everyone.items():  # each the same as one product asked alone
+        assert weight == pytest.approx(max(dense[h, product] for h in history), rel=1e-5) and dense[source, product] == \
+            pytest.approx(weight, rel=1e-5)
+    assert all(max(dense[h, p] for h in history) <= 0 for p in set(range(items)) - set(everyone))
     knn = fit_collaborative(pairs[0], pairs[1], users, items, method="itemknn")
     assert knn.method == "itemknn" and np.allclose(knn.scores(history), itemknn_weights(x).toarray()[history].sum(0),
                                                    atol=1e-5)
