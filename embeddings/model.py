@@ -41,6 +41,8 @@ import torch
 from torch import nn
 from torch_geometric.nn import HeteroConv, SAGEConv
 
+from .sampling import MeanAdjacency
+
 EdgeType = tuple[str, str, str]
 
 
@@ -83,7 +85,7 @@ class LookGNN(nn.Module):
             if self.training and self.id_dropout:
                 keep &= torch.rand(keep.shape, device=keep.device) >= self.id_dropout
             h["product"] = h["product"] * keep.unsqueeze(1) + self.content(node_ids["product"])
-        edges = {e: index for e, index in edge_index.items() if index.numel() and e[0] in h and e[2] in h}
+        edges = {e: index for e, index in edge_index.items() if _edges(index) and e[0] in h and e[2] in h}
         for depth, (conv, norms) in enumerate(zip(self.convs, self.norms)):
             updated = h
             if hops is not None:
@@ -92,8 +94,8 @@ class LookGNN(nn.Module):
                 edges = {e: index[:, index[1] < hops[e[2]][reach]] for e, index in edges.items()}
             out: dict[str, torch.Tensor] = {}
             for edge_type, index in edges.items():  # HeteroConv's sum over relations, bipartite
-                if index.numel():
-                    y = conv.convs[edge_type]((h[edge_type[0]], updated[edge_type[2]]), index)
+                if _edges(index):
+                    y = _convolve(conv.convs[edge_type], h[edge_type[0]], updated[edge_type[2]], index)
                     out[edge_type[2]] = out[edge_type[2]] + y if edge_type[2] in out else y
             h = {t: norms[t](x + out[t]) if t in out else x for t, x in updated.items()}
         return h
@@ -115,3 +117,17 @@ class LookGNN(nn.Module):
     def complement(self, item_a: torch.Tensor, category_a: torch.Tensor,
                    item_b: torch.Tensor, category_b: torch.Tensor) -> torch.Tensor:
         return (item_a * item_b * self.gate(category_a, category_b)).sum(-1)
+
+
+def _convolve(conv: SAGEConv, source: torch.Tensor, destination: torch.Tensor, index) -> torch.Tensor:
+    """`conv` over one relation given as an edge index, or as a whole graph's `MeanAdjacency`
+    (then SAGEConv's own formula, :math:`W_2\\,\\mathrm{mean}(h_u) + W_1 h_v`, over the
+    precomputed mean: the same numbers, a few times faster)."""
+    if isinstance(index, MeanAdjacency):
+        return conv.lin_l(index(source)) + conv.lin_r(destination)
+    return conv((source, destination), index)
+
+
+def _edges(index) -> int:
+    """How many edges a relation has, given as a [2, E] index or a `MeanAdjacency`."""
+    return index.edges if isinstance(index, MeanAdjacency) else index.shape[1]

@@ -280,7 +280,7 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
         model.load_state_dict(best_state)
 
     # -- 6. inference ----------------------------------------------------------------------
-    result.vectors = _vectors(model, sampler, graph, device, product_category, content)
+    result.vectors = _vectors(model, sampler, graph, device, product_category, content, artifact=True)
 
     # -- 7. how much exact content match to add to the GNN score ---------------------------
     weight = 0.5
@@ -292,13 +292,16 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
 
 
 def _vectors(model, sampler, graph: GraphExport, device, product_category, content,
-             types: tuple[str, ...] = ("product", "shopper", "look", "category")) -> LookVectors:
+             types: tuple[str, ...] = ("product", "shopper", "look", "category"), artifact: bool = False) -> LookVectors:
+    """The model's vectors of `types`; with `artifact`, also what the ranker's features read
+    besides them (the crowd's statistics: constant over training, so not recounted at every
+    epoch's validation, where they cost more than the epoch's embedding)."""
     arrays = embed_all(model, sampler, graph, device, types=types)
     indptr, tokens, weights, vocabulary = content
     arrays |= {"product_category": product_category, "content_indptr": indptr, "content_tokens": tokens,
                "content_weights": weights, "content_vocabulary": np.array(vocabulary)}
     ids = {t: graph.ids[t] for t in types}
-    if "shopper" in types:  # the full artifact: what the ranker's features read besides the vectors
+    if artifact:
         arrays |= crowd_statistics(graph)
         ids["attribute"] = graph.ids["attribute"]
     return LookVectors(ids, arrays, {"fingerprint": graph.fingerprint})

@@ -80,3 +80,34 @@ def test_pairs_and_session_windows_match_a_plain_loop():
                             event_type=np.zeros(7, dtype=np.int64), event_ts=ts, count=lambda t: 10)
     windows = session_windows(graph, (0,), 2)  # first seen: 5 3 | 1 2 | 6 -> windows of two
     assert [w.tolist() for w in windows] == [[3, 5], [1, 2]]
+
+
+def test_a_whole_graph_propagates_as_an_edge_index_does_values_and_gradients():
+    """`FullGraph` gives each relation as a `MeanAdjacency` (sparse means with a kept
+    transpose): LookGNN's output and every gradient must equal those through the plain edge
+    index, repeated edges and nodes without neighbours included."""
+    import torch
+    from lookgraph.embeddings.model import LookGNN
+    from lookgraph.embeddings.sampling import FullGraph
+
+    rng = np.random.default_rng(4)
+    num_nodes = {"shopper": 40, "product": 60}
+    forward = np.stack([rng.integers(0, 40, 300), rng.integers(0, 50, 300)])  # products 50-59: no neighbours
+    forward = np.concatenate([forward, forward[:, :40]], axis=1)  # repeated edges count twice
+    edges = {("shopper", "engaged", "product"): forward, ("product", "rev_engaged", "shopper"): forward[::-1].copy()}
+    content = (np.zeros(61, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), 1)
+    torch.manual_seed(0)
+    model = LookGNN(num_nodes, list(edges), 1, content, dim=16, layers=2, id_dropout=0.0)
+    ids = {t: torch.arange(n) for t, n in num_nodes.items()}
+    plain = {e: torch.from_numpy(np.ascontiguousarray(index)) for e, index in edges.items()}
+    outputs, gradients = [], []
+    for edge_index in (plain, FullGraph(edges, num_nodes).sample({}).edge_index):
+        model.zero_grad()
+        h = model(ids, edge_index)
+        (h["product"].square().sum() + h["shopper"].sum()).backward()
+        outputs.append(h)
+        gradients.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    for node_type in num_nodes:
+        assert torch.allclose(outputs[0][node_type], outputs[1][node_type], atol=1e-5)
+    assert len(gradients[0]) == len(gradients[1]) > 0
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(*gradients))
