@@ -15,11 +15,9 @@ routes (`Actions`).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import combinations
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -301,17 +299,12 @@ def add_console(app: FastAPI, store: GraphStore, engine: Engine, model: Callable
 
     @app.get("/console/map", **read)
     def complement_map(request: Request) -> HTMLResponse:
-        pairs: Counter = Counter()
-        looks = 0
-        for look in store.iter_records("looks"):
-            looks += 1
-            leaves = sorted({c.category for c in engine.graph.cards(look.product_ids).values() if c.category})
-            pairs.update(combinations(leaves, 2))
-        top = pairs.most_common(80)
+        # The store's GOES_WITH (each pair both ways: shown once), not a walk over every look.
+        top = sorted((row for row in store.iter_goes_with() if row[0] < row[1]), key=lambda r: (-r[2], r[0], r[1]))[:80]
         names = engine.graph.categories.names
-        categories = sorted({c for pair, _ in top for c in pair})
+        categories = sorted({c for a, b, _, _ in top for c in (a, b)})
         graph = {"nodes": [{"id": c, "label": names.get(c, c), "kind": "Category"} for c in categories],
-                 "edges": [{"source": a, "target": b, "label": str(n), "weight": n} for (a, b), n in top]}
-        return page(request, "map.html", "Complement map", graph=graph, looks=looks,
-                    pairs=[(names.get(a, a), names.get(b, b), n) for (a, b), n in top])
+                 "edges": [{"source": a, "target": b, "label": str(n), "weight": n} for a, b, n, _ in top]}
+        return page(request, "map.html", "Complement map", graph=graph,
+                    pairs=[(names.get(a, a), names.get(b, b), n, lift) for a, b, n, lift in top])
 

@@ -38,6 +38,38 @@ MATCH (a)-[r:BOUGHT_WITH]->(b:Product)
 RETURN a.id AS product_id, b.id AS other_id, r.sessions AS sessions, r.lift AS lift
 ORDER BY product_id, sessions DESC, other_id;
 
+// The looks' category complements, materialized: (:Category)-[:GOES_WITH {looks, lift, updated_at}]->(:Category),
+// as graph/crowd.py's goes_with computes them from every look's items' leaf categories. They are
+// rewritten in one transaction after every write that changes looks, which first locks the
+// node below (the manual's lost-update pattern): each rewrite reads every look committed
+// before it, so the last one is never stale, and a reader sees the rows before it or after.
+// name: lock_goes_with
+MERGE (state:CrowdRefresh {id: 'goes_with'})
+SET state.at = $at;
+
+// name: look_categories
+MATCH (look:Look)-[:INCLUDES]->(p:Product)
+OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
+RETURN look.id AS look_id, collect(c.id) AS categories
+ORDER BY look_id;
+
+// A few rows a category: all of them deleted, then written, in the one transaction.
+// name: delete_goes_with
+MATCH ()-[r:GOES_WITH]->()
+DELETE r;
+
+// name: write_goes_with
+UNWIND $rows AS row
+MATCH (a:Category {id: row.category_id})
+MATCH (b:Category {id: row.other_id})
+CREATE (a)-[:GOES_WITH {looks: row.looks, lift: row.lift, updated_at: $at}]->(b);
+
+// Every GOES_WITH, by category, each category's partners most looks first.
+// name: goes_with_rows
+MATCH (a:Category)-[r:GOES_WITH]->(b:Category)
+RETURN a.id AS category_id, b.id AS other_id, r.looks AS looks, r.lift AS lift
+ORDER BY category_id, looks DESC, other_id;
+
 // The lease on recomputing BOUGHT_WITH: one process at a time. The node is locked first (the
 // manual's lost-update pattern) so that two claimants cannot both read it free.
 // name: claim_crowd_refresh

@@ -143,7 +143,8 @@ RETURN COUNT { ()-[:HAD_SESSION]->() } AS HAD_SESSION,
        COUNT { ()-[:INCLUDES]->() } AS INCLUDES,
        COUNT { ()-[:FOUND_IN]->() } AS FOUND_IN,
        COUNT { ()-[:SAVED]->() } AS SAVED,
-       COUNT { ()-[:BOUGHT_WITH]->() } AS BOUGHT_WITH;
+       COUNT { ()-[:BOUGHT_WITH]->() } AS BOUGHT_WITH,
+       COUNT { ()-[:GOES_WITH]->() } AS GOES_WITH;
 
 // Products per category, counting every product in or below it.
 // name: top_categories

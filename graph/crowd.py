@@ -1,5 +1,6 @@
 """The crowd's co-engagement, materialized in the graph:
-`(:Product)-[:BOUGHT_WITH {sessions, lift, updated_at}]->(:Product)`.
+`(:Product)-[:BOUGHT_WITH {sessions, lift, updated_at}]->(:Product)`; and the looks' category
+complements: `(:Category)-[:GOES_WITH {looks, lift, updated_at}]->(:Category)`.
 
 For each product, the `BOUGHT_WITH_PER_PRODUCT` products most often engaged with (anything but
 a dismissal) in the same session, counted over its newest `CO_SESSIONS_SCANNED` sessions of 2
@@ -18,12 +19,16 @@ When it is refreshed: in the transaction of a load that wrote events (so a load 
 served half counted), and for events appended since (the API's `POST /events`) or shoppers
 erased, by `refresh` whenever the store's events or erasures moved on: every serving process
 checks every `LOOKGRAPH_CROWD_REFRESH_SECONDS` and one at a time recomputes it (`refresh_when_due`,
-a lease in the store), and `lookgraph refresh-crowd` runs it at once.
+a lease in the store), and `lookgraph refresh-crowd` runs it at once. `GOES_WITH` is rewritten
+by the store itself in every write that changes looks (a load, `train`'s mined looks, a look
+created), the store reading its looks' categories back: looks are few, so that costs
+milliseconds, and it is never stale.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
@@ -114,6 +119,42 @@ def refresh(store, clock=time.time) -> dict:
     rows = co_engagement(store.engagements())
     store.replace_bought_with(rows, {"events": events, "changes": changes, "at": clock()})
     return {"products": len({r[0] for r in rows}), "rows": len(rows), "seconds": round(time.perf_counter() - started, 2)}
+
+
+GOES_WITH_PER_CATEGORY = 20
+"""Each leaf category's most frequent partners in looks that are kept."""
+
+
+def goes_with(looks: Iterable[Iterable[str | None]]) -> list[tuple[str, str, int, float]]:
+    """The looks' category complements: for the leaf categories of each look's items (None:
+    an item without one), every pair of distinct categories one look puts together:
+
+        looks(a, b) = |{l : a in l, b in l}|
+        lift(a, b)  = looks(a, b) * L / (n(a) * n(b))
+
+    where L is the number of looks of two or more categories and n(x) those holding x.
+    Returns (category, partner, looks, lift) rows, each category's `GOES_WITH_PER_CATEGORY`
+    partners most looks first (then by id), categories in id order. What every store writes
+    whenever its looks change (`replace_goes_with`): what completes jeans, for a merchandiser
+    in the Browser, without walking every look."""
+    together: Counter = Counter()
+    holders: Counter = Counter()
+    counted = 0
+    for items in looks:
+        categories = sorted({c for c in items if c is not None})
+        if len(categories) < 2:
+            continue
+        counted += 1
+        holders.update(categories)
+        together.update((a, b) for a in categories for b in categories if a != b)
+    by_category: dict[str, list[tuple[int, str]]] = {}
+    for (a, b), n in together.items():
+        by_category.setdefault(a, []).append((-n, b))
+    rows = []
+    for a in sorted(by_category):
+        for negative, b in sorted(by_category[a])[:GOES_WITH_PER_CATEGORY]:
+            rows.append((a, b, -negative, round(-negative * counted / (holders[a] * holders[b]), 4)))
+    return rows
 
 
 REFRESH_LEASE_SECONDS = 1_800.0

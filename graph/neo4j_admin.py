@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import shlex
+import time
 from pathlib import Path
 
 from .store import GraphStore
@@ -33,6 +34,7 @@ RELATIONSHIPS = {
     "FOUND_IN": [":START_ID(Look)", ":END_ID(Session)"],
     "SAVED": [":START_ID(Shopper)", ":END_ID(Look)", "ts:double"],
     "BOUGHT_WITH": [":START_ID(Product)", ":END_ID(Product)", "sessions:int", "lift:double", "updated_at:double"],
+    "GOES_WITH": [":START_ID(Category)", ":END_ID(Category)", "looks:int", "lift:double", "updated_at:double"],
 }
 
 
@@ -96,6 +98,9 @@ def export_neo4j_admin(store: GraphStore, folder: Path, database: str = "neo4j")
         at = (store.bought_with_state() or {}).get("at", 0.0)  # the imported database recomputes it when served
         for product, other, sessions, lift in store.iter_bought_with():
             row("BOUGHT_WITH", product, other, sessions, lift, at)
+        exported = time.time()
+        for category, other, looks, lift in store.iter_goes_with():
+            row("GOES_WITH", category, other, looks, lift, exported)
     finally:
         for handle in handles.values():
             handle.close()

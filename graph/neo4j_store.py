@@ -156,6 +156,8 @@ class Neo4jGraphStore(GraphStore):
     def bulk_load(self):
         writer = _Neo4jWriter(self)
         yield writer
+        if writer.wrote_looks:
+            self._replace_goes_with()
         if writer.wrote_events:  # batches, not one transaction: counted once the last one is in
             crowd.refresh(self)
 
@@ -196,11 +198,14 @@ class Neo4jGraphStore(GraphStore):
             _record_changes(run, CHANGE_KIND[kind], [record.id])
 
         self._in_write(work)
+        if kind == "looks":
+            self._replace_goes_with()
 
     def replace_mined_looks(self, looks: Sequence[Look]) -> int:
         # Not one transaction (a large set is written in batches): re-running it completes it.
         deleted = self._write("load.delete_other_mined_looks", keep=[lk.id for lk in looks])[0]["deleted"]
         _Neo4jWriter(self).write("looks", looks)
+        self._replace_goes_with()
         self._in_write(lambda run: _record_changes(run, "look", ["*"]))  # looks went away: re-read them all
         return deleted
 
@@ -379,6 +384,22 @@ class Neo4jGraphStore(GraphStore):
     def release_crowd_refresh(self) -> None:
         self._write("crowd.release_crowd_refresh")
 
+    def _replace_goes_with(self) -> None:
+        """GOES_WITH recomputed from every look (`graph/crowd.py`) and replaced, in one transaction."""
+        def work(run) -> None:
+            at = time.time()
+            run("crowd.lock_goes_with", at=at)  # after every other rewrite: it reads their looks
+            looks = (row["categories"] for row in run("crowd.look_categories"))
+            rows = [{"category_id": a, "other_id": b, "looks": n, "lift": lift} for a, b, n, lift in crowd.goes_with(looks)]
+            run("crowd.delete_goes_with")
+            run("crowd.write_goes_with", at=at, rows=rows)
+
+        self._in_write(work)
+
+    def iter_goes_with(self) -> Iterator[tuple[str, str, int, float]]:
+        for row in self._read("crowd.goes_with_rows"):
+            yield row["category_id"], row["other_id"], row["looks"], row["lift"]
+
     def bought_with_state(self) -> dict | None:
         found = self._read("crowd.bought_with_state")[0]
         return None if found["events"] is None else dict(found)
@@ -501,7 +522,7 @@ class Neo4jGraphStore(GraphStore):
 class _Neo4jWriter(BulkWriter):
     def __init__(self, store: Neo4jGraphStore):
         self.store = store
-        self.wrote_events = False
+        self.wrote_events = self.wrote_looks = False
 
     def write(self, kind: str, records: Sequence) -> int:
         new_events = 0
@@ -519,6 +540,7 @@ class _Neo4jWriter(BulkWriter):
 
             self.store._in_write(work)
         self.wrote_events |= new_events > 0  # a reload of stored events changes nothing
+        self.wrote_looks |= bool(records) and kind in ("looks", "products")  # a product may change category
         return new_events
 
 

@@ -12,6 +12,7 @@ relationship of the model to the SQL that walks it, so `neighbours()` covers the
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import sqlite3
 import threading
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .crowd import co_engagement
+from .crowd import co_engagement, goes_with
 from .memory_traversal import MemoryTraversal
 from .model import (
     EVENT_TYPES,
@@ -43,7 +44,7 @@ from .store import (
 )
 from .sqlite_impressions import COLUMNS as IMPRESSION_CODED, IMPRESSION_SCHEMA, ImpressionCodec
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _code_impressions(conn: sqlite3.Connection) -> None:
@@ -66,7 +67,8 @@ _MIGRATIONS = {1: ("ALTER TABLE look ADD COLUMN mined INTEGER NOT NULL DEFAULT 0
                    "ALTER TABLE look ADD COLUMN support INTEGER", "ALTER TABLE look ADD COLUMN lift REAL"),
                2: ("ALTER TABLE product ADD COLUMN availability TEXT NOT NULL DEFAULT 'in_stock'",
                    "ALTER TABLE product ADD COLUMN unavailable_in TEXT"),
-               3: (_code_impressions,)}
+               3: (_code_impressions,),
+               4: (lambda conn: _replace_goes_with(conn),)}  # GOES_WITH came in version 5: from the looks already stored
 """Statements (or functions of the connection) that bring a store of the key's version to the
 next one, all in one transaction."""
 
@@ -178,6 +180,16 @@ CREATE TABLE IF NOT EXISTS bought_with (
     PRIMARY KEY (product_id, other_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS bought_with_other ON bought_with(other_id);
+-- The looks' category complements (graph/crowd.py's goes_with), rewritten with the looks.
+CREATE TABLE IF NOT EXISTS goes_with (
+    category_id TEXT NOT NULL REFERENCES category(id),
+    other_id TEXT NOT NULL REFERENCES category(id),
+    looks INTEGER NOT NULL,
+    lift REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (category_id, other_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS goes_with_other ON goes_with(other_id);
 CREATE TABLE IF NOT EXISTS console_session (
     token_hash TEXT PRIMARY KEY,
     key_fingerprint TEXT NOT NULL,
@@ -248,6 +260,12 @@ _NEIGHBOURS: dict[tuple[str, str], list[tuple[str, str, str]]] = {
     ],
     ("Category", "IN_CATEGORY"): [
         ("in", "Product", "SELECT id, '{}' FROM product WHERE category_id = ?"),
+    ],
+    ("Category", "GOES_WITH"): [
+        ("out", "Category", "SELECT other_id, json_object('looks', looks, 'lift', lift, 'updated_at', updated_at)"
+                            " FROM goes_with WHERE category_id = ? ORDER BY looks DESC, other_id"),
+        ("in", "Category", "SELECT category_id, json_object('looks', looks, 'lift', lift, 'updated_at', updated_at)"
+                           " FROM goes_with WHERE other_id = ? ORDER BY looks DESC, category_id"),
     ],
     ("Category", "CHILD_OF"): [
         ("out", "Category", "SELECT parent_id, '{}' FROM category WHERE id = ? AND parent_id IS NOT NULL"),
@@ -378,12 +396,14 @@ class SQLiteGraphStore(GraphStore):
             deferred = [] if conn.execute("SELECT 1 FROM event LIMIT 1").fetchone() else _DEFERRABLE_INDEXES
             for name, _ in deferred:
                 conn.execute(f"DROP INDEX {name}")
-            writer = _SQLiteWriter(conn)
+            writer = _SQLiteWriter(conn, bulk=True)
             yield writer
             for _, ddl in deferred:
                 conn.execute(ddl)
             if writer.wrote_events:  # served counted whole, in the load's own transaction
                 _replace_bought_with(conn, co_engagement(conn.execute(_ENGAGEMENTS)), time.time())
+            if writer.wrote_looks:
+                _replace_goes_with(conn)
 
     def append_events(self, events: Sequence[Event]) -> int:
         with self._transaction() as conn:
@@ -396,6 +416,8 @@ class SQLiteGraphStore(GraphStore):
             conn.executemany("INSERT OR IGNORE INTO keep_look VALUES (?)", [(lk.id,) for lk in looks])
             deleted = conn.execute("DELETE FROM look WHERE mined = 1 AND id NOT IN (SELECT id FROM keep_look)").rowcount
             _SQLiteWriter(conn).write("looks", looks)
+            if not looks:  # only deletions: the writer saw no looks to follow
+                _replace_goes_with(conn)
             _record_changes(conn, "look", ["*"])  # looks went away: every process re-reads them all
             return deleted
 
@@ -593,6 +615,10 @@ class SQLiteGraphStore(GraphStore):
     def iter_bought_with(self) -> Iterator[tuple[str, str, int, float]]:
         yield from self._conn().execute(
             "SELECT product_id, other_id, sessions, lift FROM bought_with ORDER BY product_id, sessions DESC, other_id")
+
+    def iter_goes_with(self) -> Iterator[tuple[str, str, int, float]]:
+        yield from self._conn().execute(
+            "SELECT category_id, other_id, looks, lift FROM goes_with ORDER BY category_id, looks DESC, other_id")
 
     def events_watermark(self) -> int:
         # The newest event's row (an erasure is in the change log besides).
@@ -873,6 +899,7 @@ class SQLiteGraphStore(GraphStore):
             "FOUND_IN": count("SELECT count(*) FROM look WHERE session_id IS NOT NULL"),
             "SAVED": count("SELECT count(*) FROM saved_look"),
             "BOUGHT_WITH": count("SELECT count(*) FROM bought_with"),
+            "GOES_WITH": count("SELECT count(*) FROM goes_with"),
         }
         # Products per category including every descendant category.
         top_categories = conn.execute(
@@ -919,14 +946,29 @@ def _replace_bought_with(conn: sqlite3.Connection, rows, at: float, state: dict 
                  " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (json.dumps(state),))
 
 
+def _replace_goes_with(conn: sqlite3.Connection) -> None:
+    """Every GOES_WITH row recomputed from the looks as stored now (`graph/crowd.py`)."""
+    items = conn.execute("SELECT li.look_id, p.category_id FROM look_item li JOIN product p ON p.id = li.product_id"
+                         " ORDER BY li.look_id")
+    looks = ([category for _, category in rows] for _, rows in itertools.groupby(items, key=lambda row: row[0]))
+    at = time.time()
+    conn.execute("DELETE FROM goes_with")
+    conn.executemany("INSERT INTO goes_with VALUES (?, ?, ?, ?, ?)", [(*row, at) for row in goes_with(looks)])
+
+
 class _SQLiteWriter(BulkWriter):
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-        self.wrote_events = False
+    def __init__(self, conn: sqlite3.Connection, bulk: bool = False):
+        self.conn, self.bulk = conn, bulk
+        self.wrote_events = self.wrote_looks = False
 
     def write(self, kind: str, records: Sequence) -> int:
         written = getattr(self, f"_write_{kind}")(records) or 0
         self.wrote_events |= kind == "events" and written > 0  # a reload of stored events changes nothing
+        # GOES_WITH follows the looks in the same transaction: at the end of a load (where an
+        # upserted product may change category too), at once otherwise (a new product is in no look).
+        self.wrote_looks |= bool(records) and (kind == "looks" or (self.bulk and kind == "products"))
+        if self.wrote_looks and not self.bulk:
+            _replace_goes_with(self.conn)
         if kind in CHANGE_KIND and records:
             _record_changes(self.conn, CHANGE_KIND[kind], [r.id for r in records])
         return written

@@ -269,6 +269,12 @@ class GraphStore(abc.ABC):
         product's companions most sessions first, then by id."""
 
     @abc.abstractmethod
+    def iter_goes_with(self) -> Iterator[tuple[str, str, int, float]]:
+        """Every (:Category)-[:GOES_WITH]->(:Category) as (category, partner, looks, lift), as
+        `graph/crowd.py`'s `goes_with` computed it from the store's looks when they last
+        changed: by category id, each category's partners most looks first, then by id."""
+
+    @abc.abstractmethod
     def events_watermark(self) -> int:
         """A number that changes when events are added or erased (read in constant time): how a
         serving process learns that the crowd's statistics are due, whoever wrote the events."""

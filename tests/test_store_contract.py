@@ -52,6 +52,7 @@ def test_load_counts_every_label_and_relationship(loaded):
         "HAD_SESSION": 3, "INTERACTED": 5, "IN_CATEGORY": 2, "CHILD_OF": 3,
         "HAS_ATTRIBUTE": 3, "INCLUDES": 3, "FOUND_IN": 1, "SAVED": 2,
         "BOUGHT_WITH": 2,  # jeans-1 and boots-1, together in s1, each way
+        "GOES_WITH": 2,  # jeans and boots, together in the weekend look, each way (the belt has no category)
     }
     # Fashion holds all categorised products (jeans directly, boots through shoes).
     assert stats.top_categories[0] == ("fashion", "Fashion", 2)
@@ -69,11 +70,19 @@ def test_upsert_replaces_a_products_fields_and_attributes(loaded, tmp_path):
     load(write_native(tmp_path / "again", products=[changed]), loaded)
     assert loaded.get("products", "jeans-1") == changed
     assert loaded.stats().nodes["Product"] == 3
+    # The looks' category complements follow the product's new category.
+    assert list(loaded.iter_goes_with()) == [("boots", "fashion", 1, 1.0), ("fashion", "boots", 1, 1.0)]
 
 
 def test_upsert_replaces_a_looks_items_in_order(loaded, tmp_path):
+    assert list(loaded.iter_goes_with()) == [("boots", "jeans", 1, 1.0), ("jeans", "boots", 1, 1.0)]
     load(write_native(tmp_path / "again", looks=[Look("weekend", "weekend", ("belt-1", "jeans-1"), None)]), loaded)
     assert loaded.get("looks", "weekend") == Look("weekend", "weekend", ("belt-1", "jeans-1"), None)
+    assert list(loaded.iter_goes_with()) == []  # the look no longer puts two categories together
+    loaded.create("looks", Look("denim", "denim day", ("boots-1", "belt-1", "jeans-1"), None))
+    assert list(loaded.iter_goes_with()) == [("boots", "jeans", 1, 1.0), ("jeans", "boots", 1, 1.0)]
+    partners = {(n.direction, n.id, n.props["looks"]) for n in loaded.neighbours("Category", "jeans", rel="GOES_WITH")}
+    assert partners == {("out", "boots", 1), ("in", "boots", 1)}
 
 
 def test_mined_looks_are_replaced_as_a_set_and_curated_looks_stay(loaded):
@@ -88,6 +97,9 @@ def test_mined_looks_are_replaced_as_a_set_and_curated_looks_stay(loaded):
     looks = {look.id: look for look in loaded.iter_records("looks")}
     assert looks == {"weekend": CATALOGUE["looks"][0], "mined:b": second[0]}
     assert not looks["weekend"].mined
+    assert list(loaded.iter_goes_with()) == [("boots", "jeans", 2, 1.0), ("jeans", "boots", 2, 1.0)]  # weekend and mined:b
+    loaded.replace_mined_looks([])
+    assert list(loaded.iter_goes_with()) == [("boots", "jeans", 1, 1.0), ("jeans", "boots", 1, 1.0)]
 
 
 def test_events_append_idempotently_and_read_back_in_time_order(loaded):
@@ -172,3 +184,24 @@ def test_deleting_a_shopper_erases_all_their_personal_data(loaded):
     assert [e.id for e in loaded.events(shopper_id="bob")] == ["e4"]
     assert [e.id for e in loaded.events(session_id="anon-1")] == ["e5"]
     assert loaded.stats().relationships["SAVED"] == 1
+
+
+def test_an_embedded_store_from_before_goes_with_gets_it_from_its_looks_when_opened(tmp_path):
+    """Schema version 5 brought GOES_WITH: a version-4 store holds looks but no such rows, and
+    opening it computes them from the looks it holds."""
+    import sqlite3
+
+    from lookgraph.graph.sqlite_store import SCHEMA_VERSION, SQLiteGraphStore
+
+    path = tmp_path / "graph.db"
+    store = SQLiteGraphStore(path)
+    load(write_native(tmp_path / "in", **CATALOGUE), store)
+    store.close()
+    with sqlite3.connect(path) as conn:  # as version 4 left it
+        conn.execute("DROP TABLE goes_with")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    reopened = SQLiteGraphStore(path)
+    assert list(reopened.iter_goes_with()) == [("boots", "jeans", 1, 1.0), ("jeans", "boots", 1, 1.0)]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    reopened.close()

@@ -357,3 +357,20 @@ def test_one_process_at_a_time_recomputes_bought_with(tmp_path, store):
     store.release_crowd_refresh()
     assert crowd.refresh_when_due(store)["rows"] > 0 and not crowd.due(store)
     assert store.claim_crowd_refresh(2_000.0, 60.0)  # given back after the refresh
+
+
+def test_the_looks_category_complements_count_looks_and_lift_and_keep_each_categorys_strongest():
+    from lookgraph.graph.crowd import GOES_WITH_PER_CATEGORY, goes_with
+
+    looks = [["jeans", "boots", "belt"], ["jeans", "boots"], ["jeans", "jeans", None], ["dress", "heels"],
+             ["jeans", "heels"]]
+    rows = {(a, b): (n, lift) for a, b, n, lift in goes_with(looks)}
+    # Four looks of two or more categories (the all-jeans one is not); jeans in 3 of them, boots in 2.
+    assert rows[("jeans", "boots")] == rows[("boots", "jeans")] == (2, round(2 * 4 / (3 * 2), 4))
+    assert rows[("dress", "heels")] == (1, 2.0) and ("jeans", "jeans") not in rows
+    assert [a for a, *_ in goes_with(looks)] == sorted(a for a, *_ in goes_with(looks))
+    jeans = [(b, n) for a, b, n, _ in goes_with(looks) if a == "jeans"]
+    assert jeans == [("boots", 2), ("belt", 1), ("heels", 1)]  # most looks first, then by id
+    many = [["hub", f"c{i:03d}"] for i in range(GOES_WITH_PER_CATEGORY + 5)] + [["hub", "c007"]]
+    hub = [b for a, b, _, _ in goes_with(many) if a == "hub"]
+    assert len(hub) == GOES_WITH_PER_CATEGORY and hub[0] == "c007"

@@ -6,13 +6,13 @@ MATCH path = (:Product {id: $productId})<-[:INCLUDES]-(:Look)-[:INCLUDES]->(:Pro
 RETURN path
 LIMIT 100;
 
-// The complement map: which categories complete which, by how many looks combine them.
+// The complement map: which categories the looks put together (GOES_WITH, graph/crowd.py,
+// rewritten whenever looks change), most looks first; lift above 1: more often than chance.
 // name: complement_map
-MATCH (l:Look)-[:INCLUDES]->(:Product)-[:IN_CATEGORY]->(a:Category),
-      (l)-[:INCLUDES]->(:Product)-[:IN_CATEGORY]->(b:Category)
+MATCH path = (a:Category)-[r:GOES_WITH]->(b:Category)
 WHERE a.id < b.id
-RETURN a.name AS category, b.name AS completed_by, count(DISTINCT l) AS looks
-ORDER BY looks DESC
+RETURN path
+ORDER BY r.looks DESC
 LIMIT 50;
 
 // What the crowd engages with together with this product (BOUGHT_WITH, graph/crowd.py), most
