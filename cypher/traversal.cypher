@@ -2,12 +2,14 @@
 // batch of anchor products ($anchors) so that a request costs a few round trips, whatever its
 // number of anchors. Their in-memory twins are in graph/memory_traversal.py; both answer alike.
 
-// Name and leaf category of the products about to be ranked.
+// Name and leaf category of the products about to be ranked, as one record: [id, name,
+// category] each (through the Python driver a record costs about 45 microseconds however
+// small, and a list inside one record next to nothing).
 // name: product_cards
 UNWIND $ids AS productId
 MATCH (p:Product {id: productId})
 OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
-RETURN p.id AS id, p.name AS name, c.id AS category_id;
+RETURN collect([p.id, p.name, c.id]) AS cards;
 
 // anchor <-INCLUDES- Look -INCLUDES-> the look's items, in order (the anchor among them), with
 // each item's name and leaf category; curated looks before mined ones, each by id.
@@ -35,7 +37,8 @@ RETURN a.id AS anchor, l.id AS look_id, l.name AS look_name, mined, productIds A
 // it is: graph/traversal.py's telling_attributes picks the walked ones), the anchor's leaf
 // category and the catalogue's size (the first half of anchor -HAS_ATTRIBUTE-> attribute
 // <-HAS_ATTRIBUTE- other products; the second half is attribute_top_products). Both counts are
-// read from Neo4j's count store and each node's degree, not by scanning.
+// read from Neo4j's count store and each node's degree, not by scanning. One record per anchor,
+// its attributes as [key, holders] pairs by key.
 // name: anchor_attributes
 CALL () {
   MATCH (p:Product)
@@ -44,9 +47,12 @@ CALL () {
 UNWIND range(0, size($anchors) - 1) AS n
 MATCH (a:Product {id: $anchors[n]})-[:HAS_ATTRIBUTE]->(t:Attribute)
 OPTIONAL MATCH (a)-[:IN_CATEGORY]->(c:Category)
-RETURN a.id AS anchor, c.id AS anchor_category, t.key AS attribute,
-       COUNT { (t)<-[:HAS_ATTRIBUTE]-() } AS holders, products
-ORDER BY n, attribute;
+WITH n, a, c, t, products
+ORDER BY n, t.key
+WITH n, a.id AS anchor, c.id AS anchorCategory, products,
+     collect([t.key, COUNT { (t)<-[:HAS_ATTRIBUTE]-() }]) AS attributes
+ORDER BY n
+RETURN anchor, anchorCategory AS anchor_category, attributes, products;
 
 // The $scanned most popular products of each attribute (popularity: the product's interactions
 // other than dismissals). An aggregate over every product that has the attribute: the engine
@@ -66,7 +72,8 @@ RETURN key AS attribute, id, name, category_id
 ORDER BY attribute, popularity DESC, id;
 
 // anchor -BOUGHT_WITH-> its companions in the crowd's sessions (materialized by
-// graph/crowd.py), most sessions first.
+// graph/crowd.py), most sessions first: one record per anchor, each companion as
+// [id, sessions, name, category].
 // name: co_sessions
 UNWIND range(0, size($anchors) - 1) AS n
 MATCH (a:Product {id: $anchors[n]})
@@ -77,8 +84,11 @@ CALL (a) {
   LIMIT $per_anchor
 }
 OPTIONAL MATCH (q)-[:IN_CATEGORY]->(c:Category)
-RETURN a.id AS anchor, q.id AS product_id, sessions, q.name AS name, c.id AS category_id
-ORDER BY n, sessions DESC, product_id;
+WITH n, a, q, sessions, c
+ORDER BY n, sessions DESC, q.id
+WITH n, a.id AS anchor, collect([q.id, sessions, q.name, c.id]) AS companions
+ORDER BY n
+RETURN anchor, companions;
 
 // Products nearest a LookGNN query vector, through the vector index of schema.cypher. The
 // index is approximate (HNSW): asked for $candidates (twice $k) and cut to the best $k, it finds

@@ -20,7 +20,7 @@ import numpy as np
 from .traversal import (
     TRENDING_DAYS, TRENDING_PER_GROUP, AttributeHit, CategoryTree,
     CrowdHit, LookHit, ProductCard, Repurchase, STATISTICS_TTL, Trending, Traversal, Walks, cycle_days,
-    in_background, keep_across_groups, telling_attributes,
+    attribute_hits, in_background, telling_attributes,
 )
 
 TRENDING_PRODUCTS = 20_000
@@ -51,7 +51,10 @@ class CypherTraversal(Traversal):
     # -- the walks -----------------------------------------------------------------------------
     def cards(self, product_ids: Iterable[str]) -> dict[str, ProductCard]:
         ids = list(dict.fromkeys(product_ids))
-        return {r["id"]: self._card(r) for r in self.store._read("traversal.product_cards", ids=ids)} if ids else {}
+        if not ids:
+            return {}
+        found = self.store._read("traversal.product_cards", ids=ids)[0]["cards"]
+        return {pid: self._card({"id": pid, "name": name, "category_id": category}) for pid, name, category in found}
 
     def looks_with(self, anchors: Sequence[str], per_anchor: int = 10) -> list[LookHit]:
         return self._looks(self._run(self._looks_query(anchors, per_anchor)))
@@ -72,7 +75,8 @@ class CypherTraversal(Traversal):
             self._crowd_query(anchors, crowd_per_anchor))
         cards = {pid: self._card({"id": pid, "name": name, "category_id": category})
                  for r in looks for pid, (name, category) in zip(r["product_ids"], r["product_cards"])}
-        cards |= {r["product_id"]: self._card({**r, "id": r["product_id"]}) for r in crowd}
+        cards |= {pid: self._card({"id": pid, "name": name, "category_id": category})
+                  for r in crowd for pid, _, name, category in r["companions"]}
         return self._compose(anchors, self._looks(looks), self._shared(attributes, per_attribute, across_groups),
                              self._crowd(crowd), cards)
 
@@ -99,21 +103,17 @@ class CypherTraversal(Traversal):
 
     @staticmethod
     def _crowd(rows: list[dict]) -> list[CrowdHit]:
-        return [CrowdHit(r["anchor"], r["product_id"], r["sessions"]) for r in rows]
+        return [CrowdHit(r["anchor"], pid, sessions) for r in rows for pid, sessions, _, _ in r["companions"]]
 
     def _shared(self, rows: list[dict], per_attribute: int, across_groups: bool, scanned: int = 80) -> list[AttributeHit]:
-        held: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for r in rows:
-            held[r["anchor"]].append((r["attribute"], r["holders"]))
+        held = {r["anchor"]: [(key, holders) for key, holders in r["attributes"]] for r in rows}
         products = rows[0]["products"] if rows else 0
         pairs = [(anchor, key, weight) for anchor, mine in held.items()
                  for key, weight in telling_attributes(mine, products)]
         # Each attribute's `scanned + 1` most popular (enough when one of them is the anchor).
         tops = self._attribute_top({key for _, key, _ in pairs}, scanned + 1)
-        hits = [AttributeHit(anchor, key, card, weight) for anchor, key, weight in pairs
-                for card in tops[key] if card.id != anchor]
         homes = {r["anchor"]: r["anchor_category"] for r in rows}
-        return keep_across_groups(hits, homes, self.categories, per_attribute, across_groups)
+        return attribute_hits(pairs, tops, homes, self.categories, per_attribute, across_groups)
 
     def _attribute_top(self, attributes: set[str], scanned: int) -> dict[str, list[ProductCard]]:
         """Each attribute's `scanned` most popular products: counted in the database the first

@@ -28,7 +28,6 @@ from __future__ import annotations
 import abc
 import math
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -315,17 +314,22 @@ class Traversal(abc.ABC):
         `STATISTICS_TTL` seconds)."""
 
 
-def keep_across_groups(hits: Iterable[AttributeHit], anchor_categories: dict[str, str | None], tree: CategoryTree,
-                       per_attribute: int, across_groups: bool) -> list[AttributeHit]:
-    """`shared_attributes`' filter over hits in popularity order: another group than the anchor's
-    (when asked), at most `per_attribute` per anchor and attribute."""
-    kept, found = [], Counter()
-    for hit in hits:
-        key = (hit.anchor, hit.attribute)
-        if found[key] < per_attribute and (not across_groups or
-                                           tree.group(hit.product.category) != tree.group(anchor_categories.get(hit.anchor))):
-            found[key] += 1
-            kept.append(hit)
+def attribute_hits(pairs: Iterable[tuple[str, str, float]], tops: dict[str, list[ProductCard]],
+                   anchor_categories: dict[str, str | None], tree: CategoryTree, per_attribute: int,
+                   across_groups: bool) -> list[AttributeHit]:
+    """`shared_attributes`' second half: for each (anchor, attribute, weight) of `pairs`, the
+    attribute's products in popularity order (`tops`), the anchor left out, another group than
+    the anchor's (when asked), at most `per_attribute` of them. A hit is made only for what is
+    kept (the 80 most popular of each attribute are read: most are passed over)."""
+    kept = []
+    for anchor, key, weight in pairs:
+        home, found = tree.group(anchor_categories.get(anchor)), 0
+        for card in tops[key]:
+            if found == per_attribute:
+                break
+            if card.id != anchor and not (across_groups and tree.group(card.category) == home):
+                kept.append(AttributeHit(anchor, key, card, weight))
+                found += 1
     return kept
 
 

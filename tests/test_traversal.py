@@ -180,7 +180,9 @@ class _Recording(Neo4jGraphStore):
     def _read(self, key, **params):
         self.calls.append((key, set(params)))
         if key == "traversal.anchor_attributes":
-            return [{"anchor": "a", "anchor_category": None, "attribute": "style:casual", "holders": 2, "products": 10}]
+            return [{"anchor": "a", "anchor_category": None, "attributes": [["style:casual", 2]], "products": 10}]
+        if key == "traversal.product_cards":
+            return [{"cards": []}]  # an aggregate: always one record
         return [{"ts": 1.0}] if key == "traversal.latest_sale_time" else [{"products": 0}] if key.endswith("count") else []
 
     _write = _read
