@@ -122,6 +122,28 @@ OPTIONAL MATCH (u:Shopper)-[:HAD_SESSION]->(s)
 RETURN i.event_id AS id, s.id AS session_id, p.id AS product_id, i.type AS type, i.ts AS ts,
        u.id AS shopper_id, i.location AS location, i.gift AS gift;
 
+// What a feed reads of a shopper, in one statement (graph/store.py's shopper_history): the
+// shopper, their newest $events events and the newest $lists lists they were shown, each as the
+// rows of shopper_events and impressions.latest_impressions, newest first.
+// name: shopper_history
+MATCH (u:Shopper {id: $shopper_id})
+RETURN u.home_location AS home_location,
+       COLLECT {
+         MATCH (u)-[:HAD_SESSION]->(s:Session)-[i:INTERACTED]->(p:Product)
+         WITH s, i, p
+         ORDER BY i.ts DESC, i.event_id DESC
+         LIMIT $events
+         RETURN [i.event_id, s.id, p.id, i.type, i.ts, u.id, i.location, i.gift]
+       } AS events,
+       COLLECT {
+         MATCH (shown:Impression {shopper_id: $shopper_id})
+         WITH shown
+         ORDER BY shown.at DESC, shown.id DESC
+         LIMIT $lists
+         RETURN [shown.id, shown.list, shown.at, shown.shopper_id, shown.session_id, shown.product_id, shown.model,
+                 shown.ranker, shown.variant, shown.context, shown.items]
+       } AS impressions;
+
 // name: session_events
 MATCH (s:Session {id: $session_id})-[i:INTERACTED]->(p:Product)
 WHERE i.ts >= $since

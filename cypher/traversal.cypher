@@ -11,48 +11,75 @@ MATCH (p:Product {id: productId})
 OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
 RETURN collect([p.id, p.name, c.id]) AS cards;
 
-// anchor <-INCLUDES- Look -INCLUDES-> the look's items, in order (the anchor among them), with
-// each item's name and leaf category; curated looks before mined ones, each by id.
-// Rows come anchor by anchor in the order of $anchors, as every walk's do.
-// name: looks_with
-UNWIND range(0, size($anchors) - 1) AS n
-MATCH (a:Product {id: $anchors[n]})
-CALL (a) {
-  MATCH (a)<-[:INCLUDES]-(l:Look)
-  WITH DISTINCT l
-  RETURN l, coalesce(l.mined, false) AS mined
-  ORDER BY mined, l.id
-  LIMIT $per_anchor
-}
-MATCH (l)-[i:INCLUDES]->(p:Product)
-OPTIONAL MATCH (p)-[:IN_CATEGORY]->(c:Category)
-WITH n, a, l, mined, p, c, i.position AS position
-ORDER BY n, mined, l.id, position
-WITH n, a, l, mined, collect(p.id) AS productIds, collect([p.name, c.id]) AS cards
-ORDER BY n, mined, l.id
-RETURN a.id AS anchor, l.id AS look_id, l.name AS look_name, mined, productIds AS product_ids,
-       cards AS product_cards;
-
-// The attributes of each anchor, every kind, with how many products hold each (for how telling
-// it is: graph/traversal.py's telling_attributes picks the walked ones), the anchor's leaf
-// category and the catalogue's size (the first half of anchor -HAS_ATTRIBUTE-> attribute
-// <-HAS_ATTRIBUTE- other products; the second half is attribute_top_products). Both counts are
-// read from Neo4j's count store and each node's degree, not by scanning. One record per anchor,
-// its attributes as [key, holders] pairs by key.
-// name: anchor_attributes
+// The engine's three walks from a batch of anchor products ($anchors), in one statement (a
+// statement is a round trip: about 0.5 ms through the Python driver), each a COLLECT subquery
+// whose rows come anchor by anchor in the order of $anchors. A walk asked for 0 per anchor
+// ($looks_per_anchor, $crowd_per_anchor; $attributes false) is not walked.
+//
+// looks: anchor <-INCLUDES- Look -INCLUDES-> the look's items, in order (the anchor among
+// them), with each item's name and leaf category; curated looks before mined ones, each by id:
+// [anchor, look id, look name, mined, [item ids], [[item name, item category]]].
+//
+// attributes: the attributes of each anchor, every kind, with how many products hold each (for
+// how telling it is: graph/traversal.py's telling_attributes picks the walked ones), and the
+// anchor's leaf category: [anchor, anchor category, [[attribute key, holders]]] (the first
+// half of anchor -HAS_ATTRIBUTE-> attribute <-HAS_ATTRIBUTE- other products; the second half is
+// attribute_top_products). `products`, the catalogue's size, and the holders are read from
+// Neo4j's count store and each node's degree, not by scanning.
+//
+// crowd: anchor -BOUGHT_WITH-> its companions in the crowd's sessions (materialized by
+// graph/crowd.py), most sessions first: [anchor, [[companion id, sessions, name, category]]].
+// name: walks
 CALL () {
   MATCH (p:Product)
   RETURN count(p) AS products
 }
-UNWIND range(0, size($anchors) - 1) AS n
-MATCH (a:Product {id: $anchors[n]})-[:HAS_ATTRIBUTE]->(t:Attribute)
-OPTIONAL MATCH (a)-[:IN_CATEGORY]->(c:Category)
-WITH n, a, c, t, products
-ORDER BY n, t.key
-WITH n, a.id AS anchor, c.id AS anchorCategory, products,
-     collect([t.key, COUNT { (t)<-[:HAS_ATTRIBUTE]-() }]) AS attributes
-ORDER BY n
-RETURN anchor, anchorCategory AS anchor_category, attributes, products;
+RETURN products,
+  COLLECT {
+    UNWIND range(0, size($anchors) - 1) AS n
+    MATCH (a:Product {id: $anchors[n]})
+    CALL (a) {
+      MATCH (a)<-[:INCLUDES]-(l:Look)
+      WITH DISTINCT l
+      RETURN l, coalesce(l.mined, false) AS mined
+      ORDER BY mined, l.id
+      LIMIT $looks_per_anchor
+    }
+    MATCH (l)-[i:INCLUDES]->(item:Product)
+    OPTIONAL MATCH (item)-[:IN_CATEGORY]->(c:Category)
+    WITH n, a, l, mined, item, c, i.position AS position
+    ORDER BY n, mined, l.id, position
+    WITH n, a, l, mined, collect(item.id) AS itemIds, collect([item.name, c.id]) AS cards
+    ORDER BY n, mined, l.id
+    RETURN [a.id, l.id, l.name, mined, itemIds, cards]
+  } AS looks,
+  COLLECT {
+    UNWIND range(0, size($anchors) - 1) AS n
+    MATCH (a:Product {id: $anchors[n]})-[:HAS_ATTRIBUTE]->(t:Attribute)
+    WHERE $attributes
+    OPTIONAL MATCH (a)-[:IN_CATEGORY]->(c:Category)
+    WITH n, a, c, t
+    ORDER BY n, t.key
+    WITH n, a.id AS anchor, c.id AS anchorCategory, collect([t.key, COUNT { (t)<-[:HAS_ATTRIBUTE]-() }]) AS held
+    ORDER BY n
+    RETURN [anchor, anchorCategory, held]
+  } AS attributes,
+  COLLECT {
+    UNWIND range(0, size($anchors) - 1) AS n
+    MATCH (a:Product {id: $anchors[n]})
+    CALL (a) {
+      MATCH (a)-[r:BOUGHT_WITH]->(q:Product)
+      RETURN q, r.sessions AS sessions
+      ORDER BY sessions DESC, q.id
+      LIMIT $crowd_per_anchor
+    }
+    OPTIONAL MATCH (q)-[:IN_CATEGORY]->(c:Category)
+    WITH n, a, q, sessions, c
+    ORDER BY n, sessions DESC, q.id
+    WITH n, a.id AS anchor, collect([q.id, sessions, q.name, c.id]) AS companions
+    ORDER BY n
+    RETURN [anchor, companions]
+  } AS crowd;
 
 // The $scanned most popular products of each attribute (popularity: the product's interactions
 // other than dismissals). An aggregate over every product that has the attribute: the engine
@@ -70,25 +97,6 @@ CALL (t) {
 }
 RETURN key AS attribute, id, name, category_id
 ORDER BY attribute, popularity DESC, id;
-
-// anchor -BOUGHT_WITH-> its companions in the crowd's sessions (materialized by
-// graph/crowd.py), most sessions first: one record per anchor, each companion as
-// [id, sessions, name, category].
-// name: co_sessions
-UNWIND range(0, size($anchors) - 1) AS n
-MATCH (a:Product {id: $anchors[n]})
-CALL (a) {
-  MATCH (a)-[r:BOUGHT_WITH]->(q:Product)
-  RETURN q, r.sessions AS sessions
-  ORDER BY sessions DESC, q.id
-  LIMIT $per_anchor
-}
-OPTIONAL MATCH (q)-[:IN_CATEGORY]->(c:Category)
-WITH n, a, q, sessions, c
-ORDER BY n, sessions DESC, q.id
-WITH n, a.id AS anchor, collect([q.id, sessions, q.name, c.id]) AS companions
-ORDER BY n
-RETURN anchor, companions;
 
 // Products nearest a LookGNN query vector, through the vector index of schema.cypher. The
 // index is approximate (HNSW): asked for $candidates (twice $k) and cut to the best $k, it finds

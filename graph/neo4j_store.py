@@ -23,7 +23,7 @@ from .model import Attribute, Category, Event, GraphStats, Look, Neighbour, Prod
 from .neo4j_traversal import CypherTraversal
 from .store import (
     CHANGE_KIND, CHANGE_RETENTION_SECONDS, CHANGES_PER_WRITE, AlreadyExists, BulkWriter, GraphStore, SessionConflict,
-    UnknownNode, erasure_key, experiment_json, experiment_of_json, impression_items_json, impression_of_row,
+    IMPRESSION_COLUMNS, UnknownNode, erasure_key, experiment_json, experiment_of_json, impression_items_json, impression_of_row,
 )
 
 _STATEMENT_OF_KIND = {
@@ -327,6 +327,15 @@ class Neo4jGraphStore(GraphStore):
             found = self._read("read.session_events", session_id=session_id, since=since, limit=limit)
         return [Event(*row[:7], bool(row[7])) for row in reversed(found[0]["events"])]
 
+    def shopper_history(self, shopper_id, events, lists):
+        found = self._read("read.shopper_history", shopper_id=shopper_id, events=events, lists=lists)
+        if not found:
+            raise UnknownNode("Shopper", shopper_id)
+        row = found[0]
+        return (Shopper(shopper_id, row["home_location"]),
+                [Event(*e[:7], bool(e[7])) for e in reversed(row["events"])],
+                [impression_of_row(dict(zip(IMPRESSION_COLUMNS, i))) for i in reversed(row["impressions"])])
+
     def changes_since(self, seq: int, limit: int = 1_000) -> list[tuple[int, str, str]]:
         return [(r["seq"], r["kind"], r["key"]) for r in self._read("changes.changes_since", seq=seq, limit=limit)]
 
@@ -347,8 +356,8 @@ class Neo4jGraphStore(GraphStore):
         return [impression_of_row(row) for row in rows]
 
     def latest_impressions(self, shopper_id: str, limit: int) -> list:
-        rows = self._read("impressions.latest_impressions", shopper_id=shopper_id, limit=limit)
-        return [impression_of_row(row) for row in reversed(rows)]
+        found = self._read("impressions.latest_impressions", shopper_id=shopper_id, limit=limit)[0]["impressions"]
+        return [impression_of_row(dict(zip(IMPRESSION_COLUMNS, row))) for row in reversed(found)]
 
     def delete_impressions_before(self, before: float) -> int:
         deleted = 0

@@ -57,62 +57,51 @@ class CypherTraversal(Traversal):
         return {pid: self._card({"id": pid, "name": name, "category_id": category}) for pid, name, category in found}
 
     def looks_with(self, anchors: Sequence[str], per_anchor: int = 10) -> list[LookHit]:
-        return self._looks(self._run(self._looks_query(anchors, per_anchor)))
+        return self._looks(self._walks(anchors, looks_per_anchor=per_anchor)["looks"])
 
     def shared_attributes(self, anchors: Sequence[str], per_attribute: int = 8, across_groups: bool = True,
                           scanned: int = 80) -> list[AttributeHit]:
-        return self._shared(self._run(self._attributes_query(anchors)), per_attribute, across_groups, scanned)
+        found = self._walks(anchors, attributes=True)
+        return self._shared(found["attributes"], found["products"], per_attribute, across_groups, scanned)
 
     def co_sessions(self, anchors: Sequence[str], per_anchor: int = 20) -> list[CrowdHit]:
-        return self._crowd(self._run(self._crowd_query(anchors, per_anchor)))
+        return self._crowd(self._walks(anchors, crowd_per_anchor=per_anchor)["crowd"])
 
     def walk(self, anchors: Sequence[str], looks_per_anchor: int = 10, per_attribute: int = 8,
              crowd_per_anchor: int = 20, across_groups: bool = True) -> Walks:
-        """As `Traversal.walk`, in one round trip: the three walks in one read transaction, the
-        cards of what they reached with them."""
-        looks, attributes, crowd = self.store._read_many(
-            self._looks_query(anchors, looks_per_anchor), self._attributes_query(anchors),
-            self._crowd_query(anchors, crowd_per_anchor))
+        """As `Traversal.walk`, in one round trip: the three walks in one statement, with the
+        cards of what they reached."""
+        found = self._walks(anchors, looks_per_anchor, True, crowd_per_anchor)
+        looks, crowd = found["looks"], found["crowd"]
         cards = {pid: self._card({"id": pid, "name": name, "category_id": category})
-                 for r in looks for pid, (name, category) in zip(r["product_ids"], r["product_cards"])}
+                 for _, _, _, _, ids, items in looks for pid, (name, category) in zip(ids, items)}
         cards |= {pid: self._card({"id": pid, "name": name, "category_id": category})
-                  for r in crowd for pid, _, name, category in r["companions"]}
-        return self._compose(anchors, self._looks(looks), self._shared(attributes, per_attribute, across_groups),
+                  for _, companions in crowd for pid, _, name, category in companions}
+        return self._compose(anchors, self._looks(looks),
+                             self._shared(found["attributes"], found["products"], per_attribute, across_groups),
                              self._crowd(crowd), cards)
 
-    # Each walk's statement with its parameters, and its rows as hits.
-    def _run(self, query: tuple[str, dict]) -> list[dict]:
-        key, params = query
-        return self.store._read(key, **params)
+    def _walks(self, anchors: Sequence[str], looks_per_anchor: int = 0, attributes: bool = False,
+               crowd_per_anchor: int = 0) -> dict:
+        """`traversal.walks`' one record: each walk's rows (a walk asked for none is not walked)."""
+        return self.store._read("traversal.walks", anchors=list(anchors), looks_per_anchor=looks_per_anchor,
+                                attributes=attributes, crowd_per_anchor=crowd_per_anchor)[0]
 
     @staticmethod
-    def _looks_query(anchors: Sequence[str], per_anchor: int) -> tuple[str, dict]:
-        return "traversal.looks_with", {"anchors": list(anchors), "per_anchor": per_anchor}
+    def _looks(rows: list[list]) -> list[LookHit]:
+        return [LookHit(anchor, look, name, tuple(ids), mined) for anchor, look, name, mined, ids, _ in rows]
 
     @staticmethod
-    def _attributes_query(anchors: Sequence[str]) -> tuple[str, dict]:
-        return "traversal.anchor_attributes", {"anchors": list(anchors)}
+    def _crowd(rows: list[list]) -> list[CrowdHit]:
+        return [CrowdHit(anchor, pid, sessions) for anchor, companions in rows for pid, sessions, _, _ in companions]
 
-    @staticmethod
-    def _crowd_query(anchors: Sequence[str], per_anchor: int) -> tuple[str, dict]:
-        return "traversal.co_sessions", {"anchors": list(anchors), "per_anchor": per_anchor}
-
-    @staticmethod
-    def _looks(rows: list[dict]) -> list[LookHit]:
-        return [LookHit(r["anchor"], r["look_id"], r["look_name"], tuple(r["product_ids"]), r["mined"]) for r in rows]
-
-    @staticmethod
-    def _crowd(rows: list[dict]) -> list[CrowdHit]:
-        return [CrowdHit(r["anchor"], pid, sessions) for r in rows for pid, sessions, _, _ in r["companions"]]
-
-    def _shared(self, rows: list[dict], per_attribute: int, across_groups: bool, scanned: int = 80) -> list[AttributeHit]:
-        held = {r["anchor"]: [(key, holders) for key, holders in r["attributes"]] for r in rows}
-        products = rows[0]["products"] if rows else 0
-        pairs = [(anchor, key, weight) for anchor, mine in held.items()
-                 for key, weight in telling_attributes(mine, products)]
+    def _shared(self, rows: list[list], products: int, per_attribute: int, across_groups: bool,
+                scanned: int = 80) -> list[AttributeHit]:
+        held = {anchor: [(key, holders) for key, holders in attributes] for anchor, _, attributes in rows}
+        pairs = [(anchor, key, weight) for anchor, mine in held.items() for key, weight in telling_attributes(mine, products)]
         # Each attribute's `scanned + 1` most popular (enough when one of them is the anchor).
         tops = self._attribute_top({key for _, key, _ in pairs}, scanned + 1)
-        homes = {r["anchor"]: r["anchor_category"] for r in rows}
+        homes = {anchor: category for anchor, category, _ in rows}
         return attribute_hits(pairs, tops, homes, self.categories, per_attribute, across_groups)
 
     def _attribute_top(self, attributes: set[str], scanned: int) -> dict[str, list[ProductCard]]:

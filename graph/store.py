@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from pydantic_core import from_json
 
-from .model import Event, Experiment, GraphStats, Impression, Neighbour, ShownItem, Variant
+from .model import Event, Experiment, GraphStats, Impression, Neighbour, Shopper, ShownItem, Variant
 
 T = TypeVar("T")
 
@@ -300,6 +300,14 @@ class GraphStore(abc.ABC):
     @abc.abstractmethod
     def get(self, kind: str, node_id: str):
         """One record of `kind` by id, or raise `UnknownNode`."""
+
+    def shopper_history(self, shopper_id: str, events: int, lists: int) -> tuple[Shopper, list[Event], list[Impression]]:
+        """What a feed reads of a shopper, at once: the shopper, their latest `events` events
+        (oldest first) and the latest `lists` lists they were shown (oldest first); raises
+        `UnknownNode` for a shopper the store does not hold. (A store where each read is a round
+        trip answers it in one.)"""
+        return (self.get("shoppers", shopper_id), self.events(shopper_id=shopper_id, limit=events),
+                self.latest_impressions(shopper_id, lists))
 
     @abc.abstractmethod
     def events(

@@ -97,35 +97,34 @@ def for_shopper(engine, shopper_id: str | None, ask: Ask) -> Request:
         cards = known(engine, events, ask.items)
         events = events + [Event(f"ask/{i}", ask.session_id, pid, "view", now, None, ask.location, bool(ask.gift))
                            for i, pid in enumerate(ask.items)]
-        home = None
+        home, lists, every = None, [], cards
     else:
-        try:
-            home = engine.store.get("shoppers", shopper_id).home_location
-            events = [e for e in engine.store.events(shopper_id=shopper_id, limit=HISTORY)
-                      if e.ts <= now + engine.future_slack]
+        try:  # one read: on Neo4j one round trip for the shopper, their events and what they were shown
+            shopper, events, lists = engine.store.shopper_history(shopper_id, HISTORY, SHOWN_LISTS)
+            home = shopper.home_location
         except UnknownNode:
-            home, events = None, []
-        cards = known(engine, events, [ask.product_id] if ask.product_id else [])
+            home, events, lists = None, [], []
+        events = [e for e in events if e.ts <= now + engine.future_slack]
+        lists = [i for i in lists if i.at <= now + engine.future_slack]  # none shown after the moment asked about
+        asked = [ask.product_id] if ask.product_id else []
+        every = known(engine, events, asked, also=[item.product_id for i in lists for item in i.items])
+        cards = {pid: every[pid] for pid in (*asked, *(e.product_id for e in events)) if pid in every}
     state = policies.shopper_state(shopper_id, home, events, cards, engine.graph.categories, engine.config, now,
                                    ask.session_id, ask.gift)
     anchors = {a: wv for a, wv in _anchors(state, ask, engine.config).items() if a in cards}  # deleted products are no anchors
     request = Request(state, anchors, ask, now, cards, ask.product_id is not None)
-    _read_shown(engine, request, events)
+    _read_shown(engine, request, events, lists, every)
     return _settled(engine, request)
 
 
-def _read_shown(engine, request: Request, events: list[Event]) -> None:
-    """What the shopper was shown lately and has not engaged with since (`Request.shown`)."""
-    if request.state.shopper_id is None:
+def _read_shown(engine, request: Request, events: list[Event], lists: list, cards: dict[str, ProductCard]) -> None:
+    """What the shopper was shown lately (`lists`, the shown products' `cards`) and has not
+    engaged with since (`Request.shown`)."""
+    if request.state.shopper_id is None or not lists:
         return
     engaged: dict[str, float] = {}
     for e in events:
         engaged[e.product_id] = max(engaged.get(e.product_id, e.ts), e.ts)
-    lists = [i for i in engine.store.latest_impressions(request.state.shopper_id, SHOWN_LISTS)
-             if i.at <= request.now + engine.future_slack]  # none shown after the moment asked about
-    if not lists:
-        return
-    cards = engine.graph.cards({item.product_id for i in lists for item in i.items})
     group = engine.graph.categories.group
     for impression in lists:
         for item in impression.items:
@@ -148,10 +147,10 @@ def for_look(engine, product_id: str, ask: Ask) -> Request:
     return _settled(engine, Request(state, anchors, ask, now, cards, True))
 
 
-def known(engine, events: list[Event], asked) -> dict[str, ProductCard]:
-    """Cards of the products the events name and of those asked about; an asked product that
-    does not exist raises `UnknownNode`."""
-    cards = engine.graph.cards([*asked, *(e.product_id for e in events)])
+def known(engine, events: list[Event], asked, also=()) -> dict[str, ProductCard]:
+    """Cards of the products the events name, of those asked about and of `also`, in one read;
+    an asked product that does not exist raises `UnknownNode`."""
+    cards = engine.graph.cards([*asked, *(e.product_id for e in events), *also])
     for pid in asked:
         if pid not in cards:
             raise UnknownNode("Product", pid)

@@ -179,8 +179,8 @@ class _Recording(Neo4jGraphStore):
 
     def _read(self, key, **params):
         self.calls.append((key, set(params)))
-        if key == "traversal.anchor_attributes":
-            return [{"anchor": "a", "anchor_category": None, "attributes": [["style:casual", 2]], "products": 10}]
+        if key == "traversal.walks":  # one record, always
+            return [{"products": 10, "looks": [], "attributes": [["a", None, [["style:casual", 2]]]], "crowd": []}]
         if key == "traversal.product_cards":
             return [{"cards": []}]  # an aggregate: always one record
         return [{"ts": 1.0}] if key == "traversal.latest_sale_time" else [{"products": 0}] if key.endswith("count") else []
