@@ -175,6 +175,15 @@ def test_two_servers_on_one_store_agree_after_each_others_writes(tmp_path, store
     assert fresh.catch_up() == 1
     assert "boots-1" not in ids(items(second, page)) and "boots-1" not in ids(items(first, page))
 
+    # A product renamed on the first: the second's answers name it anew (on Neo4j a process
+    # keeps each card it read, replaced through the change log).
+    named = lambda: {i["product_id"]: i["name"] for i in items(second, page)}  # noqa: E731
+    belt = next(pid for pid in named() if pid != "boots-1")
+    assert first.patch(f"/products/{belt}", json={"name": "Renamed at the first"}, headers=as_(ADMIN)).status_code == 200
+    fresh.catch_up()
+    assert second_app.state.engine.graph.cards([belt])[belt].name == "Renamed at the first"
+    assert named()[belt] == "Renamed at the first"
+
     rule = {"id": "no-totes", "action": "exclude", "category": "women/bags"}
     assert first.post("/rules", json=rule, headers=as_(ADMIN)).status_code == 201
     fresh.catch_up()

@@ -441,6 +441,14 @@ def test_the_api_serves_a_trained_ranker_and_the_collaborative_source_on_each_st
             response = ask()
             assert response.status_code == 200 and response.json()["items"], response.text
             assert opened == ["execute_read"], (response.request.url, opened)
+        # ... of two or three statements: the shopper with their events and shown lists, the
+        # walks, and the cards of products this process has not read yet (each attribute's most
+        # popular products are counted once, then kept).
+        statements, read_many = [], store._read_many
+        monkeypatch.setattr(store, "_read_many", lambda *queries: statements.extend(k for k, _ in queries) or read_many(*queries))
+        asked[0]()
+        assert sorted(set(statements) - {"traversal.product_cards"}) == ["read.shopper_history", "traversal.walks"]
+        assert len(statements) <= 3, statements
 
 
 def test_logged_feeds_are_learnt_from_and_both_rankers_estimated_on_the_held_out_ones(demo):
