@@ -24,18 +24,6 @@ RETURN i.id AS id, i.list AS list, i.at AS at, i.shopper_id AS shopper_id, i.ses
 ORDER BY at, id
 LIMIT coalesce($limit, 9223372036854775807);
 
-// The latest lists shown to one shopper, newest first (fading reads them on every request), as
-// one record: a list of [id, list, at, shopper_id, session_id, product_id, model, ranker,
-// variant, context, items] (50 records cost the Python driver about 2 ms, one list of 50 next
-// to nothing).
-// name: latest_impressions
-MATCH (i:Impression {shopper_id: $shopper_id})
-WITH i
-ORDER BY i.at DESC, i.id DESC
-LIMIT $limit
-RETURN collect([i.id, i.list, i.at, i.shopper_id, i.session_id, i.product_id, i.model, i.ranker, i.variant,
-                i.context, i.items]) AS impressions;
-
 // name: delete_impressions_before
 MATCH (i:Impression)
 WHERE i.at < $before

@@ -355,10 +355,6 @@ class Neo4jGraphStore(GraphStore):
                           until=until if until is not None else 1e18, limit=limit, experiment=experiment)
         return [impression_of_row(row) for row in rows]
 
-    def latest_impressions(self, shopper_id: str, limit: int) -> list:
-        found = self._read("impressions.latest_impressions", shopper_id=shopper_id, limit=limit)[0]["impressions"]
-        return [impression_of_row(dict(zip(IMPRESSION_COLUMNS, row))) for row in reversed(found)]
-
     def delete_impressions_before(self, before: float) -> int:
         deleted = 0
         while n := self._write("impressions.delete_impressions_before", before=before, batch=self.batch_size)[0]["deleted"]:

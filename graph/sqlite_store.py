@@ -563,11 +563,12 @@ class SQLiteGraphStore(GraphStore):
                             " ORDER BY at, id LIMIT ?", (*params, -1 if limit is None else limit)).fetchall()
         return self._impressions.impressions(conn, rows)
 
-    def latest_impressions(self, shopper_id: str, limit: int) -> list:
+    def shopper_history(self, shopper_id: str, events: int, lists: int):
+        shopper = self.get("shoppers", shopper_id)
         conn = self._conn()
         rows = conn.execute(f"SELECT {IMPRESSION_CODED} FROM impression WHERE shopper_id = ?"
-                            " ORDER BY at DESC, id DESC LIMIT ?", (shopper_id, limit)).fetchall()
-        return self._impressions.impressions(conn, rows[::-1])
+                            " ORDER BY at DESC, id DESC LIMIT ?", (shopper_id, lists)).fetchall()
+        return shopper, self.events(shopper_id=shopper_id, limit=events), self._impressions.impressions(conn, rows[::-1])
 
     def delete_impressions_before(self, before: float) -> int:
         with self._transaction() as conn:

@@ -222,10 +222,6 @@ class GraphStore(abc.ABC):
         of `experiment`'s variants), oldest first; `limit` None: all of them."""
 
     @abc.abstractmethod
-    def latest_impressions(self, shopper_id: str, limit: int) -> list[Impression]:
-        """The `limit` latest lists shown to a shopper, oldest first (what fading reads)."""
-
-    @abc.abstractmethod
     def delete_impressions_before(self, before: float) -> int:
         """Drop impressions older than `before` (the retention); returns how many."""
 
@@ -301,13 +297,12 @@ class GraphStore(abc.ABC):
     def get(self, kind: str, node_id: str):
         """One record of `kind` by id, or raise `UnknownNode`."""
 
+    @abc.abstractmethod
     def shopper_history(self, shopper_id: str, events: int, lists: int) -> tuple[Shopper, list[Event], list[Impression]]:
         """What a feed reads of a shopper, at once: the shopper, their latest `events` events
-        (oldest first) and the latest `lists` lists they were shown (oldest first); raises
-        `UnknownNode` for a shopper the store does not hold. (A store where each read is a round
-        trip answers it in one.)"""
-        return (self.get("shoppers", shopper_id), self.events(shopper_id=shopper_id, limit=events),
-                self.latest_impressions(shopper_id, lists))
+        and the latest `lists` lists they were shown (what fading reads), each oldest first;
+        raises `UnknownNode` for a shopper the store does not hold. One read: on Neo4j one
+        statement, a round trip, where three cost three."""
 
     @abc.abstractmethod
     def events(

@@ -39,7 +39,7 @@ def test_lists_come_back_as_they_were_kept(tmp_path):
     assert store.append_impressions(kept[:1]) == 0  # the same recommendation id is kept once
     assert store.impressions(limit=None) == kept
     assert store.impressions(experiment="exp", limit=None) == [kept[1]]
-    assert store.latest_impressions("ann", 2) == kept[1:3]
+    assert store.shopper_history("ann", 10, 2)[2] == kept[1:3]
 
 
 def test_codes_given_by_one_worker_are_read_by_another(tmp_path):

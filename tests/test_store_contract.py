@@ -120,6 +120,22 @@ def test_events_append_idempotently_and_read_back_in_time_order(loaded):
     assert [(e.id, e.product_id) for e in loaded.events(session_id="s1")][-1] == ("e7", "boots-1")
 
 
+def test_a_shoppers_history_is_read_at_once_oldest_first(loaded):
+    """`shopper_history`: what a feed reads of a shopper (one statement on Neo4j)."""
+    from lookgraph.graph.model import Impression, ShownItem
+
+    lists = [Impression(f"{n:032x}", "feed", 5_000.0 + n, (ShownItem("boots-1", "look", "INCLUDES>INCLUDES", n == 2),),
+                        "ann", "s1", None, "m1", "hand-set", None, {"k": 1}) for n in range(3)]
+    loaded.append_impressions(lists)
+    shopper, events, shown = loaded.shopper_history("ann", 2, 2)
+    assert shopper == Shopper("ann", "London")
+    assert [e.id for e in events] == ["e2", "e3"] and events[-1].gift is True
+    assert shown == lists[1:]
+    assert loaded.shopper_history("bob", 10, 10)[1:] == ([loaded.events(shopper_id="bob")[0]], [])
+    with pytest.raises(UnknownNode):
+        loaded.shopper_history("nobody", 10, 10)
+
+
 def test_appending_creates_sessions_and_shoppers_on_first_sight(loaded):
     loaded.append_events([Event("n1", "s-new", "boots-1", "view", 5000.0, "cara", "Oslo")])
     assert loaded.get("shoppers", "cara") == Shopper("cara", None)
