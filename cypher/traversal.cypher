@@ -1,6 +1,7 @@
-// The recommendation engine's walks, run inside Neo4j (graph/neo4j_traversal.py). Each takes a
-// batch of anchor products ($anchors) so that a request costs a few round trips, whatever its
-// number of anchors. Their in-memory twins are in graph/memory_traversal.py; both answer alike.
+// The recommendation engine's walks, run inside Neo4j (graph/neo4j_traversal.py). They take a
+// batch of anchor products ($anchors) so that a request costs the same round trips, whatever its
+// number of anchors, and return lists inside few records (the Python driver's cost is per
+// record). Their in-memory twins are in graph/memory_traversal.py; both answer alike.
 
 // Name and leaf category of the products about to be ranked, as one record: [id, name,
 // category] each (through the Python driver a record costs about 45 microseconds however

@@ -1,8 +1,10 @@
-"""`CypherTraversal`: the engine's walks run inside Neo4j, one statement of
-`cypher/traversal.cypher` per walk, through the store's managed read transactions.
+"""`CypherTraversal`: the engine's walks run inside Neo4j, statements of
+`cypher/traversal.cypher` (the three walks one statement, `traversal.walks`), through the
+store's managed read transactions.
 
 Nothing of the graph is copied into the process but the category tree (small, and climbed on
-every request) and aggregates over every event, kept for `stats_ttl` seconds and recomputed in
+every request), each product's card once read (kept as the change log says), and aggregates
+over every event, kept for `stats_ttl` seconds and recomputed in
 the background once older: the crowd's statistics (trending, repurchase) and each walked
 attribute's most popular products (the second half of the shared-attribute walk; counted per
 request, it cost 6 s a request on the 1M-event demo).
