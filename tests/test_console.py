@@ -88,6 +88,16 @@ def test_a_rule_and_a_look_made_in_the_console_are_obeyed_by_the_next_api_answer
     assert not any(i["category"].startswith("women/shoes") for i in feed)
     bad = client.post("/console/rules", data={"id": "bad", "action": "pin", "category": "women"})
     assert bad.status_code == 422 and "a pin needs look_id and category" in bad.text
+    # A rule for one variant of an experiment: kept with it, shown with it, and refused when
+    # the variant is not "<experiment>/<variant>" (as POST /rules refuses it).
+    tested = client.post("/console/rules", data={"id": "tested", "action": "bury", "category": "women/bags",
+                                                  "variant": "variety/less"})
+    assert tested.status_code == 200 and "variety/less" in tested.text
+    assert next(r for r in store.rules() if r.id == "tested").variant == "variety/less"
+    assert 'name="variant" placeholder="experiment/variant" value="variety/less"' in client.get("/console/rules?edit=tested").text
+    refused = client.post("/console/rules", data={"id": "odd", "action": "bury", "category": "women", "variant": "no-slash"})
+    assert refused.status_code == 422 and "variant" in refused.text
+    assert client.delete("/console/rules/tested").status_code == 200
     assert client.delete("/console/rules/no-boots").status_code == 200 and store.rules() == []
     saved = client.post("/console/looks/edit", data={"id": "new-look", "name": "office women",
                                                      "product_ids": "jeans-1 belt-1"}, follow_redirects=False)
