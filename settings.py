@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     freshness_seconds: float = Field(0.5, ge=0)
     """How often each `lookgraph serve` process applies the store's changes made by others (other
     workers, the CLI, a load, `train`'s mined looks; 0: only its own writes)."""
+    compute_threads: int | None = Field(None, ge=1, le=64)
+    """How many recommendations one `lookgraph serve` worker computes at once; the rest wait
+    their turn. Default: 1 on the embedded store, whose answers are all CPU (a second thread only
+    fights the first for Python's interpreter lock: 86 against 126 req/s at concurrency 8,
+    `benchmarks/gorse_peer.py`), 4 on Neo4j, where an answer also waits on the server. More
+    cores: `--workers`."""
     impressions: bool = True
     """Keep every served list in the store (`recommend/impressions.py`); off: answers still carry
     a recommendation id, nothing is kept."""

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path as FilePath
 from typing import Annotated
 
+import anyio
 from fastapi import Body, FastAPI, Path, Query, Request, Response, Security
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -179,6 +180,12 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                     keep_shown=impressions.record if impressions is not None else None,
                     load_version=lambda version: load_version(settings.home, version))
     served = ServedModel(engine, settings.home, vectors.meta.get("version") if vectors else None, clock)
+    # Answers are computed `compute_threads` at a time, off the event loop: threads beyond what
+    # the store's waits need only trade Python's interpreter lock (settings.py).
+    computing = anyio.CapacityLimiter(settings.compute_threads or (4 if settings.store == "neo4j" else 1))
+
+    async def computed(answer) -> Response:
+        return await anyio.to_thread.run_sync(lambda: out(answer()), limiter=computing)
     fresh = Freshness(engine, store)
 
     @asynccontextmanager
@@ -248,7 +255,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
 
     # Every route that reads or writes the store is a plain `def`: FastAPI runs it in its
     # threadpool, so a request waiting on Neo4j (or on SQLite's disk) never holds the event loop,
-    # and requests run concurrently (`benchmarks/load.py --concurrency`).
+    # and requests run concurrently (`benchmarks/load.py --concurrency`). The recommendation
+    # routes run theirs through `computed`, a few at a time.
 
     def out(answer: Answer) -> Response:
         """The answer as `schemas.Recommendations` (the routes' documented `response_model`),
@@ -312,16 +320,16 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
 
     @app.get("/shoppers/{shopper_id:id}/recommendations", response_model=schemas.Recommendations,
              **guarded("read", 404), tags=["recommendations"], summary="A shopper's recommendations now")
-    def shopper_recommendations(shopper_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.ShopperQuery, Query()]) -> Response:
+    async def shopper_recommendations(shopper_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.ShopperQuery, Query()]) -> Response:
         """Complementary items for a shopper now: their session, their taste, the item in view."""
         ask = Ask(query.k, query.product_id, query.location, query.gift,
                   known_categories(query.category, ["query", "category"]), query.same_category, query.session_id,
                   explore=query.explore)
-        return out(engine.for_shopper(shopper_id, ask))
+        return await computed(lambda: engine.for_shopper(shopper_id, ask))
 
     @app.get("/products/{product_id:id}/complete-the-look", response_model=schemas.Recommendations,
              **guarded("read", 404), tags=["recommendations"], summary="Complete the look around a product")
-    def complete_the_look(product_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.LookQuery, Query()]) -> Response:
+    async def complete_the_look(product_id: Annotated[str, Path(**schemas.PATH_ID)], query: Annotated[schemas.LookQuery, Query()]) -> Response:
         """What completes the look around a product, for anyone (no shopper needed)."""
         ask = Ask(query.k, categories=known_categories(query.category, ["query", "category"]), items=tuple(query.item),
                   same_category=query.same_category, session_id=query.session_id)
@@ -332,11 +340,11 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                 if pid not in known:
                     raise invalid(["item", i], f"unknown product {pid!r}", "query")
             return engine.complete_the_look(product_id, ask)
-        return out(store.read_together(answer))
+        return await computed(lambda: store.read_together(answer))
 
     @app.post("/sessions/{session_id:id}/recommendations", response_model=schemas.Recommendations,
               **guarded("read", 404, 413), tags=["recommendations"], summary="An anonymous visitor's recommendations")
-    def session_recommendations(session_id: Annotated[str, Path(**schemas.PATH_ID)], body: schemas.SessionAsk) -> Response:
+    async def session_recommendations(session_id: Annotated[str, Path(**schemas.PATH_ID)], body: schemas.SessionAsk) -> Response:
         """For an anonymous visitor: the session's events so far plus the items given."""
         ask = Ask(body.k, None, body.location, body.gift, known_categories(body.categories, ["body", "categories"]),
                   body.same_category, session_id, tuple(body.items), body.explore)
@@ -347,7 +355,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                 if pid not in known:
                     raise invalid(["items", i], f"unknown product {pid!r}")
             return engine.for_session(session_id, ask)
-        return out(store.read_together(answer))
+        return await computed(lambda: store.read_together(answer))
 
     @app.get("/looks/{look_id:id}", response_model=schemas.LookOut, **guarded("read", 404), tags=["catalogue"],
              summary="One look")

@@ -236,6 +236,43 @@ def test_concurrent_writers_lose_no_event(api):
     assert len(store.events(shopper_id="bob")) == 200
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_worker_computes_at_most_compute_threads_answers_at_once(tmp_path, embedded, monkeypatch, threads):
+    """More threads than the store's waits need only fight over Python's interpreter lock: the
+    rest of the requests wait their turn, and every one is answered."""
+    from lookgraph.recommend.engine import Engine
+
+    build(tmp_path, embedded)
+    running, most, lock = 0, 0, threading.Lock()
+    answer = Engine.for_shopper
+
+    def counted(self, *args, **kwargs):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            threading.Event().wait(0.05)  # long enough for the others to arrive
+            return answer(self, *args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(Engine, "for_shopper", counted)
+    settings = Settings(home=tmp_path / "home", api_keys=KEYS, compute_threads=threads)
+    statuses = []
+    with TestClient(create_app(settings, embedded, vectors=None, clock=Clock())) as client:
+        def ask():
+            statuses.append(client.get("/shoppers/ann/recommendations", headers=as_(READ)).status_code)
+        askers = [threading.Thread(target=ask) for _ in range(6)]
+        for t in askers:
+            t.start()
+        for t in askers:
+            t.join()
+    assert statuses == [200] * 6
+    assert most == threads
+
+
 def test_health_metrics_and_openapi(api):
     client, _ = api
     assert client.get("/health").json()["status"] == "ok"
