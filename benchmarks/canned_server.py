@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from lookgraph.api.app import create_app
 from lookgraph.recommend.explanations import Path as ReasonPath
-from lookgraph.recommend.explanations import Recommendation, Step
+from lookgraph.recommend.explanations import Answer, Recommendation, Step
 from lookgraph.graph.sqlite_store import SQLiteGraphStore
 
 
@@ -39,7 +39,7 @@ def main() -> None:
     answer, port = recommendations(json.loads(Path(sys.argv[1]).read_text())), int(sys.argv[2])
     with tempfile.TemporaryDirectory() as empty:  # an empty store: no index to build
         app = create_app(store=SQLiteGraphStore(Path(empty) / "graph.db"), vectors=None)
-        app.state.engine.for_shopper = lambda shopper_id, ask: answer[: ask.k]
+        app.state.engine.for_shopper = lambda shopper_id, ask: Answer(answer[: ask.k], recommendation_id="canned")
         threadpool_limits(1)
         gc.freeze()
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
