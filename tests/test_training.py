@@ -115,6 +115,24 @@ def test_the_complement_score_weighs_its_context(trained):
                        atol=1e-4)
 
 
+def test_scoring_every_product_at_once_gives_each_products_own_score(trained):
+    """The whole catalogue is scored category block by category block, and content through a
+    sparse product: the same numbers as each product scored alone, by the docstrings' formulas."""
+    _, result = trained
+    vectors, context, weights = result.vectors, np.array([3, 40, 77]), np.array([2.0, 1.0, 0.5], dtype=np.float32)
+    every = np.arange(len(vectors.ids["product"]))
+    assert np.allclose(vectors.gnn_scores(context, weights=weights),
+                       vectors.gnn_scores(context, among=every, weights=weights), rtol=1e-5, atol=1e-5)
+    types, bias, items = vectors.arrays["category_type"], vectors.arrays["gate_bias"], vectors.arrays["product"]
+    category = vectors.product_category
+    for x in (0, 55, len(every) - 1):  # score(x) = sum_i w_i (x * sigmoid(t_cat(x) * t_cat(i) + b)) . c_i
+        gate = 1 / (1 + np.exp(-(types[category[x]] * types[category[context]] + bias)))
+        expected = sum(w * (items[x] * g) @ items[i] for w, g, i in zip(weights, gate, context))
+        assert np.isclose(vectors.gnn_scores(context, weights=weights)[x], expected, rtol=1e-4, atol=1e-4)
+    assert np.allclose(vectors.content_scores(context, weights),
+                       vectors.content_scores(context, weights, among=every), rtol=1e-5, atol=1e-6)
+
+
 def test_a_shop_without_looks_trains_whole_graph_stops_early_on_shoppers_and_says_each_epoch(tmp_path):
     import torch
 
