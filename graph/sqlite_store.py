@@ -55,7 +55,8 @@ def _code_impressions(conn: sqlite3.Connection) -> None:
         conn.execute(f"DROP INDEX IF EXISTS {index}")
     for statement in IMPRESSION_SCHEMA.split(";"):
         conn.execute(statement)
-    codec, rows = ImpressionCodec(), conn.execute("SELECT * FROM impression_json ORDER BY rowid")
+    # By time, not rowid: the first version-3 stores kept impressions in a WITHOUT ROWID table.
+    codec, rows = ImpressionCodec(), conn.execute("SELECT * FROM impression_json ORDER BY at, id")
     while batch := [impression_of_row(dict(zip(IMPRESSION_COLUMNS, row))) for row in rows.fetchmany(10_000)]:
         coded, new = codec.rows(conn, batch, {i.shopper_id for i in batch})
         conn.executemany(f"INSERT INTO impression ({IMPRESSION_CODED}) VALUES ({', '.join('?' * 13)})", coded)

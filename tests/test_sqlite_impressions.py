@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
+
 from lookgraph.graph.model import Impression, Shopper, ShownItem
 from lookgraph.graph.sqlite_store import SCHEMA_VERSION, SQLiteGraphStore
 from lookgraph.graph.store import impression_items_json
@@ -67,17 +69,27 @@ def test_a_list_of_twenty_takes_a_few_hundred_bytes(tmp_path):
     assert store.impressions(limit=None)[-1].context == {"k": 3, "items": ["p02099"]}
 
 
-def test_a_store_that_kept_lists_as_json_is_brought_to_codes(tmp_path):
+# The version 3 layouts, as they were written: first keyed by id WITHOUT ROWID, then a rowid table.
+VERSION_3_IMPRESSIONS = {
+    "keyed by id": "CREATE TABLE impression (id TEXT PRIMARY KEY, list TEXT NOT NULL, at REAL NOT NULL,"
+                   " shopper_id TEXT, session_id TEXT, product_id TEXT, model TEXT, ranker TEXT, variant TEXT,"
+                   " context TEXT NOT NULL, items TEXT NOT NULL) WITHOUT ROWID",
+    "rowid": "CREATE TABLE impression (id TEXT NOT NULL UNIQUE, list TEXT NOT NULL, at REAL NOT NULL,"
+             " shopper_id TEXT, session_id TEXT, product_id TEXT, model TEXT, ranker TEXT, variant TEXT,"
+             " context TEXT NOT NULL, items TEXT NOT NULL)",
+}
+
+
+@pytest.mark.parametrize("layout", list(VERSION_3_IMPRESSIONS))
+def test_a_store_that_kept_lists_as_json_is_brought_to_codes(tmp_path, layout):
     path = tmp_path / "graph.db"
     store = SQLiteGraphStore(path)
     with_ann(store)
     store.close()
     kept = [impression(1, shown(20, exploring=2)), impression(2, shown(4), variant="exp/a", model=None)]
-    with sqlite3.connect(path) as conn:  # the version 3 layout, as it was written
+    with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE impression")
-        conn.execute("CREATE TABLE impression (id TEXT NOT NULL UNIQUE, list TEXT NOT NULL, at REAL NOT NULL,"
-                     " shopper_id TEXT, session_id TEXT, product_id TEXT, model TEXT, ranker TEXT, variant TEXT,"
-                     " context TEXT NOT NULL, items TEXT NOT NULL)")
+        conn.execute(VERSION_3_IMPRESSIONS[layout])
         conn.execute("CREATE INDEX impression_shopper ON impression(shopper_id, at)")
         conn.execute("CREATE INDEX impression_variant ON impression(variant, at)")
         conn.executemany("INSERT INTO impression VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
