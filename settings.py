@@ -54,8 +54,9 @@ class Settings(BaseSettings):
     compute_threads: int | None = Field(None, ge=1, le=64)
     """How many recommendations one `lookgraph serve` worker computes at once; the rest wait
     their turn. Default: 1 on the embedded store, whose answers are all CPU (a second thread only
-    fights the first for Python's interpreter lock: 86 against 126 req/s at concurrency 8,
-    `benchmarks/gorse_peer.py`), 4 on Neo4j, where an answer also waits on the server. More
+    fights the first for Python's interpreter lock: the MovieLens feed of
+    `benchmarks/gorse_peer.py`, one worker at concurrency 8, served 86 req/s with a thread per
+    request against 126 with one), 4 on Neo4j, where an answer also waits on the server. More
     cores: `--workers`."""
     impressions: bool = True
     """Keep every served list in the store (`recommend/impressions.py`); off: answers still carry
