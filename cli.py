@@ -285,9 +285,12 @@ def explain_model() -> None:
     for kind, found in report.get("valid_by_kind", {}).items():
         typer.echo(f"  {kind}: {found['queries']} validation queries, NDCG@20 " + ", ".join(
             f"{way} {value}" for way, value in found.items() if way != "queries"))
-    typer.echo(f"  {report['trees']} trees from nothing, {report.get('boosted_trees', 0)} over the base; "
-               f"{report['train_queries']} training and {report['valid_queries']} validation queries; "
-               f"validation NDCG@20 {report['valid_ndcg@20']}")
+    folds = report.get("folds", 1)
+    typer.echo(f"  {report['trees']} trees from nothing, {report.get('boosted_trees', 0)} over the base"
+               + (f", a mean over {folds} folds, each validated on the queries the others learnt from; "
+                  f"{report['valid_queries']} queries" if folds > 1 else
+                  f"; {report['train_queries']} training and {report['valid_queries']} validation queries")
+               + f"; validation NDCG@20 {report['valid_ndcg@20']}")
     if found := report.get("over_hand_set"):
         typer.echo(f"  too few held-out queries for trees: {report['base']['feed']} alone answered {found['answered']} of "
                    f"{report['valid_queries']} in the top 20 against the hand-set weights' {found['hand_set_answered']} "

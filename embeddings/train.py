@@ -11,7 +11,9 @@
    products and shoppers seed a sampled 2-hop neighbourhood (`NeighbourSampler`).
 4. Loss. BPR on both signals: softplus(negative score - positive score).
 5. Early stopping on validation NDCG@10 of complete-the-look, or, in a shop without looks, on
-   the held-out latest product of some shoppers (NDCG@20), keeping the best weights.
+   the held-out latest product of some shoppers (NDCG@20), keeping the best weights. Given a
+   model learnt before (`start`: `lookgraph train` learns again on every interaction once the
+   ranker is learnt), a fixed number of epochs more, with nothing held out to stop on.
 6. Inference. Every product, shopper, look and category is embedded in batches the same way.
 7. The weight of exact content match next to the GNN score is chosen on the validation looks.
 """
@@ -81,6 +83,10 @@ class TrainConfig:
     max_minutes: float | None = None
     """Stop after the epoch that passes this many minutes of training (keeping the best weights
     so far); None: only early stopping ends training."""
+    refresh_epochs: int = 2
+    """Epochs `lookgraph train` learns on, from the early-stopped weights, over every interaction
+    (what was held out for the ranker and early stopping included) before serving; within
+    `max_minutes`."""
 
 
 def default_threads() -> int:
@@ -150,10 +156,13 @@ def validation_ndcg(vectors: LookVectors, queries: list[Query], content_weight: 
 
 
 def train(graph: GraphExport, config: TrainConfig | None = None, validation: list[Query] | None = None,
-          progress: bool = False, shoppers: list[tuple[int, Query]] | None = None, log_line=None) -> TrainResult:
+          progress: bool = False, shoppers: list[tuple[int, Query]] | None = None, log_line=None,
+          start: LookGNN | None = None) -> TrainResult:
     """Train on `graph`; `validation` queries (complete-the-look) drive early stopping, or
-    without them `shoppers` (held-out latest products). `progress`: tqdm bars on a terminal;
-    `log_line`: called with one line per epoch (every output, not only terminals)."""
+    without them `shoppers` (held-out latest products). `start`: a model learnt on a graph of
+    the same nodes, learnt on for `config.epochs` epochs without early stopping. `progress`:
+    tqdm bars on a terminal; `log_line`: called with one line per epoch (every output, not only
+    terminals)."""
     config = config or TrainConfig()
     started = time.perf_counter()
     threads = config.threads or default_threads()
@@ -184,6 +193,9 @@ def train(graph: GraphExport, config: TrainConfig | None = None, validation: lis
     # them, so that a step costs what its batch costs, not what the graph's tables cost.
     model = LookGNN(num_nodes, list(edges), n_categories, content_tokens(graph), config.dim, config.layers,
                     config.id_dropout, sparse=not full).to(device)
+    if start is not None:
+        model.load_state_dict(start.state_dict())
+        validation = shoppers = None
     engaged = np.zeros(n_products, dtype=bool)
     engaged[graph.edges[("session", "interacted", "product")][1]] = True
     engaged[graph.edges[("look", "includes", "product")][1]] = True

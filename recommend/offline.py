@@ -205,11 +205,11 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
     4. the engine served from the rest, asked for those shoppers (their feed, at the query's
        moment) and for the held-out looks and sessions (an anonymous
        visitor with the other items): its candidates' features, labelled by the held-out
-       products, train the LambdaRank ranker (a fifth of the queries held out for its early
-       stopping); where too few queries have their answer among the candidates, no ranker, and
+       products, train the LambdaRank ranker (cross-fitted: `ranker.fit_ranker`); where too few queries have their answer among the candidates, no ranker, and
        the same queries decide whether the hand-set weights may show more of the anchors'
        categories (`choose_across_only`);
-    5. the counts and the collaborative index refreshed from the whole graph, to be served.
+    5. the counts and the collaborative index recounted from the whole graph, and LookGNN learnt
+       on over it for `refresh_epochs` more epochs (`learn_again`), to be served.
 
     `validation`: looks already held out of `graph` (the evaluation's), used instead of holding
     out more. `logged`: feeds the API served and what shoppers took from them (`logged.py`): the
@@ -274,24 +274,44 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
                         f"{ranker.report['valid_queries']} held-out queries in the top 20 against the hand-set "
                         f"weights' {found['hand_set_answered']} (sign test p {found['p']}): it ranks")
         if answerable >= config.min_ranker_queries:
-            order = np.random.default_rng(config.seed).permutation(len(groups))
-            cut = int(len(groups) * 0.8)
-            train_groups, valid_groups = [groups[i] for i in order[:cut]], [groups[i] for i in order[cut:]]
-            ranker = fit_ranker(train_groups, valid_groups, seed=config.seed)
+            ranker = fit_ranker(groups, seed=config.seed)
             if learnt_from_logs is not None:
-                ranker = with_logged(ranker, train_groups, valid_groups, learnt_from_logs, config.seed, say)
+                ranker = with_logged(ranker, groups, learnt_from_logs, config.seed, say)
             report = ranker.describe()
             report["candidate_recall"] = round(answerable / len(groups), 4)
             report["split"] = split_used
-            say(f"ranker: {report['trees']} trees from nothing, {report['boosted_trees']} over the base features "
-                f"{report['base']}; each kind ranked by {report['way']}; validation NDCG@20 {report['valid_ndcg@20']}, "
-                f"the held-out product among the candidates for {report['candidate_recall']:.0%} of the queries")
-    # Served with the counts and the item-to-item index of every interaction (a second of EASE):
-    # the ranker learnt them without the held-out futures, as it must.
+            say(f"ranker: {report['folds']} fold(s) of {report['trees']} trees from nothing and {report['boosted_trees']} "
+                f"over the base features {report['base']}; each kind ranked by {report['way']}; NDCG@20 "
+                f"{report['valid_ndcg@20']} on {report['valid_queries']} queries the trees never saw, the held-out "
+                f"product among the candidates for {report['candidate_recall']:.0%} of the queries")
+    # Served with the counts, the item-to-item index and LookGNN of every interaction: the
+    # ranker learnt them without the held-out futures, as it must, but a shopper's latest visits
+    # are what their next feed most depends on.
     served = with_looks(full, mined)
+    result = learn_again(result, served, config, progress, log_line)
     result.vectors.arrays |= crowd_statistics(served)
     add_collaborative(result.vectors, served, say)
     return result, ranker, split, mined
+
+
+def learn_again(result, served: GraphExport, config, progress: bool, log_line):
+    """LookGNN learnt on over `served` (every interaction) for `config.refresh_epochs` epochs
+    from the early-stopped weights, within what is left of `max_minutes`; what held-out queries
+    chose (the content weight, `across_only`) is kept. Returns `result` itself when there is no epoch to spend."""
+    from dataclasses import replace
+
+    from ..embeddings.train import train
+
+    left = None if config.max_minutes is None else config.max_minutes - result.seconds / 60
+    if config.refresh_epochs <= 0 or (left is not None and left <= 0):
+        return result
+    again = train(served, replace(config, epochs=config.refresh_epochs, max_minutes=left), progress=progress,
+                  log_line=log_line and (lambda line: log_line("every interaction: " + line)), start=result.model)
+    # What was chosen on held-out queries (the content weight, `across_only`) stays chosen.
+    again.vectors.meta = {**result.vectors.meta, **{k: v for k, v in again.vectors.meta.items() if k != "content_weight"}}
+    again.history = result.history + [{**record, "every_interaction": True} for record in again.history]
+    again.seconds += result.seconds
+    return again
 
 
 def logged_training(engine: Engine, graph: GraphExport, lists: list, say) -> dict | None:
@@ -310,15 +330,15 @@ def logged_training(engine: Engine, graph: GraphExport, lists: list, say) -> dic
     return {"learn": learn, "held_out": held_out, "examination": exam}
 
 
-def with_logged(ranker, train_groups: list, valid_groups: list, logs: dict, seed: int, say):
-    """The ranker learnt again with the logged feeds added (a click weighed by 1 / exam(slot)),
-    both estimated on the held-out logged feeds; the one learnt with them is returned, its
-    report saying both estimates."""
+def with_logged(ranker, groups: list, logs: dict, seed: int, say):
+    """The ranker learnt again with the logged feeds added to what every fold learns from (a
+    click weighed by 1 / exam(slot)), both estimated on the held-out logged feeds; the one
+    learnt with them is returned, its report saying both estimates."""
     from .logged import estimate, training_groups
     from .ranker import fit_ranker
 
     exam, held_out = logs["examination"], logs["held_out"]
-    learnt = fit_ranker(train_groups + training_groups(logs["learn"], exam), valid_groups, seed=seed)
+    learnt = fit_ranker(groups, seed=seed, learn_only=training_groups(logs["learn"], exam))
     clicks = float(sum(q.clicked.sum() for q in held_out))
     report = {"learnt_from": len(logs["learn"]), "held_out": len(held_out), "examination": exam.round(4).tolist(),
               "logged_clicks": clicks, "estimated_clicks_with_logs": round(estimate(learnt.score, held_out, exam), 2),

@@ -47,7 +47,11 @@ _HISTORY = FEATURES.index("history")
 
 KINDS = ("feed", "page")
 MIN_BASE_QUERIES = 30
-"""Validation queries of a kind needed to choose its base feature."""
+"""Held-out queries of a kind needed to choose its base feature."""
+FOLDS = 5
+CROSS_FIT_QUERIES = 2_000
+"""Below this many answerable held-out queries the ranker is cross-fitted over `FOLDS` folds
+(every query validates once); above, one validation fifth is plenty and a fifth of the cost."""
 
 
 def kind_of(x: np.ndarray) -> str:
@@ -78,22 +82,27 @@ class LearnedRanker:
 
     def __init__(self, boosters: dict, report: dict):
         self.boosters, self.report = boosters, report
-        """"trees": LambdaRank from nothing; "boosted": LambdaRank over the base features."""
+        """"trees": LambdaRank from nothing; "boosted": LambdaRank over the base features; each a
+        list of boosters (one per fold) whose scores are averaged."""
 
     def score(self, x: np.ndarray) -> np.ndarray:
         kind = kind_of(x)
         way = self.report.get("way", {}).get(kind, "trees")
         if way == "trees":
-            return self.boosters["trees"].predict(x, num_threads=1)
+            return self._trees("trees", x)
         scores = _base_scores(self.report["base"], x)
-        return scores + self.boosters["boosted"].predict(x, num_threads=1) if way == "boosted" else scores
+        return scores + self._trees("boosted", x) if way == "boosted" else scores
+
+    def _trees(self, way: str, x: np.ndarray) -> np.ndarray:
+        return sum(b.predict(x, num_threads=1) for b in self.boosters[way]) / len(self.boosters[way])
 
     def describe(self) -> dict:
         return self.report
 
     def save(self, folder: Path) -> None:
-        for way, booster in self.boosters.items():
-            booster.save_model(str(folder / _FILES[way]))
+        for way, boosters in self.boosters.items():
+            for n, booster in enumerate(boosters):
+                booster.save_model(str(folder / f"ranker-{way}-{n}.txt"))
         (folder / "ranker.json").write_text(json.dumps(self.report, indent=2) + "\n")
 
     @classmethod
@@ -106,11 +115,13 @@ class LearnedRanker:
         report = json.loads((folder / "ranker.json").read_text())
         if report.get("features") != list(FEATURES):
             return None  # trained on other features: the hand-set weights serve instead
-        return cls({way: lightgbm.Booster(model_file=str(folder / name)) for way, name in _FILES.items()
-                    if (folder / name).exists()}, report)
-
-
-_FILES = {"trees": "ranker.txt", "boosted": "ranker-boosted.txt"}
+        boosters = {}
+        for way, before_folds in (("trees", "ranker.txt"), ("boosted", "ranker-boosted.txt")):
+            files = sorted(folder.glob(f"ranker-{way}-*.txt"), key=lambda f: int(f.stem.rsplit("-", 1)[1]))
+            files = files or [f for f in (folder / before_folds,) if f.exists()]  # an artifact of one split
+            if files:
+                boosters[way] = [lightgbm.Booster(model_file=str(f)) for f in files]
+        return cls(boosters, report)
 
 
 def rank(engine, request, offers: Offers, keep: list[int], x: np.ndarray) -> tuple[np.ndarray, RuleSentences]:
@@ -146,46 +157,83 @@ def ndcg(groups: list[tuple[np.ndarray, ...]], score) -> float:
     return float(np.mean(found)) if found else 0.0
 
 
-def fit_ranker(train: list[tuple[np.ndarray, ...]], valid: list[tuple[np.ndarray, ...]],
-               seed: int = 7, threads: int = 1, rounds: int = 300) -> LearnedRanker:
-    """LambdaRank on query groups (features, relevance[, each row's weight]) with early
-    stopping on `valid`'s NDCG@20, learnt twice: from nothing, and over each kind's base
-    feature (the one that ranks that kind's validation queries best alone). Each kind of
-    request is then ranked the way that does best on its own validation queries: the trees from
-    nothing, the base feature with the trees over it, or the base feature alone; a kind with too
-    few validation queries to choose, by the trees from nothing. Groups without a relevant
-    candidate teach nothing and are left out."""
+def fit_ranker(groups: list[tuple[np.ndarray, ...]], seed: int = 7, threads: int = 1, rounds: int = 300,
+               learn_only: list[tuple[np.ndarray, ...]] = ()) -> LearnedRanker:
+    """LambdaRank on held-out query groups (features, relevance[, each row's weight]), learnt
+    twice: from nothing, and over each kind's base feature (the one that ranks that kind's
+    queries best alone).
+
+    Cross-fitted: the queries fall into `folds` (`FOLDS` below `CROSS_FIT_QUERIES` queries,
+    else one: four fifths to learn from, a fifth to validate on); each fold's trees are learnt
+    on the other folds, with early stopping on their own, and served together, their scores
+    averaged. Every query is thus scored once by trees that never saw it, and each kind of
+    request is ranked the way that does best on those out-of-fold scores: by the simplest of
+    the base alone, the base with trees over it, and the trees from nothing whose NDCG@20 is
+    within one standard error of the best (a few hundred queries choose by noise otherwise). A
+    kind with fewer than `MIN_BASE_QUERIES` queries is ranked by the trees from nothing.
+    `learn_only`: more groups learnt from in every fold, never validated on (logged feeds).
+    Groups without a relevant candidate teach nothing and are left out."""
     def useful(groups):
         return [(g[0], g[1], g[2] if len(g) > 2 else np.ones(len(g[1]))) for g in groups if g[1].any() and len(g[1]) > 1]
 
-    train, valid = useful(train), useful(valid)
-    if not train:
-        raise ValueError("no held-out interaction was among the candidates: nothing to learn a ranker from")
-    by_kind = {kind: [g for g in valid if kind_of(g[0]) == kind] for kind in KINDS}
+    groups, learn_only = useful(groups), useful(learn_only)
+    if len(groups) < 2:
+        raise ValueError("fewer than two held-out interactions were among the candidates: nothing to learn a ranker from")
+    folds = FOLDS if len(groups) < CROSS_FIT_QUERIES else 1
+    order = np.random.default_rng(seed).permutation(len(groups))
+    fold_of = np.empty(len(groups), dtype=np.int64)
+    fold_of[order] = np.arange(len(groups)) % FOLDS if folds > 1 else (np.arange(len(groups)) >= int(len(groups) * 0.8))
+    kinds = np.array([kind_of(g[0]) for g in groups])
     base = {}
-    for kind, queries in by_kind.items():
+    for kind in KINDS:
+        queries = [g for g, k in zip(groups, kinds) if k == kind]
         alone = {f: ndcg(queries, lambda x, i=i: x[:, i]) for i, f in enumerate(FEATURES)}
         base[kind] = max(alone, key=alone.get) if len(queries) >= MIN_BASE_QUERIES else None
-    boosters = {"trees": _lambdarank(train, valid, None, seed, threads, rounds)}
-    if any(base.values()):
-        boosters["boosted"] = _lambdarank(train, valid, base, seed, threads, rounds)
-    gain = boosters["trees"].feature_importance("gain", iteration=boosters["trees"].best_iteration or None)
+    ways = ("trees", "boosted") if any(base.values()) else ("trees",)
+    boosters = {way: [] for way in ways}
+    found = {way: np.zeros(len(groups)) for way in (*ways, "base")}  # each query's out-of-fold NDCG@20
+    for fold in range(folds) if folds > 1 else (1,):
+        learn = [g for g, f in zip(groups, fold_of) if f != fold] + learn_only
+        valid = np.flatnonzero(fold_of == fold)
+        for way in ways:
+            booster = _lambdarank(learn, [groups[i] for i in valid], base if way == "boosted" else None, seed, threads, rounds)
+            boosters[way].append(booster)
+            one = LearnedRanker({way: [booster]}, {"base": base, "way": dict.fromkeys(KINDS, way)})
+            found[way][valid] = [ndcg([groups[i]], one.score) for i in valid]
+        found["base"][valid] = [ndcg([groups[i]], lambda x: _base_scores(base, x)) for i in valid]
+    scored = fold_of >= 0 if folds > 1 else fold_of == 1
+    gain = sum(b.feature_importance("gain", iteration=b.best_iteration or None) for b in boosters["trees"])
     report = {
-        "ranker": LearnedRanker.name, "features": list(FEATURES), "base": base,
+        "ranker": LearnedRanker.name, "features": list(FEATURES), "base": base, "folds": folds,
         "gain": {f: round(float(g / max(gain.sum(), 1e-12)), 4) for f, g in sorted(zip(FEATURES, gain), key=lambda t: -t[1])},
-        "trees": _trees(boosters["trees"]), "boosted_trees": _trees(boosters["boosted"]) if "boosted" in boosters else 0,
-        "train_queries": len(train), "valid_queries": len(valid), "way": {}, "valid_by_kind": {},
+        "trees": round(float(np.mean([_trees(b) for b in boosters["trees"]])), 1),
+        "boosted_trees": round(float(np.mean([_trees(b) for b in boosters["boosted"]])), 1) if "boosted" in boosters else 0,
+        "train_queries": int(len(groups) - scored.sum()) if folds == 1 else len(groups), "learn_only": len(learn_only),
+        "valid_queries": int(scored.sum()), "way": {}, "valid_by_kind": {},
     }
-    learnt = LearnedRanker(boosters, report)
-    for kind, queries in by_kind.items():
-        found = {}
-        for way in ("trees", "boosted", "base") if base[kind] else ("trees",):
-            report["way"][kind] = way
-            found[way] = round(ndcg(queries, learnt.score), 4)
-        report["way"][kind] = max(found, key=found.get)  # ties: the first, the trees from nothing
-        report["valid_by_kind"][kind] = {"queries": len(queries), **found}
-    report["valid_ndcg@20"] = round(ndcg(valid, learnt.score), 4) if valid else None
-    return learnt
+    for kind in KINDS:
+        mine = scored & (kinds == kind)
+        candidates = ("base", "boosted", "trees") if base[kind] else ("trees",)  # simplest first
+        report["way"][kind] = _simplest_within_one_error({way: found[way][mine] for way in candidates})
+        report["valid_by_kind"][kind] = {"queries": int(mine.sum()),
+                                         **{way: round(float(found[way][mine].mean()), 4) if mine.any() else 0.0
+                                            for way in candidates}}
+    chosen = np.array([found[report["way"][k]][i] for i, k in enumerate(kinds)])
+    report["valid_ndcg@20"] = round(float(chosen[scored].mean()), 4)
+    return LearnedRanker(boosters, report)
+
+
+def _simplest_within_one_error(found: dict[str, np.ndarray]) -> str:
+    """The first way (simplest first) whose mean is within one standard error of the best's,
+    the error that of the per-query difference between the two."""
+    if not any(len(v) for v in found.values()):
+        return next(reversed(found))
+    best = max(found, key=lambda way: found[way].mean())
+    for way, values in found.items():
+        difference = found[best] - values
+        if difference.mean() <= difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else way == best:
+            return way
+    return best
 
 
 def _lambdarank(train: list, valid: list, base: dict | None, seed: int, threads: int, rounds: int):

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from typer.testing import CliRunner
 
@@ -94,7 +95,7 @@ def test_the_ranker_learns_which_feature_tells_and_survives_a_round_trip(tmp_pat
         y[np.argmax(x[:, telling])] = 1.0
         return x, y
 
-    ranker = fit_ranker([group() for _ in range(120)], [group() for _ in range(30)])
+    ranker = fit_ranker([group() for _ in range(150)])
     assert next(iter(ranker.report["gain"])) == "content_match"
     fresh = [group() for _ in range(20)]
     assert np.mean([np.argmax(ranker.score(x)) == np.argmax(y) for x, y in fresh]) >= 0.8
@@ -120,17 +121,18 @@ def test_each_kind_of_request_is_ranked_the_way_that_does_best_on_its_own_valida
             out.append((x, y))
         return out
 
-    alone = fit_ranker(groups(120, lambda x: x[:, first]), valid := groups(40, lambda x: x[:, first]))
+    alone = fit_ranker(groups(160, lambda x: x[:, first]))
+    valid = groups(40, lambda x: x[:, first])
     assert alone.report["base"] == {"feed": "collaborative", "page": None}  # no page among the queries
     assert alone.report["way"]["feed"] in ("boosted", "base") and ndcg(valid, alone.score) == pytest.approx(1.0)
     alone.save(tmp_path)
     assert np.allclose(LearnedRanker.load(tmp_path).score(valid[0][0]), alone.score(valid[0][0]))
 
     both = lambda x: x[:, first] + x[:, second]  # noqa: E731
-    blended = fit_ranker(groups(300, both) + groups(40, both, page=True), groups(60, both) + groups(10, both, page=True))
+    blended = fit_ranker(groups(360, both) + groups(25, both, page=True))
     found = blended.report["valid_by_kind"]
     assert blended.report["way"]["feed"] != "base" and found["feed"][blended.report["way"]["feed"]] > found["feed"]["base"]
-    assert blended.report["base"]["page"] is None and blended.report["way"]["page"] == "trees"  # 10 queries: too few
+    assert blended.report["base"]["page"] is None and blended.report["way"]["page"] == "trees"  # 25 queries: too few
 
     chosen = single_feature(groups(80, lambda x: x[:, first]), seed=0)
     assert chosen is not None and chosen.report["base"] == {"feed": "collaborative", "page": "collaborative"}
@@ -141,6 +143,66 @@ def test_each_kind_of_request_is_ranked_the_way_that_does_best_on_its_own_valida
     chosen.save(tmp_path / "single")
     assert np.allclose(LearnedRanker.load(tmp_path / "single").score(fresh[0][0]), chosen.score(fresh[0][0]))
     assert single_feature(groups(80, lambda x: rng.normal(size=len(x))), seed=0) is None  # nothing tells: hand-set
+
+
+def test_a_ranker_of_few_queries_is_cross_fitted_and_chooses_the_simplest_way_within_its_noise(tmp_path):
+    import lightgbm
+
+    from lookgraph.recommend.ranker import FOLDS, _simplest_within_one_error
+
+    rng = np.random.default_rng(2)
+    telling, history = FEATURES.index("collaborative"), FEATURES.index("history")
+
+    def groups(n):
+        out = []
+        for _ in range(n):
+            x = rng.random(size=(30, len(FEATURES)))
+            x[:, history] = 2.0
+            y = np.zeros(30)
+            y[np.argmax(x[:, telling])] = 1.0
+            out.append((x, y))
+        return out
+
+    ranker = fit_ranker(groups(200))
+    report = ranker.report
+    assert report["folds"] == FOLDS and len(ranker.boosters["trees"]) == FOLDS
+    assert report["valid_queries"] == 200  # every query validated once, by trees that never saw it
+    assert report["base"]["feed"] == "collaborative" and report["way"]["feed"] == "base"  # trees add nothing to it
+    x = groups(1)[0][0]
+    ranker.save(tmp_path)
+    assert np.allclose(LearnedRanker.load(tmp_path).score(x), ranker.score(x))
+
+    # An artifact of one split (before folds) still loads and serves its one model per way.
+    (tmp_path / "before").mkdir()
+    ranker.boosters["trees"][0].save_model(str(tmp_path / "before" / "ranker.txt"))
+    (tmp_path / "before" / "ranker.json").write_text((tmp_path / "ranker.json").read_text().replace('"base"', '"trees"', 0))
+    old = LearnedRanker.load(tmp_path / "before")
+    assert isinstance(old.boosters["trees"][0], lightgbm.Booster) and len(old.boosters["trees"]) == 1
+
+    noise = rng.normal(0, 0.1, 60)
+    assert _simplest_within_one_error({"base": 0.5 + noise, "trees": 0.505 + noise[::-1]}) == "base"
+    assert _simplest_within_one_error({"base": 0.5 + noise, "trees": 0.7 + noise}) == "trees"
+    big = fit_ranker(groups(2_000))
+    assert big.report["folds"] == 1 and big.report["valid_queries"] == 400 and big.report["train_queries"] == 1_600
+
+
+def test_the_served_lookgnn_has_learnt_from_what_training_held_out(demo):
+    _, graph, result, _, split, _ = demo
+
+    def touched(g):
+        seen = np.zeros(g.count("product"), dtype=bool)
+        seen[g.edges[("session", "interacted", "product")][1]] = True
+        seen[g.edges[("look", "includes", "product")][1]] = True
+        return seen
+
+    held_out_only = touched(graph) & ~touched(split.train)  # engaged only in what the ranker and early stopping held out
+    assert held_out_only.any()
+    assert not result.model.cold[torch.from_numpy(held_out_only)].any()  # learnt from their engagement too, not content alone
+    again = [r for r in result.history if r.get("every_interaction")]
+    assert len(again) == FAST.refresh_epochs and len(result.history) > len(again)
+
+    spent = TrainConfig(**{**FAST.__dict__, "max_minutes": 1e-6})  # the budget is spent by early stopping's epochs
+    assert not any(r.get("every_interaction") for r in fit_artifact(graph, spent)[0].history)
 
 
 def test_the_offline_store_holds_the_training_graph(demo, tmp_path):
