@@ -32,10 +32,10 @@ from .engine import Ask, Engine
 from .policies import PolicyConfig
 
 OFFLINE_SESSION = "offline/"
+"""Session ids the offline queries ask with (never a stored session)."""
 RANKER_QUERIES = 2_000
 """At most this many held-out queries of each kind (shoppers, looks, sessions) train the ranker:
 enough for LambdaRank, and a fixed cost however large the shop."""
-"""Session ids the offline queries ask with (never a stored session)."""
 
 
 def write_export(graph: GraphExport, store: SQLiteGraphStore) -> None:
@@ -240,6 +240,12 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
                        validation_share=0.1 if has_looks and not validation else 0.0, shopper_share=0.5)
     if validation:
         split.validation = list(validation)
+    if split_used != "one moment for everyone":
+        # Where the queries are already per shopper (their latest visits, or a random fifth),
+        # the latest product of each shopper held out for LookGNN's early stopping is one more
+        # feed query, asked just before it: BundleRec's shoppers come in spells of a few products.
+        latest = [(s, np.array([q.target]), t) for (s, q), t in zip(split.shoppers, split.shopper_times)]
+        futures = futures + latest[: max(0, RANKER_QUERIES - len(futures))]
     mined = mine_looks(split.train) if mine else []
     say(f"mined {len(mined):,} looks from baskets")
     split.train = with_looks(split.train, mined)
@@ -288,8 +294,10 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
     # ranker learnt them without the held-out futures, as it must, but a shopper's latest visits
     # are what their next feed most depends on.
     served = with_looks(full, mined)
-    result = learn_again(result, served, config, progress, log_line)
-    result.vectors.arrays |= crowd_statistics(served)
+    again = learn_again(result, served, config, progress, log_line)
+    if again is result:  # (vectors learnt on over `served` count its statistics already)
+        result.vectors.arrays |= crowd_statistics(served)
+    result = again
     add_collaborative(result.vectors, served, say)
     return result, ranker, split, mined
 

@@ -182,8 +182,8 @@ def test_a_ranker_of_few_queries_is_cross_fitted_and_chooses_the_simplest_way_wi
     noise = rng.normal(0, 0.1, 60)
     assert _simplest_within_one_error({"base": 0.5 + noise, "trees": 0.505 + noise[::-1]}) == "base"
     assert _simplest_within_one_error({"base": 0.5 + noise, "trees": 0.7 + noise}) == "trees"
-    big = fit_ranker(groups(2_000))
-    assert big.report["folds"] == 1 and big.report["valid_queries"] == 400 and big.report["train_queries"] == 1_600
+    big = fit_ranker(groups(1_000))
+    assert big.report["folds"] == 1 and big.report["valid_queries"] == 200 and big.report["train_queries"] == 800
 
 
 def test_the_served_lookgnn_has_learnt_from_what_training_held_out(demo):
@@ -203,6 +203,19 @@ def test_the_served_lookgnn_has_learnt_from_what_training_held_out(demo):
 
     spent = TrainConfig(**{**FAST.__dict__, "max_minutes": 1e-6})  # the budget is spent by early stopping's epochs
     assert not any(r.get("every_interaction") for r in fit_artifact(graph, spent)[0].history)
+
+
+def test_a_per_shopper_ranker_split_also_asks_the_shoppers_held_out_for_early_stopping(demo):
+    from lookgraph.embeddings.splits import hold_out_missing
+    from lookgraph.recommend.offline import RANKER_QUERIES
+
+    _, graph, _, _, _, _ = demo
+    config = TrainConfig(**{**FAST.__dict__, "ranker_split": "random", "refresh_epochs": 0})
+    lines = []
+    _, _, split, _ = fit_artifact(graph, config, log_line=lines.append)
+    _, futures = hold_out_missing(graph, config.seed, RANKER_QUERIES)
+    asked = next(line for line in lines if line.startswith("ranker: asking the engine for"))
+    assert split.shoppers and f"for {len(futures) + len(split.shoppers)} shoppers" in asked
 
 
 def test_the_offline_store_holds_the_training_graph(demo, tmp_path):
