@@ -89,7 +89,7 @@ class LearnedRanker:
     def __init__(self, boosters: dict, report: dict):
         self.boosters, self.report = boosters, report
         """"trees": LambdaRank from nothing; "boosted": LambdaRank over the base features; each a
-        list of boosters (one per fold) whose scores are averaged."""
+        list of boosters whose scores are averaged (one, as `fit_ranker` learns them)."""
 
     def score(self, x: np.ndarray) -> np.ndarray:
         kind = kind_of(x)
@@ -171,8 +171,9 @@ def fit_ranker(groups: list[tuple[np.ndarray, ...]], seed: int = 7, threads: int
 
     Cross-fitted: the queries fall into `folds` (`FOLDS` below `CROSS_FIT_QUERIES` queries,
     else one: four fifths to learn from, a fifth to validate on); each fold's trees are learnt
-    on the other folds, with early stopping on their own, and served together, their scores
-    averaged. Every query is thus scored once by trees that never saw it, and each kind of
+    on the other folds, with early stopping on their own. Every query is thus scored once by
+    trees that never saw it; what serves is learnt once more from every query, for the folds'
+    mean number of rounds (one model per way, as cheap to serve as one split's). Each kind of
     request is ranked the way that does best on those out-of-fold scores: by the simplest of
     the base alone, the base with trees over it, and the trees from nothing whose NDCG@20 is
     within one standard error of the best (a few hundred queries choose by noise otherwise). A
@@ -208,12 +209,16 @@ def fit_ranker(groups: list[tuple[np.ndarray, ...]], seed: int = 7, threads: int
             found[way][valid] = [ndcg([groups[i]], one.score) for i in valid]
         found["base"][valid] = [ndcg([groups[i]], lambda x: _base_scores(base, x)) for i in valid]
     scored = fold_of >= 0 if folds > 1 else fold_of == 1
-    gain = sum(b.feature_importance("gain", iteration=b.best_iteration or None) for b in boosters["trees"])
+    if folds > 1:  # served: learnt once more from every query, for the folds' mean number of rounds
+        boosters = {way: [_lambdarank(groups + learn_only, [], base if way == "boosted" else None, seed, threads,
+                                      max(1, round(float(np.mean([_trees(b) for b in fitted])))))]
+                    for way, fitted in boosters.items()}
+    gain = boosters["trees"][0].feature_importance("gain", iteration=boosters["trees"][0].best_iteration or None)
     report = {
         "ranker": LearnedRanker.name, "features": list(FEATURES), "base": base, "folds": folds,
         "gain": {f: round(float(g / max(gain.sum(), 1e-12)), 4) for f, g in sorted(zip(FEATURES, gain), key=lambda t: -t[1])},
-        "trees": round(float(np.mean([_trees(b) for b in boosters["trees"]])), 1),
-        "boosted_trees": round(float(np.mean([_trees(b) for b in boosters["boosted"]])), 1) if "boosted" in boosters else 0,
+        "trees": _trees(boosters["trees"][0]),
+        "boosted_trees": _trees(boosters["boosted"][0]) if "boosted" in boosters else 0,
         "train_queries": int(len(groups) - scored.sum()) if folds == 1 else len(groups), "learn_only": len(learn_only),
         "valid_queries": int(scored.sum()), "way": {}, "valid_by_kind": {},
     }
