@@ -241,8 +241,10 @@ def train(
     metrics = meta["metrics"]
     validation = (f"validation NDCG@10 {metrics['val_ndcg@10']:.4f} (looks)" if meta["validation_looks"]
                   else f"validation NDCG@20 {metrics['val_shopper_ndcg@20']:.4f} (shoppers)")
-    typer.echo(f"trained {metrics['epochs']} epochs in {metrics['train_seconds']:.1f}s "
-               f"({metrics['seconds_per_epoch']:.1f}s/epoch); {validation}; content weight {meta['content_weight']}")
+    again = metrics.get("epochs_on_every_interaction", 0)
+    typer.echo(f"trained {metrics['epochs']} epochs" + (f" and {again} more on every interaction" if again else "")
+               + f" in {metrics['train_seconds']:.1f}s ({metrics['seconds_per_epoch']:.1f}s/epoch); {validation}; "
+               f"content weight {meta['content_weight']}")
     ranker = meta.get("ranker")
     typer.echo(f"ranker: {_ways(ranker)}; validation NDCG@20 {ranker['valid_ndcg@20']}"
                if ranker else "ranker: none (the hand-set evidence weights rank)")

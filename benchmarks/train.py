@@ -30,7 +30,9 @@ def trained(home: Path, *train_args: str) -> dict:
             "val_ndcg@10": round(meta["metrics"]["val_ndcg@10"], 4), "content_weight": meta["content_weight"],
             "mined_looks": meta.get("mined_looks"), "ranker_trees": ranker.get("trees"),
             "ranker_valid_ndcg@20": ranker.get("valid_ndcg@20"),
-            "validation_by_epoch": [round(e.get("val_ndcg@10", e.get("val_shopper_ndcg@20", 0.0)), 4) for e in meta["history"]],
+            "epochs_on_every_interaction": meta["metrics"].get("epochs_on_every_interaction", 0),
+            "validation_by_epoch": [round(e.get("val_ndcg@10", e.get("val_shopper_ndcg@20", 0.0)), 4)
+                                    for e in meta["history"] if not e.get("every_interaction")],
             "threads": meta["metrics"].get("threads"), "nodes": meta["nodes"], "output": out.strip()}
 
 

@@ -43,6 +43,7 @@ def train_and_publish(store: GraphStore, home: Path, config: TrainConfig, progre
         version = f"{first}-{n}"
     vectors = result.vectors
     epochs = result.history
+    stopped = [e for e in epochs if not e.get("every_interaction")]  # early stopping's, then learnt on
     vectors.meta |= {
         "version": version,
         "fingerprint": graph.fingerprint,
@@ -54,7 +55,7 @@ def train_and_publish(store: GraphStore, home: Path, config: TrainConfig, progre
         "ranker": ranker.describe() if ranker else None,
         "metrics": {"val_ndcg@10": max((e.get("val_ndcg@10", 0.0) for e in epochs), default=0.0),
                     "val_shopper_ndcg@20": max((e.get("val_shopper_ndcg@20", 0.0) for e in epochs), default=0.0),
-                    "epochs": len(epochs),
+                    "epochs": len(stopped), "epochs_on_every_interaction": len(epochs) - len(stopped),
                     "seconds_per_epoch": float(np.mean([e["seconds"] for e in epochs])) if epochs else 0.0,
                     "train_seconds": result.seconds, "threads": result.threads},
         "history": epochs,
