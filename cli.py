@@ -289,8 +289,8 @@ def explain_model() -> None:
             f"{way} {value}" for way, value in found.items() if way != "queries"))
     folds = report.get("folds", 1)
     typer.echo(f"  {report['trees']} trees from nothing, {report.get('boosted_trees', 0)} over the base"
-               + (f", a mean over {folds} folds, each validated on the queries the others learnt from; "
-                  f"{report['valid_queries']} queries" if folds > 1 else
+               + (f", learnt from every query for the rounds {folds} folds chose; each way judged on the "
+                  f"{report['valid_queries']} queries out of fold" if folds > 1 else
                   f"; {report['train_queries']} training and {report['valid_queries']} validation queries")
                + f"; validation NDCG@20 {report['valid_ndcg@20']}")
     if found := report.get("over_hand_set"):
