@@ -20,7 +20,9 @@ without. RecBole 1.2.1 runs LightGCN and BPR with its default config and seed in
 environment of its own (`benchmarks/recbole_run.py`; pip installs it there, never into
 lookgraph's), on its own split of the same protocol.
 
-Results go to benchmarks/results/cf_protocol.json and .md. `--rank-by FEATURE --methods engine`
+Results go to benchmarks/results/cf_protocol.json and .md. `--train-seeds 1,2,3 --methods
+engine,engine-random` trains the served feed once with each seed instead (without exploration;
+cf_protocol-seeds.json): how much the figure depends on the draw. `--rank-by FEATURE --methods engine`
 is a diagnosis: the served engine's own candidates ranked by one feature alone (e.g.
 `collaborative`), to tell what the candidates hold from what the ranker makes of them.
 """
@@ -179,6 +181,8 @@ def main() -> None:
     parser.add_argument("--skip-recbole", action="store_true")
     parser.add_argument("--rank-by", help="a diagnosis: the engine's candidates ranked by this feature alone "
                                           "(results in cf_protocol-rank-by-FEATURE.json)")
+    parser.add_argument("--train-seeds", help="comma-separated training seeds: the engine methods trained once "
+                                              "with each, without exploration (results in cf_protocol-seeds.json)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "lookgraph" / "recbole")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lookgraph-cf-protocol")
     args = parser.parse_args()
@@ -216,6 +220,15 @@ def main() -> None:
              for u, part in parts.items() if part["valid"]}
     for name in args.methods.split(","):
         started = time.perf_counter()
+        if name in ENGINES and args.train_seeds:
+            split = "random" if name == "engine-random" else "time"
+            by_seed = {seed: served(graph, parts, TrainConfig(seed=int(seed), ranker_split=split), explore_modes=(False,))
+                       for seed in args.train_seeds.split(",")}
+            recalls = [found["explore=false"]["recall@20"] for found in by_seed.values()]
+            results["methods"][ENGINES[name]] = {"by_training_seed": by_seed, "recall@20_mean": float(np.mean(recalls)),
+                                                 "recall@20_std": float(np.std(recalls))}
+            print(name, {seed: found["explore=false"] for seed, found in by_seed.items()}, flush=True)
+            continue
         if name in ENGINES:
             split = "random" if name == "engine-random" else "time"
             results["methods"][ENGINES[name]] = served(graph, parts, TrainConfig(seed=args.seed % 1000, ranker_split=split),
@@ -242,7 +255,7 @@ def main() -> None:
     methods = results["methods"]
     baselines = [m for m in ("itemknn", "ease", "lightgcn", "RecBole LightGCN") if m in methods]
     best = {metric: max(methods[m][metric] for m in baselines) for metric in ("recall@20", "ndcg@20")} if baselines else {}
-    for engine_name in (e for e in ENGINES.values() if e in methods and best):
+    for engine_name in (e for e in ENGINES.values() if e in methods and best and "by_training_seed" not in methods[e]):
         engine, modes = methods[engine_name], ("explore=true", "explore=false")
         results.setdefault("ratios", {})[engine_name] = {
             mode: {metric: round(engine[mode][metric] / best[metric], 3) for metric in best} for mode in modes}
@@ -253,6 +266,9 @@ def main() -> None:
     if "lightgcn" in methods and "RecBole LightGCN" in methods:
         results["lightgcn_vs_recbole_recall"] = round(methods["lightgcn"]["recall@20"] / methods["RecBole LightGCN"]["recall@20"], 3)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.train_seeds:
+        (RESULTS / "cf_protocol-seeds.json").write_text(json.dumps(results, indent=2) + "\n")
+        return
     if args.rank_by:
         (RESULTS / f"cf_protocol-rank-by-{args.rank_by}.json").write_text(json.dumps(results, indent=2) + "\n")
         return

@@ -14,7 +14,9 @@ Maven), then measures:
 - `lookgraph serve` on each store, `GET /shoppers/{id}/recommendations?k=20` at concurrency 1
   and 8 (p50/p99; three rounds, the median one reported). Both serve from graph paths alone
   (no trained model), so the two differ only in where the walks run. Then, in-process, what
-  a request spends per Cypher statement, beside the floor of one read transaction.
+  a request spends per Cypher statement, beside the floor of one read transaction. Each
+  round also counts the CPU the whole machine spent on it (`with_cpu`), from which `ceiling`
+  gives the most concurrency 8 could serve on these cores, over concurrency 1.
 Goals: transactional load >= 20k events/s; bulk import of 1M events < 60 s; serving on Neo4j
 within 3x of the embedded store's p50. Results go to benchmarks/results/neo4j.json.
 """
@@ -108,10 +110,41 @@ def latency(store: str, home: Path, env: dict, shoppers: list[str], requests: in
     results = {}
     with serving([sys.executable, "-m", "lookgraph.cli", "serve", "--store", store, "--port", str(port)], env, base):
         for concurrency, total in ((1, requests // 2), (8, requests)):
-            rounds = [asyncio.run(load_requests(base, shoppers, concurrency, total, seed=10 * concurrency + r))
+            rounds = [with_cpu(lambda: asyncio.run(load_requests(base, shoppers, concurrency, total,
+                                                                 seed=10 * concurrency + r)))
                       for r in range(3)]
             results[f"concurrency_{concurrency}"] = {**median_round(rounds), "rounds": rounds}
+    results["ceiling"] = ceiling(results["concurrency_1"], results["concurrency_8"])
     return results
+
+
+def with_cpu(run) -> dict:
+    """A round of load, with the CPU the whole machine spent on it (server, Neo4j, this load
+    generator, anything else) and this process's own share: the cores busy on average, and the
+    CPU milliseconds a request."""
+    machine, own = psutil.cpu_times(), psutil.Process().cpu_times()
+    started = time.perf_counter()
+    found = run()
+    wall = time.perf_counter() - started
+    after, own_after = psutil.cpu_times(), psutil.Process().cpu_times()
+    busy = sum(after) - sum(machine) - (after.idle - machine.idle) - (getattr(after, "iowait", 0) - getattr(machine, "iowait", 0))
+    client = own_after.user + own_after.system - own.user - own.system
+    return {**found, "cores_busy": round(busy / wall, 2), "cpu_ms_per_request": round(busy / found["requests"] * 1000, 2),
+            "load_generator_cpu_ms_per_request": round(client / found["requests"] * 1000, 2)}
+
+
+def ceiling(one: dict, eight: dict) -> dict:
+    """The most requests a second these cores could serve at concurrency 8, were every core
+    busy with nothing lost, from the CPU a request cost at concurrency 8 (with the load
+    generator's, and without it as if it ran elsewhere), over concurrency 1's throughput: the
+    most the concurrency goal's ratio can be on this machine."""
+    cores = psutil.cpu_count()
+    most = cores * 1000 / eight["cpu_ms_per_request"]
+    without_client = cores * 1000 / (eight["cpu_ms_per_request"] - eight["load_generator_cpu_ms_per_request"])
+    return {"cores": cores, "most_requests_per_second": round(most, 1),
+            "most_over_concurrency_1": round(most / one["requests_per_second"], 2),
+            "most_without_load_generator_over_concurrency_1": round(without_client / one["requests_per_second"], 2),
+            "concurrency_1_cores_busy": one["cores_busy"]}
 
 
 def append_only(uri: str, products: int, events: int = 100_000, batch: int = 5_000) -> dict:
