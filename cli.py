@@ -320,6 +320,9 @@ def evaluate(
     impressions_days: Annotated[float, typer.Option(min=0, help="The engine's ranker also learns from the feeds "
                                                     "served in this many days, and the rankers learnt with and without "
                                                     "them are estimated on the last fifth of them (0: not).")] = 0.0,
+    shopper_share: Annotated[float, typer.Option(min=0.01, max=1.0, help="Share of the shoppers (with 3+ products) whose "
+                                                 "latest product is held out and asked for: the shopper task's query "
+                                                 "count, and so its noise.")] = 0.2,
 ) -> None:
     """Every method on the same seeded splits: complete the look, shopper to product, session
     next item, and beyond-accuracy figures; mean and standard deviation over the seeds."""
@@ -339,7 +342,7 @@ def evaluate(
         try:
             report = run(exported, tuple(int(s) for s in seeds.split(",")), TrainConfig(epochs=epochs),
                          tuple(m.strip() for m in methods.split(",")), log=lambda line: typer.echo(line, err=True),
-                         store=graph, logged=logged)
+                         store=graph, logged=logged, shopper_share=shopper_share)
         except (KeyError, ValueError) as err:
             _fail(f"bad --seeds or --methods: {err}")
     report["command"] = "lookgraph evaluate " + " ".join(sys.argv[2:])

@@ -151,12 +151,14 @@ def default_methods(graph: GraphExport) -> tuple[str, ...]:
 
 def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainConfig | None = None,
         methods: tuple[str, ...] | None = None,
-        log=print, store=None, logged: list | None = None) -> dict:
+        log=print, store=None, logged: list | None = None, shopper_share: float = 0.2) -> dict:
     """Every method on every seed's split; mean and standard deviation per metric. `store`: the
     Neo4j store whose Graph Data Science runs the `fastrp-knn` method. `engine` is what the API
     serves after `lookgraph train` (`recommend/offline.py`); with `logged` feeds
     (`recommend/logged.py`) its ranker also learns from them, and the rankers learnt with and
-    without them are estimated against the logged one on the held-out feeds (`logged_feeds`)."""
+    without them are estimated against the logged one on the held-out feeds (`logged_feeds`).
+    `shopper_share`: the share of shoppers whose latest product is asked for (more: less noise
+    in the shopper task, and less of their history to learn from)."""
     methods = methods or default_methods(graph)
     torch.set_num_threads(config.threads if config and config.threads else default_threads())
 
@@ -164,7 +166,7 @@ def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainCon
     per_seed: dict[str, list[dict]] = {}
     estimates: list[dict] = []
     for seed in seeds:
-        split = make_split(graph, seed)
+        split = make_split(graph, seed, shopper_share=shopper_share)
         for name in methods:
             method = {
                 "popularity": Popularity, "co-occurrence": CoOccurrence, "content-knn": ContentKNN,
@@ -202,6 +204,7 @@ def run(graph: GraphExport, seeds: tuple[int, ...] = (0, 1, 2), config: TrainCon
     return {
         "fingerprint": graph.fingerprint, "seeds": list(seeds),
         "queries": {"looks": len(split.looks), "shoppers": len(split.shoppers), "sessions": len(split.sessions)},
+        "shopper_share": shopper_share,
         "products": graph.count("product"), "machine": platform.platform(), "results": summary,
         **({"logged_feeds": estimates} if estimates else {}),
     }

@@ -30,7 +30,10 @@ def rank_of(scores: np.ndarray, target: int, exclude: np.ndarray) -> float:
 def top_k(scores: np.ndarray, exclude: np.ndarray, k: int = TOP) -> np.ndarray:
     scores = scores.astype(np.float64, copy=True)
     scores[exclude] = -np.inf
-    top = np.argpartition(-scores, k)[:k]
+    if k < len(scores):  # a catalogue of k products or fewer is all of it, ordered
+        top = np.argpartition(-scores, k)[:k]
+    else:
+        top = np.arange(len(scores))
     return top[np.argsort(-scores[top], kind="stable")]
 
 

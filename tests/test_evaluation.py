@@ -90,3 +90,13 @@ def test_the_table_lists_every_metric_of_any_method_and_marks_the_ones_a_method_
     header, _, engine, lookgnn = table.splitlines()
     assert header == "| method | shopper_full_lists | look_hr@10 | fit_seconds |"
     assert lookgnn == "| lookgnn | — | 0.5000 ± 0.1000 | 0.5 |" and engine.count("±") == 2
+
+
+def test_the_shopper_share_sets_how_many_shoppers_the_evaluation_asks(embedded, tmp_path):
+    from lookgraph.embeddings.evaluate import run
+
+    graph = small_graph(embedded, tmp_path)
+    asked = {share: run(graph, seeds=(0,), methods=("popularity",), log=lambda line: None, shopper_share=share)
+             for share in (0.34, 1.0)}
+    assert asked[1.0]["queries"]["shoppers"] == 3 and asked[0.34]["queries"]["shoppers"] == 1
+    assert asked[1.0]["shopper_share"] == 1.0
