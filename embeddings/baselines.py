@@ -367,6 +367,9 @@ class BPRMF(_FactorModel):
 
     name = "bpr-mf"
 
+    patience = 10
+    """Epochs without a better validation NDCG@20 before training stops (RecBole's `stopping_step`)."""
+
     def __init__(self, dim: int = 64, epochs: int = 300, seed: int = 0):
         self.dim, self.epochs, self.seed = dim, epochs, seed
 
@@ -377,7 +380,7 @@ class BPRMF(_FactorModel):
             pairs, valid = holdout(pairs, n_users, self.seed)
         model = self.build(pairs, n_users, graph.count("product"))
         self.epochs_run = _bpr_epochs(model, model.embeddings, pairs, n_users, graph.count("product"), valid,
-                                      self.epochs, self.seed)
+                                      self.epochs, self.seed, patience=self.patience)
         with torch.no_grad():
             users, items = model.embeddings()
         self.users, self.items = users.detach().numpy().copy(), items.detach().numpy().copy()
@@ -388,9 +391,13 @@ class BPRMF(_FactorModel):
 
 class LightGCNBaseline(BPRMF):
     """PyG's `LightGCN` (2 layers, 64 dimensions) trained as RecBole trains LightGCN (L2 1e-5,
-    otherwise as `BPRMF`)."""
+    otherwise as `BPRMF`), except that it stops after 50 epochs without a better validation
+    score, as its paper's protocol does (He et al., SIGIR 2020), not after RecBole's 10: with 10,
+    on MovieLens-100k with every shopper asked (seed 2), it stopped after 11 epochs with its
+    first the best, below popularity."""
 
     name = "lightgcn"
+    patience = 50
 
     def __init__(self, dim: int = 64, layers: int = 2, epochs: int = 300, seed: int = 0, reg: float = 1e-5):
         super().__init__(dim, epochs, seed)
