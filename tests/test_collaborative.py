@@ -85,6 +85,21 @@ def test_bpr_stops_early_on_validation_and_keeps_its_best_epoch(clustered):
     assert 10 < model.epochs_run < 300  # it stopped: ten epochs without a better validation NDCG
 
 
+@pytest.mark.parametrize("make, patience", [(lambda: BPRMF(seed=0, epochs=300), 10),
+                                             (lambda: LightGCNBaseline(seed=0, epochs=300), 50)], ids=["bpr-mf", "lightgcn"])
+def test_each_factor_baseline_waits_its_own_patience_for_a_better_validation_score(clustered, monkeypatch, make, patience):
+    # A validation score that only falls after the first epoch: training stops exactly
+    # `patience` epochs later (RecBole's 10 for BPR-MF, the LightGCN paper's 50 for LightGCN).
+    import lookgraph.embeddings.baselines as baselines
+
+    falling = iter(np.linspace(1.0, 0.0, 400))
+    monkeypatch.setattr(baselines, "ndcg_of_lists", lambda *args: next(falling))
+    graph, _, _ = clustered
+    model = make()
+    model.fit(graph)
+    assert model.epochs_run == 1 + patience
+
+
 def test_ease_is_its_closed_form():
     x = interaction_matrix(np.array([0, 0, 1, 1, 2, 2, 3]), np.array([0, 1, 0, 1, 1, 2, 2]), 4, 3)
     b = ease_weights(x, lam=1.0)
