@@ -274,7 +274,9 @@ def _bpr_epochs(model, users_items, pairs: np.ndarray, n_users: int, n_items: in
                 max_epochs: int, seed: int, batch: int = 2048, patience: int = 10, lr: float = 1e-3) -> int:
     """BPR training as RecBole runs it: Adam at `lr`, batches of `batch` (user, positive) pairs
     each with a uniform negative the user never had, `model.loss(users, positives, negatives)`;
-    after each epoch NDCG@20 on `valid`, stopping after `patience` epochs without a better one,
+    after each epoch NDCG@20 on `valid`, stopping when more than `patience` epochs in a row scored
+    below the best (an epoch that ties the best counts as one, as RecBole's does: on a catalogue
+    where validation scores 0.0 for many epochs, training goes on instead of keeping the first),
     and the best epoch's parameters kept. Returns the epochs run."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -304,12 +306,12 @@ def _bpr_epochs(model, users_items, pairs: np.ndarray, n_users: int, n_items: in
             user_vectors, item_vectors = users_items()
             scores = (user_vectors[valid_users] @ item_vectors.T).numpy()
         ndcg = ndcg_of_lists(scores, valid_users, pairs, [valid[u] for u in valid_users.tolist()])
-        if ndcg > best:
+        if ndcg >= best:  # RecBole 1.2.1's `early_stopping`: a tie is kept, the later epoch saved
             best, waited = ndcg, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             waited += 1
-            if waited >= patience:
+            if waited > patience:
                 break
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -88,8 +88,9 @@ def test_bpr_stops_early_on_validation_and_keeps_its_best_epoch(clustered):
 @pytest.mark.parametrize("make, patience", [(lambda: BPRMF(seed=0, epochs=300), 10),
                                              (lambda: LightGCNBaseline(seed=0, epochs=300), 50)], ids=["bpr-mf", "lightgcn"])
 def test_each_factor_baseline_waits_its_own_patience_for_a_better_validation_score(clustered, monkeypatch, make, patience):
-    # A validation score that only falls after the first epoch: training stops exactly
-    # `patience` epochs later (RecBole's 10 for BPR-MF, the LightGCN paper's 50 for LightGCN).
+    # A validation score that only falls after the first epoch: training stops when more than
+    # `patience` epochs in a row scored below it, as RecBole's `early_stopping` does (RecBole's
+    # 10 for BPR-MF, the LightGCN paper's 50 for LightGCN).
     import lookgraph.embeddings.baselines as baselines
 
     falling = iter(np.linspace(1.0, 0.0, 400))
@@ -97,7 +98,20 @@ def test_each_factor_baseline_waits_its_own_patience_for_a_better_validation_sco
     graph, _, _ = clustered
     model = make()
     model.fit(graph)
-    assert model.epochs_run == 1 + patience
+    assert model.epochs_run == 1 + patience + 1
+
+
+def test_a_validation_score_that_ties_its_best_does_not_stop_training(clustered, monkeypatch):
+    # On a large sparse catalogue validation can score 0.0 epoch after epoch. RecBole counts a tie
+    # as the best (and keeps the later epoch): training goes on to its last epoch instead of
+    # stopping after 10 and keeping its first.
+    import lookgraph.embeddings.baselines as baselines
+
+    monkeypatch.setattr(baselines, "ndcg_of_lists", lambda *args: 0.0)
+    graph, _, _ = clustered
+    model = BPRMF(seed=0, epochs=30)
+    model.fit(graph)
+    assert model.epochs_run == 30
 
 
 def test_ease_is_its_closed_form():
