@@ -256,7 +256,8 @@ def _ways(report: dict) -> str:
     base, way = report.get("base") or {}, report.get("way") or {}
     words = {"trees": "trees learnt from nothing", "boosted": "{} with trees learnt over it", "base": "{} alone"}
     return "; ".join(f"{label}: " + words[way.get(kind, "trees")].format(base.get(kind))
-                     for kind, label in (("feed", "a shopper's feed"), ("page", "a page or session")))
+                     for kind, label in (("feed", "a shopper's feed"), ("session", "an anonymous visitor's session"),
+                                         ("page", "a product page")))
 
 
 @app.command("explain-model")

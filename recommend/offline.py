@@ -68,10 +68,14 @@ def write_export(graph: GraphExport, store: SQLiteGraphStore) -> None:
 
 
 class _Clock:
-    """The offline engine's clock: each query is asked at the moment it happened."""
+    """The offline engine's clock: a shopper's query is asked at the moment it happened; a
+    session's or a look's, which say nothing of when, at `latest`, the moment after the training
+    graph's last event (as the API would answer them now; before, they were asked at whatever
+    moment the last shopper's query had left it, and time-bound features such as `trend` with
+    it)."""
 
     def __init__(self, now: float):
-        self.now = now
+        self.now = self.latest = now
 
     def __call__(self) -> float:
         return self.now
@@ -103,6 +107,7 @@ def ask_shopper(engine: Engine, graph: GraphExport, shopper: int, when: float | 
 def ask_session(engine: Engine, graph: GraphExport, context: np.ndarray, k: int, n: int) -> list[str]:
     """What the API would answer an anonymous visitor with these items (`POST /sessions/...`)."""
     items = tuple(graph.ids["product"][p] for p in context.tolist())
+    engine.clock.now = engine.clock.latest
     return [r.product_id for r in engine.for_session(f"{OFFLINE_SESSION}{n}", Ask(k=k, items=items, explore=False)).items]
 
 
@@ -110,20 +115,22 @@ def ask_look(engine: Engine, graph: GraphExport, context: np.ndarray, k: int) ->
     """What the API would answer for completing a look with these items in it
     (`GET /products/{first}/complete-the-look?item=...`)."""
     first, *rest = (graph.ids["product"][p] for p in context.tolist())
+    engine.clock.now = engine.clock.latest
     return [r.product_id for r in engine.complete_the_look(first, Ask(k=k, items=tuple(rest))).items]
 
 
 def ranker_groups(engine: Engine, graph: GraphExport, futures: list[tuple[int, np.ndarray, float]],
-                  looks: list[Query], sessions: list[Query]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(features, relevance) of the engine's candidates for each held-out query: shoppers'
-    feeds asked before their held-out future (every product of it relevant), looks completed
-    around their other items, anonymous visitors with a session's items."""
+                  looks: list[Query], sessions: list[Query]) -> list[tuple[np.ndarray, ...]]:
+    """(features, relevance[, weights, anonymous]) of the engine's candidates for each held-out
+    query: shoppers' feeds asked before their held-out future (every product of it relevant),
+    looks completed around their other items, anonymous visitors with a session's items."""
     groups = []
     for shopper, later, when in futures:
         engine.clock.now = when
         ids, x = engine.candidate_features(graph.ids["shopper"][shopper], Ask(k=20, explore=False))
         wanted = {graph.ids["product"][p] for p in later.tolist()}
         groups.append((x, np.array([pid in wanted for pid in ids], dtype=np.float64)))
+    engine.clock.now = engine.clock.latest  # looks and sessions: asked now, as `ask_look` and `ask_session` are
     for query in looks:
         first, *rest = (graph.ids["product"][p] for p in query.context.tolist())
         ids, x = engine.candidate_features(None, Ask(k=20, product_id=first, items=tuple(rest)), look=True)
@@ -131,7 +138,8 @@ def ranker_groups(engine: Engine, graph: GraphExport, futures: list[tuple[int, n
     for n, query in enumerate(sessions):
         items = tuple(graph.ids["product"][p] for p in query.context.tolist())
         ids, x = engine.candidate_features(None, Ask(k=20, items=items, explore=False, session_id=f"{OFFLINE_SESSION}{n}"))
-        groups.append((x, np.array([pid == graph.ids["product"][query.target] for pid in ids], dtype=np.float64)))
+        groups.append((x, np.array([pid == graph.ids["product"][query.target] for pid in ids], dtype=np.float64),
+                       np.ones(len(ids)), True))  # an anonymous visitor: the ranker's "session" kind
     return groups
 
 
@@ -262,7 +270,7 @@ def fit_artifact(graph: GraphExport, config, progress: bool = False, log_line=No
             engine.strict_across = False  # as the learned ranker will be served
             groups = ranker_groups(engine, split.train, futures, looks, sessions)
             learnt_from_logs = logged_training(engine, split.train, logged or [], say)
-            answerable = sum(bool(y.any()) for _, y in groups)
+            answerable = sum(bool(g[1].any()) for g in groups)
             if answerable < config.min_ranker_queries:
                 say(f"ranker: not trained: the engine's candidates held the answer of {answerable} held-out queries, "
                     f"fewer than the {config.min_ranker_queries} a ranker is learnt from; the hand-set evidence weights rank")

@@ -6,16 +6,17 @@ within one request matters. Two rankers:
 - `LearnedRanker`: LightGBM's LambdaRank, trained by `lookgraph train` on held-out next
   interactions of the training graph (`recommend/offline.py`), saved with the artifact as
   `ranker.txt` (the model) and `ranker.json` (features, gain per feature, validation NDCG).
-  Each kind of request (a known shopper's feed, with a profile to go on; a page or a session,
-  with only the items in view) has a base: the feature that ranks that kind's validation queries
-  best alone. The trees are learnt twice, from nothing and over the base,
+  Each kind of request (a known shopper's feed, with a profile to go on; an anonymous visitor's
+  session, with only its items so far; a product page, with only the items in view) has a
+  base: the feature that ranks that kind's validation queries best alone. The trees are learnt
+  twice, from nothing and over the base,
 
       trees(x)          or        z(x[:, base[kind]]) + trees'(x)     z: standardised over the candidates
 
   and each kind is ranked whichever way, or by its base alone, does best on its own validation
   queries (`way`). A shop where one signal carries (EASE's on film ratings) is served at least
-  that signal's ranking, and a kind with fewer than `MIN_BASE_QUERIES` validation queries keeps
-  the trees from nothing;
+  that signal's ranking. A kind with fewer than `MIN_BASE_QUERIES` validation queries is
+  ranked as the kind it `BORROWS` from (a session as a feed), else by the trees from nothing;
 - `EvidenceRanker`: the hand-set weights used when no ranker was trained (a store served
   without a model, too little held-out data, or an artifact from before the ranker):
   log(1 + weighted evidence) plus the LookGNN complement and preference scores (the engine
@@ -46,9 +47,12 @@ _WEIGHTS = np.array([EVIDENCE_WEIGHT[s] for s in SOURCES])
 _COMPLEMENT, _PREFERENCE = FEATURES.index("complement"), FEATURES.index("preference")
 _HISTORY = FEATURES.index("history")
 
-KINDS = ("feed", "page")
+KINDS = ("feed", "session", "page")
 MIN_BASE_QUERIES = 30
 """Held-out queries of a kind needed to choose its base feature."""
+BORROWS = {"session": "feed"}
+"""A kind with too few queries of its own is ranked as this kind is: a session is a feed whose
+profile is the session (a shop with looks asks no session queries)."""
 RANKER_THREADS = min(2, os.cpu_count() or 1)
 """LightGBM's threads while learning: a fixed count, so that a machine learns the same trees
 whatever else it is doing."""
@@ -60,20 +64,24 @@ EARLY_STOPPING_ROUNDS = 30
 """Boosting stops this many rounds after the validation queries' NDCG@20 last rose."""
 
 
-def kind_of(x: np.ndarray) -> str:
-    """"feed": a known shopper's (a profile to go on); "page": a product page or a session."""
-    return "feed" if len(x) and x[0, _HISTORY] > 0 else "page"
+def kind_of(x: np.ndarray, anonymous: bool = False) -> str:
+    """"page": nothing to go on but the items in view (a product page, for anyone); else
+    "session" for an anonymous visitor (their session's items are their profile), "feed" for a
+    known shopper. The features cannot tell the last two apart: the request says (`anonymous`)."""
+    if not len(x) or x[0, _HISTORY] <= 0:
+        return "page"
+    return "session" if anonymous else "feed"
 
 
-def _base_scores(base: dict, x: np.ndarray) -> np.ndarray:
-    feature = base.get(kind_of(x))
+def _base_scores(base: dict, x: np.ndarray, anonymous: bool = False) -> np.ndarray:
+    feature = base.get(kind_of(x, anonymous))
     return _standardised(x[:, FEATURES.index(feature)]) if feature else np.zeros(len(x))
 
 
 class EvidenceRanker:
     name = "evidence (hand-set weights)"
 
-    def score(self, x: np.ndarray) -> np.ndarray:
+    def score(self, x: np.ndarray, anonymous: bool = False) -> np.ndarray:
         evidence = np.expm1(x[:, : len(SOURCES)]) @ _WEIGHTS
         return np.log1p(evidence) + x[:, _COMPLEMENT] + 0.5 * x[:, _PREFERENCE]
 
@@ -91,12 +99,13 @@ class LearnedRanker:
         """"trees": LambdaRank from nothing; "boosted": LambdaRank over the base features; each a
         list of boosters whose scores are averaged (one, as `fit_ranker` learns them)."""
 
-    def score(self, x: np.ndarray) -> np.ndarray:
-        kind = kind_of(x)
-        way = self.report.get("way", {}).get(kind, "trees")
+    def score(self, x: np.ndarray, anonymous: bool = False) -> np.ndarray:
+        """`anonymous`: the request is an anonymous visitor's (`kind_of`)."""
+        kind = kind_of(x, anonymous)
+        way = self.report.get("way", {}).get(kind) or self.report.get("way", {}).get(BORROWS.get(kind), "trees")
         if way == "trees":
             return self._trees("trees", x)
-        scores = _base_scores(self.report["base"], x)
+        scores = _base_scores(self.report["base"], x, anonymous)
         return scores + self._trees("boosted", x) if way == "boosted" else scores
 
     def _trees(self, way: str, x: np.ndarray) -> np.ndarray:
@@ -133,8 +142,8 @@ class LearnedRanker:
 def rank(engine, request, offers: Offers, keep: list[int], x: np.ndarray) -> tuple[np.ndarray, RuleSentences]:
     """(a score per candidate of `keep`, the rules that moved each product). Fades and rules
     move a score by standard deviations of this list's scores: each fade halving one down."""
-    scores = engine.ranker.score(x) if keep else np.zeros(0)
     state = request.state
+    scores = engine.ranker.score(x, anonymous=state.shopper_id is None) if keep else np.zeros(0)
     impressions = request.shown
     if impressions and len(keep):
         fade = np.array([policies.fade(offers.cards[i].id, state, impressions.get(offers.cards[i].id, 0), engine.config)
@@ -151,11 +160,11 @@ def _standardised(values: np.ndarray) -> np.ndarray:
 
 
 def ndcg(groups: list[tuple[np.ndarray, ...]], score) -> float:
-    """Mean NDCG@20 over query groups (features, relevance[, weights]) ranked by `score(x)`,
-    ties in the order given (the weights are for training, not for this)."""
+    """Mean NDCG@20 over query groups (features, relevance[, weights[, anonymous]]) ranked by
+    `score(x, anonymous)`, ties in the order given (the weights are for training, not for this)."""
     found = []
     for g in groups:
-        order = np.argsort(-score(g[0]), kind="stable")[:20]
+        order = np.argsort(-score(g[0], *g[3:4]), kind="stable")[:20]
         gains = (2.0 ** g[1] - 1)
         ideal = np.sort(gains)[::-1][:20]
         discount = 1 / np.log2(np.arange(2, 22))
@@ -165,7 +174,8 @@ def ndcg(groups: list[tuple[np.ndarray, ...]], score) -> float:
 
 def fit_ranker(groups: list[tuple[np.ndarray, ...]], seed: int = 7, threads: int = RANKER_THREADS, rounds: int = 300,
                learn_only: list[tuple[np.ndarray, ...]] = ()) -> LearnedRanker:
-    """LambdaRank on held-out query groups (features, relevance[, each row's weight]), learnt
+    """LambdaRank on held-out query groups (features, relevance[, each row's weight[, whether
+    an anonymous visitor asked]]), learnt
     twice: from nothing, and over each kind's base feature (the one that ranks that kind's
     queries best alone).
 
@@ -177,11 +187,13 @@ def fit_ranker(groups: list[tuple[np.ndarray, ...]], seed: int = 7, threads: int
     request is ranked the way that does best on those out-of-fold scores: by the simplest of
     the base alone, the base with trees over it, and the trees from nothing whose NDCG@20 is
     within one standard error of the best (a few hundred queries choose by noise otherwise). A
-    kind with fewer than `MIN_BASE_QUERIES` queries is ranked by the trees from nothing.
+    kind with fewer than `MIN_BASE_QUERIES` queries is ranked as the kind it `BORROWS` from
+    (its base, and its way), else by the trees from nothing.
     `learn_only`: more groups learnt from in every fold, never validated on (logged feeds).
     Groups without a relevant candidate teach nothing and are left out."""
     def useful(groups):
-        return [(g[0], g[1], g[2] if len(g) > 2 else np.ones(len(g[1]))) for g in groups if g[1].any() and len(g[1]) > 1]
+        return [(g[0], g[1], g[2] if len(g) > 2 else np.ones(len(g[1])), bool(g[3]) if len(g) > 3 else False)
+                for g in groups if g[1].any() and len(g[1]) > 1]
 
     groups, learn_only = useful(groups), useful(learn_only)
     if len(groups) < 2:
@@ -190,12 +202,16 @@ def fit_ranker(groups: list[tuple[np.ndarray, ...]], seed: int = 7, threads: int
     order = np.random.default_rng(seed).permutation(len(groups))
     fold_of = np.empty(len(groups), dtype=np.int64)
     fold_of[order] = np.arange(len(groups)) % FOLDS if folds > 1 else (np.arange(len(groups)) >= int(len(groups) * 0.8))
-    kinds = np.array([kind_of(g[0]) for g in groups])
-    base = {}
+    kinds = np.array([kind_of(g[0], g[3]) for g in groups])
+    base, own = {}, {}
     for kind in KINDS:
         queries = [g for g, k in zip(groups, kinds) if k == kind]
-        alone = {f: ndcg(queries, lambda x, i=i: x[:, i]) for i, f in enumerate(FEATURES)}
-        base[kind] = max(alone, key=alone.get) if len(queries) >= MIN_BASE_QUERIES else None
+        alone = {f: ndcg(queries, lambda x, *_, i=i: x[:, i]) for i, f in enumerate(FEATURES)}
+        own[kind] = len(queries) >= MIN_BASE_QUERIES
+        base[kind] = max(alone, key=alone.get) if own[kind] else None
+    for kind, lender in BORROWS.items():
+        if not own[kind]:
+            base[kind] = base[lender]
     ways = ("trees", "boosted") if any(base.values()) else ("trees",)
     boosters = {way: [] for way in ways}
     found = {way: np.zeros(len(groups)) for way in (*ways, "base")}  # each query's out-of-fold NDCG@20
@@ -207,7 +223,7 @@ def fit_ranker(groups: list[tuple[np.ndarray, ...]], seed: int = 7, threads: int
             boosters[way].append(booster)
             one = LearnedRanker({way: [booster]}, {"base": base, "way": dict.fromkeys(KINDS, way)})
             found[way][valid] = [ndcg([groups[i]], one.score) for i in valid]
-        found["base"][valid] = [ndcg([groups[i]], lambda x: _base_scores(base, x)) for i in valid]
+        found["base"][valid] = [ndcg([groups[i]], lambda x, anonymous: _base_scores(base, x, anonymous)) for i in valid]
     scored = fold_of >= 0 if folds > 1 else fold_of == 1
     if folds > 1:  # served: learnt once more from every query, for the folds' mean number of rounds
         boosters = {way: [_lambdarank(groups + learn_only, [], base if way == "boosted" else None, seed, threads,
@@ -222,10 +238,11 @@ def fit_ranker(groups: list[tuple[np.ndarray, ...]], seed: int = 7, threads: int
         "train_queries": int(len(groups) - scored.sum()) if folds == 1 else len(groups), "learn_only": len(learn_only),
         "valid_queries": int(scored.sum()), "way": {}, "valid_by_kind": {},
     }
-    for kind in KINDS:
+    for kind in sorted(KINDS, key=lambda k: k in BORROWS):  # a lender's way is known before its borrower's
         mine = scored & (kinds == kind)
         candidates = ("base", "boosted", "trees") if base[kind] else ("trees",)  # simplest first
-        report["way"][kind] = _simplest_within_one_error({way: found[way][mine] for way in candidates})
+        report["way"][kind] = (_simplest_within_one_error({way: found[way][mine] for way in candidates}) if own[kind]
+                               or kind not in BORROWS else report["way"][BORROWS[kind]])
         report["valid_by_kind"][kind] = {"queries": int(mine.sum()),
                                          **{way: round(float(found[way][mine].mean()), 4) if mine.any() else 0.0
                                             for way in candidates}}
@@ -254,7 +271,7 @@ def _lambdarank(train: list, valid: list, base: dict | None, seed: int, threads:
         if not groups:
             return None
         x = np.concatenate([g[0] for g in groups])
-        init = np.concatenate([_base_scores(base, g[0]) for g in groups]) if base else None
+        init = np.concatenate([_base_scores(base, g[0], g[3]) for g in groups]) if base else None
         return lightgbm.Dataset(x, np.concatenate([g[1] for g in groups]), weight=np.concatenate([g[2] for g in groups]),
                                 group=[len(g[1]) for g in groups], feature_name=list(FEATURES), init_score=init,
                                 reference=reference, free_raw_data=False)
@@ -284,7 +301,7 @@ def single_feature(groups: list[tuple[np.ndarray, ...]], seed: int, significance
     choose, test = [useful[i] for i in order[::2]], [useful[i] for i in order[1::2]]
     if not choose or not test:
         return None
-    alone = {f: ndcg(choose, lambda x, i=i: x[:, i]) for i, f in enumerate(FEATURES)}
+    alone = {f: ndcg(choose, lambda x, *_, i=i: x[:, i]) for i, f in enumerate(FEATURES)}
     base = max(alone, key=alone.get)
 
     def answered(score) -> np.ndarray:

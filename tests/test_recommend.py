@@ -27,7 +27,7 @@ from lookgraph.recommend.engine import Ask, Engine
 from lookgraph.recommend.features import FEATURES
 from lookgraph.recommend.mining import mine_looks
 from lookgraph.recommend.offline import fit_artifact, offline_engine, write_export
-from lookgraph.recommend.ranker import LearnedRanker, fit_ranker
+from lookgraph.recommend.ranker import EvidenceRanker, LearnedRanker, fit_ranker
 
 from .conftest import demo_in_store
 from .test_store_contract import write_native
@@ -123,7 +123,8 @@ def test_each_kind_of_request_is_ranked_the_way_that_does_best_on_its_own_valida
 
     alone = fit_ranker(groups(160, lambda x: x[:, first]))
     valid = groups(40, lambda x: x[:, first])
-    assert alone.report["base"] == {"feed": "collaborative", "page": None}  # no page among the queries
+    # No page among the queries; no session either, so sessions are ranked as feeds are.
+    assert alone.report["base"] == {"feed": "collaborative", "session": "collaborative", "page": None}
     assert alone.report["way"]["feed"] in ("boosted", "base") and ndcg(valid, alone.score) == pytest.approx(1.0)
     alone.save(tmp_path)
     assert np.allclose(LearnedRanker.load(tmp_path).score(valid[0][0]), alone.score(valid[0][0]))
@@ -135,7 +136,7 @@ def test_each_kind_of_request_is_ranked_the_way_that_does_best_on_its_own_valida
     assert blended.report["base"]["page"] is None and blended.report["way"]["page"] == "trees"  # 25 queries: too few
 
     chosen = single_feature(groups(80, lambda x: x[:, first]), seed=0)
-    assert chosen is not None and chosen.report["base"] == {"feed": "collaborative", "page": "collaborative"}
+    assert chosen is not None and chosen.report["base"] == dict.fromkeys(("feed", "session", "page"), "collaborative")
     assert chosen.report["over_hand_set"]["p"] < 0.05
     fresh = groups(10, lambda x: x[:, first])
     assert all(np.argmax(chosen.score(x)) == np.argmax(y) for x, y in fresh)
@@ -143,6 +144,39 @@ def test_each_kind_of_request_is_ranked_the_way_that_does_best_on_its_own_valida
     chosen.save(tmp_path / "single")
     assert np.allclose(LearnedRanker.load(tmp_path / "single").score(fresh[0][0]), chosen.score(fresh[0][0]))
     assert single_feature(groups(80, lambda x: rng.normal(size=len(x))), seed=0) is None  # nothing tells: hand-set
+
+
+def test_anonymous_sessions_are_ranked_by_what_answers_sessions_once_there_are_enough_of_them():
+    # Feeds are answered by the collaborative score, anonymous visitors' sessions by what the
+    # crowd engaged with beside their items. The features alone cannot tell the two apart (a
+    # session's items are its profile): the request says whether it is anonymous.
+    from lookgraph.recommend.ranker import MIN_BASE_QUERIES, ndcg
+
+    rng = np.random.default_rng(3)
+    feed_signal, session_signal = FEATURES.index("collaborative"), FEATURES.index("co_engagement")
+    history = FEATURES.index("history")
+
+    def groups(n, telling, anonymous):
+        out = []
+        for _ in range(n):
+            x = rng.random(size=(30, len(FEATURES)))
+            x[:, history] = 2.0
+            y = np.zeros(30)
+            y[np.argmax(x[:, telling])] = 1.0
+            out.append((x, y, np.ones(30), anonymous))
+        return out
+
+    ranker = fit_ranker(groups(300, feed_signal, False) + groups(120, session_signal, True))
+    assert ranker.report["base"]["feed"] == "collaborative" and ranker.report["base"]["session"] == "co_engagement"
+    assert ranker.report["valid_by_kind"]["session"]["queries"] == 120
+    sessions = groups(30, session_signal, True)
+    assert ndcg(sessions, ranker.score) > 0.9  # asked as anonymous: ranked by their own base
+    assert ndcg([(x, y) for x, y, *_ in sessions], ranker.score) < 0.5  # asked as a known shopper's feed: not
+
+    few = fit_ranker(groups(300, feed_signal, False) + groups(MIN_BASE_QUERIES - 5, session_signal, True))
+    assert few.report["base"]["session"] == "collaborative" and few.report["way"]["session"] == few.report["way"]["feed"]
+    x = sessions[0][0]
+    assert np.allclose(few.score(x, anonymous=True), few.score(x))  # too few: a session is ranked as a feed
 
 
 def test_a_ranker_of_few_queries_is_cross_fitted_and_chooses_the_simplest_way_within_its_noise(tmp_path):
@@ -258,6 +292,22 @@ def test_a_filtered_list_says_why_it_is_short(demo):
     if len(answer.items) < 100:
         assert answer.short_because.startswith(f"only {len(answer.items)} products pass the filters")
         assert len(answer.items) <= len(in_leaf)
+
+
+def test_the_served_ranker_is_told_whether_an_anonymous_visitor_asks(demo):
+    store, graph, result, _, _, _ = demo
+    asked = []
+
+    class Recording(EvidenceRanker):
+        def score(self, x, anonymous=False):
+            asked.append(anonymous)
+            return super().score(x, anonymous)
+
+    engine = Engine(store, store.traversal(result.vectors), result.vectors, ranker=Recording())
+    first, second = graph.ids["product"][:2]
+    assert engine.for_session("visitor", Ask(k=5, items=(first, second), explore=False)).items
+    assert engine.for_shopper(graph.ids["shopper"][0], Ask(k=5, explore=False)).items
+    assert asked == [True, False]
 
 
 def test_mined_looks_explain_themselves_as_bought_together(store, tmp_path):
