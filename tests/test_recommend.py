@@ -105,21 +105,27 @@ def test_the_ranker_learns_which_feature_tells_and_survives_a_round_trip(tmp_pat
     assert np.allclose(again.score(x), ranker.score(x)) and again.report == ranker.report
 
 
+def synthetic_queries(rng, n: int, telling, history: float = 2.0, anonymous: bool | None = None) -> list[tuple]:
+    """`n` query groups of 30 random candidates whose one relevant row is the best by
+    `telling(x)`; `history` 0 makes them pages, else feeds (sessions with `anonymous`)."""
+    out = []
+    for _ in range(n):
+        x = rng.random(size=(30, len(FEATURES)))
+        x[:, FEATURES.index("history")] = history
+        y = np.zeros(30)
+        y[np.argmax(telling(x))] = 1.0
+        out.append((x, y) if anonymous is None else (x, y, np.ones(30), anonymous))
+    return out
+
+
 def test_each_kind_of_request_is_ranked_the_way_that_does_best_on_its_own_validation_queries(tmp_path):
     from lookgraph.recommend.ranker import ndcg, single_feature
 
     rng = np.random.default_rng(1)
-    first, second, history = FEATURES.index("collaborative"), FEATURES.index("trend"), FEATURES.index("history")
+    first, second = FEATURES.index("collaborative"), FEATURES.index("trend")
 
-    def groups(n, telling, page=False):
-        out = []
-        for _ in range(n):
-            x = rng.random(size=(30, len(FEATURES)))
-            x[:, history] = 0.0 if page else 2.0  # a page or session, or a known shopper's feed
-            y = np.zeros(30)
-            y[np.argmax(telling(x))] = 1.0
-            out.append((x, y))
-        return out
+    def groups(n, telling, page=False):  # a product page, or a known shopper's feed
+        return synthetic_queries(rng, n, telling, history=0.0 if page else 2.0)
 
     alone = fit_ranker(groups(160, lambda x: x[:, first]))
     valid = groups(40, lambda x: x[:, first])
@@ -154,17 +160,9 @@ def test_anonymous_sessions_are_ranked_by_what_answers_sessions_once_there_are_e
 
     rng = np.random.default_rng(3)
     feed_signal, session_signal = FEATURES.index("collaborative"), FEATURES.index("co_engagement")
-    history = FEATURES.index("history")
 
     def groups(n, telling, anonymous):
-        out = []
-        for _ in range(n):
-            x = rng.random(size=(30, len(FEATURES)))
-            x[:, history] = 2.0
-            y = np.zeros(30)
-            y[np.argmax(x[:, telling])] = 1.0
-            out.append((x, y, np.ones(30), anonymous))
-        return out
+        return synthetic_queries(rng, n, lambda x: x[:, telling], anonymous=anonymous)
 
     ranker = fit_ranker(groups(300, feed_signal, False) + groups(120, session_signal, True))
     assert ranker.report["base"]["feed"] == "collaborative" and ranker.report["base"]["session"] == "co_engagement"
@@ -185,17 +183,10 @@ def test_a_ranker_of_few_queries_is_cross_fitted_and_chooses_the_simplest_way_wi
     from lookgraph.recommend.ranker import FOLDS, _simplest_within_one_error
 
     rng = np.random.default_rng(2)
-    telling, history = FEATURES.index("collaborative"), FEATURES.index("history")
+    telling = FEATURES.index("collaborative")
 
     def groups(n):
-        out = []
-        for _ in range(n):
-            x = rng.random(size=(30, len(FEATURES)))
-            x[:, history] = 2.0
-            y = np.zeros(30)
-            y[np.argmax(x[:, telling])] = 1.0
-            out.append((x, y))
-        return out
+        return synthetic_queries(rng, n, lambda x: x[:, telling])
 
     ranker = fit_ranker(groups(200))
     report = ranker.report
