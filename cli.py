@@ -286,6 +286,10 @@ def explain_model() -> None:
         return
     typer.echo(f"  {_ways(report)}")
     for kind, found in report.get("valid_by_kind", {}).items():
+        if kind in report.get("borrowed", {}):  # too few queries of its own to choose by
+            typer.echo(f"  {kind}: {found['queries']} validation queries, too few of its own: ranked as a "
+                       f"{report['borrowed'][kind]} is")
+            continue
         typer.echo(f"  {kind}: {found['queries']} validation queries, NDCG@20 " + ", ".join(
             f"{way} {value}" for way, value in found.items() if way != "queries"))
     folds = report.get("folds", 1)

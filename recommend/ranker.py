@@ -237,6 +237,7 @@ def fit_ranker(groups: list[tuple[np.ndarray, ...]], seed: int = 7, threads: int
         "boosted_trees": _trees(boosters["boosted"][0]) if "boosted" in boosters else 0,
         "train_queries": int(len(groups) - scored.sum()) if folds == 1 else len(groups), "learn_only": len(learn_only),
         "valid_queries": int(scored.sum()), "way": {}, "valid_by_kind": {},
+        "borrowed": {kind: lender for kind, lender in BORROWS.items() if not own[kind]},
     }
     for kind in sorted(KINDS, key=lambda k: k in BORROWS):  # a lender's way is known before its borrower's
         mine = scored & (kinds == kind)

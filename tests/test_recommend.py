@@ -173,6 +173,7 @@ def test_anonymous_sessions_are_ranked_by_what_answers_sessions_once_there_are_e
 
     few = fit_ranker(groups(300, feed_signal, False) + groups(MIN_BASE_QUERIES - 5, session_signal, True))
     assert few.report["base"]["session"] == "collaborative" and few.report["way"]["session"] == few.report["way"]["feed"]
+    assert few.report["borrowed"] == {"session": "feed"} and ranker.report["borrowed"] == {}
     x = sessions[0][0]
     assert np.allclose(few.score(x, anonymous=True), few.score(x))  # too few: a session is ranked as a feed
 
@@ -390,6 +391,7 @@ def test_explain_model_names_the_rankers_features(demo, tmp_path, monkeypatch):
     out = CliRunner().invoke(app, ["explain-model"])
     assert out.exit_code == 0, out.output
     assert "ranker lambdarank" in out.output and "content_match" in out.output and "share of gain" in out.output
+    assert "session: 0 validation queries, too few of its own: ranked as a feed is" in out.output  # a shop with looks
 
 
 def test_the_store_interface_does_not_import_the_in_memory_walks():
