@@ -49,39 +49,25 @@ class ItemNeighbours:
 
     def scores(self, history: np.ndarray, weights: np.ndarray | None = None, n: int | None = None) -> np.ndarray:
         """Every product's score for a shopper with `history` (product rows, weighted)."""
-        n = n if n is not None else len(self.indptr) - 1
-        positions, lengths = self._lists(history)
-        values = self.weights[positions].astype(np.float64)
-        if weights is not None:
-            values = values * np.repeat(weights, lengths)
-        return np.bincount(self.items[positions], weights=values, minlength=n)[:n]
+        return self.reach(history, n).scores(weights)
 
     def strongest(self, history: np.ndarray, products: np.ndarray) -> dict[int, tuple[int, float]]:
-        """For each of `products`: the history row that gives it the largest positive weight,
-        and that weight (the earliest such row on a tie); a product no row weighs up is left
-        out. All at once: a shopper of 100 ratings asked about 100 products used to cost 10,000
-        scans of a neighbour list, 80% of a feed on MovieLens."""
-        positions, lengths = self._lists(history)
-        if not len(positions):
-            return {}
-        items, weights, sources = self.items[positions], self.weights[positions], np.repeat(history, lengths)
-        asked = np.zeros(len(self.indptr) - 1, dtype=bool)
-        asked[products] = True
-        keep = asked[items] & (weights > 0)  # a lookup, not np.isin's sort of 40,000 entries
-        items, weights, sources = items[keep], weights[keep], sources[keep]
-        order = np.lexsort((-weights, items))  # by product, then heaviest first; stable: history order on a tie
-        items, weights, sources = items[order], weights[order], sources[order]
-        first = np.r_[True, items[1:] != items[:-1]] if len(items) else np.zeros(0, dtype=bool)
-        return {int(i): (int(s), float(w)) for i, s, w in zip(items[first], sources[first], weights[first])}
+        """As `Reach.strongest`, for a shopper with `history`."""
+        return self.reach(history).strongest(products)
 
-    def _lists(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The positions in `items` of every history row's neighbour list, one after another
-        (gathered at once, not sliced row by row), and each list's length."""
+    def reach(self, history: np.ndarray, n: int | None = None) -> Reach:
+        """Every history row's neighbour list, one after another: gathered once for a request,
+        whose scores and reasons both read it. Sliced row by row: a history of 85 rows over
+        lists of 500 is gathered in a quarter of the time fancy indexing of every position takes.
+        `n`: the catalogue's size (default: the index's)."""
+        n = n if n is not None else len(self.indptr) - 1
         history = np.asarray(history, dtype=np.int64)
-        starts = self.indptr[history].astype(np.int64)
-        lengths = self.indptr[history + 1].astype(np.int64) - starts
-        offsets = np.cumsum(lengths) - lengths
-        return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum())), lengths
+        starts, ends = self.indptr[history].tolist(), self.indptr[history + 1].tolist()
+        lengths = np.array([e - s for s, e in zip(starts, ends)], dtype=np.int64)
+        if not len(history):
+            return Reach(n, history, lengths, self.items[:0], self.weights[:0])
+        return Reach(n, history, lengths, np.concatenate([self.items[s:e] for s, e in zip(starts, ends)]),
+                     np.concatenate([self.weights[s:e] for s, e in zip(starts, ends)]))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"collab_indptr": self.indptr, "collab_items": self.items, "collab_weights": self.weights}
@@ -91,6 +77,45 @@ class ItemNeighbours:
         if "collab_indptr" not in arrays:
             return None
         return cls(arrays["collab_indptr"], arrays["collab_items"], arrays["collab_weights"], method)
+
+
+@dataclass
+class Reach:
+    """A history's neighbour lists, one after another (`ItemNeighbours.reach`): the neighbours
+    (`items`), their weights, and each history row's list length, in a catalogue of `n` products."""
+
+    n: int
+    history: np.ndarray
+    lengths: np.ndarray
+    items: np.ndarray
+    weights: np.ndarray
+
+    def scores(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Every product's score: sum over the history of w_i * W[i, j] (w_i = 1 without `weights`)."""
+        values = self.weights.astype(np.float64)
+        if weights is not None:
+            values = values * np.repeat(weights, self.lengths)
+        return np.bincount(self.items, weights=values, minlength=self.n)[: self.n]
+
+    def strongest(self, products: np.ndarray) -> dict[int, tuple[int, float]]:
+        """For each of `products`: the history row that gives it the largest positive weight,
+        and that weight (the earliest such row on a tie); a product no row weighs up is left
+        out. All at once: a shopper of 100 ratings asked about 100 products used to cost 10,000
+        scans of a neighbour list, 80% of a feed on MovieLens."""
+        if not len(self.items):
+            return {}
+        asked = np.zeros(self.n, dtype=bool)
+        asked[products] = True
+        keep = np.flatnonzero(asked[self.items] & (self.weights > 0))  # a lookup, not np.isin's sort
+        items, weights = self.items[keep], self.weights[keep]
+        best = np.full(self.n, -np.inf, dtype=weights.dtype)
+        np.maximum.at(best, items, weights)
+        heaviest = np.flatnonzero(weights == best[items])  # in history order: the earliest row first
+        _, first = np.unique(items[heaviest], return_index=True)
+        at = heaviest[first]
+        items, weights = items[at], weights[at]
+        sources = self.history[np.searchsorted(np.cumsum(self.lengths), keep[at], side="right")]
+        return {int(i): (int(s), float(w)) for i, s, w in zip(items.tolist(), sources.tolist(), weights.tolist())}
 
 
 def interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:

@@ -60,6 +60,11 @@ class Offers:
         self.cards: list[ProductCard] = list(walks.cards)
         self.position = {card.id: i for i, card in enumerate(self.cards)}
         self.others: list[tuple[int, str, float, Callable, tuple]] = []
+        # The others' candidate, source column and evidence again, as columns: the features read
+        # them as arrays, with no pass over the tuples.
+        self._rows: list[int] = []
+        self._columns: list[int] = []
+        self._evidence: list[float] = []
         self.catalogue: dict[str, object] = {}
         """Scores the artifact gave every product for this request (by name), for the features."""
 
@@ -72,16 +77,30 @@ class Offers:
         if i == len(self.cards):
             self.cards.append(card)
         self.others.append((i, source, evidence, build, args))
+        self._rows.append(i)
+        self._columns.append(COLUMN[source])
+        self._evidence.append(evidence)
         return i
+
+    def rows_offered(self) -> np.ndarray:
+        """The candidate of each of `others`, in order."""
+        return np.array(self._rows, dtype=np.int64)
 
     def evidence(self) -> np.ndarray:
         """[candidates, sources]: each candidate's evidence per source, summed over its reasons."""
-        out = np.zeros((len(self.cards), len(SOURCES)))
-        if len(self.walks.candidate):
-            np.add.at(out, (self.walks.candidate, WALK_COLUMN[self.walks.way]), self.walk_evidence)
-        for i, source, e, _, _ in self.others:
-            out[i, COLUMN[source]] += e
-        return out
+        rows = np.concatenate([self.walks.candidate, self.rows_offered()])
+        columns = np.concatenate([WALK_COLUMN[self.walks.way], np.array(self._columns, dtype=np.int64)])
+        evidence = np.concatenate([self.walk_evidence, np.array(self._evidence, dtype=np.float64)])
+        # One flat bincount, the walks' rows first and then the others' in the order offered: it
+        # sums in the order given, as np.add.at would, at a fraction of the cost.
+        cells = len(self.cards) * len(SOURCES)
+        return np.bincount(rows * len(SOURCES) + columns, weights=evidence, minlength=cells).reshape(-1, len(SOURCES))
+
+    def reasons(self) -> np.ndarray:
+        """Each candidate's count of reasons: graph-walk rows and other sources' offers."""
+        counts = np.bincount(self.walks.candidate, minlength=len(self.cards))
+        counts += np.bincount(self.rows_offered(), minlength=len(self.cards))
+        return counts.astype(np.float64)
 
 
 def walk_offers(walks: Walks, anchor_weights: np.ndarray, dismissed: set[str]) -> Offers:

@@ -181,9 +181,9 @@ def explain(request, offers, picks: list[tuple[int, bool]], score_of: dict[int, 
             reasons[i].append((FIRST["attribute"], e, attribute_path, (a, walks.attributes[via], pid, anchors[a][1])))
         else:
             reasons[i].append((FIRST["crowd"], e, crowd_path, (a, pid, via)))
-    for i, source, e, build, args in offers.others:
-        if i in reasons:
-            reasons[i].append((FIRST[source], e, build, args))
+    for k in np.flatnonzero(np.isin(offers.rows_offered(), list(reasons))).tolist():
+        i, source, e, build, args = offers.others[k]
+        reasons[i].append((FIRST[source], e, build, args))
     return Answer([_recommendation(cards, offers.cards[i], score_of.get(i, 0.0), reasons[i], exploring,
                                    ruled.get(offers.cards[i].id, []))
                    for i, exploring in picks], short_because)

@@ -69,10 +69,7 @@ def features(offers: Offers, rows: list[int], evidence: np.ndarray, context: Con
     idx = np.asarray(rows)
     s = len(SOURCES)
     out[:, :s] = np.log1p(np.maximum(evidence[idx], 0.0))
-    counts = np.bincount(offers.walks.candidate, minlength=len(offers.cards)).astype(np.float64)
-    for i, *_ in offers.others:
-        counts[i] += 1
-    out[:, s] = np.log1p(counts[idx])
+    out[:, s] = np.log1p(offers.reasons()[idx])
     arrays = ("complement", "preference", "content", "co_engagement", "collaborative", "popularity", "trend")
     for j, name in enumerate(arrays):
         values = getattr(context, name)

@@ -36,6 +36,7 @@ class ModelSources:
         self.leaf_return = vectors.category_values("leaf_return_rate")
         self.popular = top_rows(vectors.arrays["popularity"], 5_000) if "popularity" in vectors.arrays else None
         self.collaborative = ItemNeighbours.from_arrays(vectors.arrays, vectors.meta.get("collaborative", ""))
+        self._tokens = functools.lru_cache(maxsize=16_384)(self._tokens_of)  # this artifact's, gone with it
 
     def shopper_erased(self, shopper_id: str) -> None:
         """Forget the shopper's learnt vector in this process: its id leaves the lookup and the
@@ -85,7 +86,8 @@ class ModelSources:
         history = self.history(state, session_share)
         collaborative_top = np.zeros(0, dtype=np.int64)
         if self.collaborative is not None and len(history[0]):
-            catalogue["collaborative"] = scores = self.collaborative.scores(history[0], history[1], n=len(vectors.ids["product"]))
+            reach = self.collaborative.reach(history[0], len(vectors.ids["product"]))  # once: scores and reasons
+            catalogue["collaborative"] = scores = reach.scores(history[1])
             collaborative_top = top_rows(scores, PERSONAL, np.concatenate([touched, history[0]]))
             collaborative_top = collaborative_top[scores[collaborative_top] > 0]
         preference = self.preference(state, session_share)
@@ -108,7 +110,7 @@ class ModelSources:
                 name = self.graph.categories.names.get(card.category, card.category) if card.category else None
                 offers.add(card, "popular", 1.0 - rank / len(popular_top), explain.popular_path, (card.category, name, card.id))
         verb_of = history[2]
-        strongest = self.collaborative.strongest(history[0], collaborative_top) if len(collaborative_top) else {}
+        strongest = reach.strongest(collaborative_top) if len(collaborative_top) else {}
         for rank, r in enumerate(collaborative_top.tolist()):
             if r in strongest and (card := found.get(product_ids[r]) or offers.card(product_ids[r])) is not None:
                 anchor, _ = strongest[r]
@@ -210,26 +212,25 @@ class ModelSources:
         closest = anchors[0] if anchors else (pid, "viewed")
         return explain.personal_path(cards, shopper_id, closest[0], pid, closest[1])
 
-    @functools.lru_cache(maxsize=8192)  # noqa: B019 (the engine lives as long as the process)
     def shared_token(self, anchors: tuple[tuple[str, str], ...], pid: str) -> tuple[str | None, int]:
         """The anchor sharing the most telling attribute or category with `pid`, and that token
-        (the largest product of the two TF-IDF weights), or (None, -1)."""
-        vectors = self.vectors
-        row = self.row.get(pid)
-        if row is None:
-            return None, -1
-        indptr, tokens, weights = (vectors.arrays[k] for k in ("content_indptr", "content_tokens", "content_weights"))
-        mine_tokens, mine_weights = tokens[indptr[row] : indptr[row + 1]], weights[indptr[row] : indptr[row + 1]]
+        (the largest product of the two TF-IDF weights; on a tie the first anchor, then the
+        lowest token), or (None, -1)."""
+        mine = self._tokens(pid)  # each product's read once, for the paths of many requests
         best = (0.0, None, -1)
         for anchor, _ in anchors:
-            r = self.row.get(anchor)
-            if r is None:
-                continue
-            common, i, j = np.intersect1d(mine_tokens, tokens[indptr[r] : indptr[r + 1]], assume_unique=True,
-                                          return_indices=True)
-            if len(common):
-                products = mine_weights[i] * weights[indptr[r] + j]
-                k = int(np.argmax(products))
-                if products[k] > best[0]:
-                    best = (float(products[k]), anchor, int(common[k]))
+            theirs = self._tokens(anchor)
+            for token in sorted(mine.keys() & theirs.keys()):
+                if (weight := mine[token] * theirs[token]) > best[0]:
+                    best = (weight, anchor, token)
         return best[1], best[2]
+
+    def _tokens_of(self, pid: str) -> dict[int, float]:
+        """A product's TF-IDF tokens (attributes, then categories) and their weights; {} for a
+        product the artifact does not know."""
+        row = self.row.get(pid)
+        if row is None:
+            return {}
+        arrays = self.vectors.arrays
+        span = slice(int(arrays["content_indptr"][row]), int(arrays["content_indptr"][row + 1]))
+        return dict(zip(arrays["content_tokens"][span].tolist(), arrays["content_weights"][span].tolist()))

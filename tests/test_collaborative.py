@@ -124,6 +124,19 @@ def test_ease_is_its_closed_form():
     assert b[0, 1] > b[0, 2]  # 0 and 1 are had together by two users, 0 and 2 by none
 
 
+def test_a_tie_names_the_earliest_history_row_and_one_reach_answers_both_questions():
+    alike = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]], dtype=np.float32)
+    index = neighbours_of(alike)
+    history = np.array([2, 0])
+    reach = index.reach(history)
+    assert reach.strongest(np.array([1])) == {1: (2, 0.5)}  # rows 2 and 0 weigh product 1 alike: the first named
+    assert index.reach(history[::-1]).strongest(np.array([1])) == {1: (0, 0.5)}
+    weights = np.array([1.0, 2.0])
+    assert reach.scores(weights).tolist() == pytest.approx([0.5, 1.5, 1.0])
+    assert reach.scores(weights).tolist() == index.scores(history, weights).tolist()
+    assert index.reach(np.array([], dtype=np.int64)).strongest(np.array([1])) == {}
+
+
 def test_itemknn_keeps_the_k_most_similar_by_cosine():
     x = interaction_matrix(np.array([0, 0, 1, 1, 1, 2, 2]), np.array([0, 1, 0, 1, 2, 2, 3]), 3, 4)
     w = itemknn_weights(x, k=1).toarray()

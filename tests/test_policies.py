@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from lookgraph.graph.model import Event
 from lookgraph.graph.traversal import ProductCard
-from lookgraph.recommend.candidates import NO_WALKS, Offers
+from lookgraph.recommend.candidates import COLUMN, NO_WALKS, Offers
 from lookgraph.recommend.engine import Ask, Engine
 from lookgraph.recommend.request import for_shopper as shopper_request
 from lookgraph.recommend import policies
@@ -239,6 +239,9 @@ def test_evidence_from_beyond_the_walks_counts_when_the_walks_found_nothing():
         offers.add(ProductCard(f"p{n}", f"P{n}", None), "trending", evidence, None, ())
     offers.add(ProductCard("p0", "P0", None), "embedding", 0.5, None, ())
     assert offers.evidence().sum(1).tolist() == pytest.approx([0.7, 0.1, 0.05])
+    # Each in its source's column, and each offer one reason more.
+    assert offers.evidence()[0, COLUMN["trending"]] == pytest.approx(0.2) and offers.evidence()[0, COLUMN["embedding"]] == 0.5
+    assert offers.reasons().tolist() == [2, 1, 1]
 
 
 def test_only_the_bag_comes_back_and_what_was_merely_viewed_never_does(shop):
