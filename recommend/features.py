@@ -76,14 +76,15 @@ def features(offers: Offers, rows: list[int], evidence: np.ndarray, context: Con
         if values is not None:
             out[:, s + 1 + j] = values
     c = s + 1 + len(arrays)
-    leaves = [offers.cards[i].category for i in rows]
-    out[:, c] = [leaf in context.anchor_leaves for leaf in leaves]
-    out[:, c + 1] = [context.leaf_share.get(leaf, 0.0) for leaf in leaves]
-    if context.group_of is not None:
-        out[:, c + 2] = [context.group_share.get(context.group_of(leaf), 0.0) for leaf in leaves]
-    if context.department_of is not None:
-        out[:, c + 3] = [context.department_share.get(context.department_of(leaf), 0.0) for leaf in leaves]
-    out[:, c + 4] = [context.leaf_return.get(leaf, 0.0) for leaf in leaves]
+    # The leaf category's five features, worked out once per leaf (candidates share a few leaves).
+    of_leaf: dict = {}
+    for leaf in {offers.cards[i].category for i in rows}:
+        group = context.group_share.get(context.group_of(leaf), 0.0) if context.group_of is not None else 0.0
+        department = (context.department_share.get(context.department_of(leaf), 0.0)
+                      if context.department_of is not None else 0.0)
+        of_leaf[leaf] = (leaf in context.anchor_leaves, context.leaf_share.get(leaf, 0.0), group, department,
+                         context.leaf_return.get(leaf, 0.0))
+    out[:, c : c + 5] = [of_leaf[offers.cards[i].category] for i in rows]
     out[:, c + 5] = np.log1p(context.history)
     out[:, c + 6] = float(context.in_view)
     return out

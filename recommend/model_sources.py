@@ -97,9 +97,9 @@ class ModelSources:
         if not page and self.popular is not None:  # a feed may hold best sellers; a product page, complements
             popular_top = self.popular[~np.isin(self.popular, touched)][:NEIGHBOURS // 2]
         product_ids = vectors.ids["product"]
-        found = self.graph.cards([product_ids[r] for top in (complement_top, content_top, preference_top, popular_top,
-                                                             collaborative_top)
-                                  for r in top] + [product_ids[r] for r, *_ in crowd_top])
+        offered = np.unique(np.concatenate([complement_top, content_top, preference_top, popular_top, collaborative_top,
+                                            np.array([r for r, *_ in crowd_top], dtype=np.int64)]))  # the sources overlap
+        found = self.graph.cards([product_ids[r] for r in offered.tolist()])
         anchor_list = tuple((a, anchors[a][1]) for a in anchors)
         anchor_ids = [product_ids[r] for r, _ in rows]
         for r, evidence, anchor, count in crowd_top:
