@@ -37,6 +37,8 @@ class ModelSources:
         self.popular = top_rows(vectors.arrays["popularity"], 5_000) if "popularity" in vectors.arrays else None
         self.collaborative = ItemNeighbours.from_arrays(vectors.arrays, vectors.meta.get("collaborative", ""))
         self._tokens = functools.lru_cache(maxsize=16_384)(self._tokens_of)  # this artifact's, gone with it
+        # A path asks twice (the pick's path, then the attribute path it rests on): once is enough.
+        self.shared_token = functools.lru_cache(maxsize=1_024)(self.shared_token)
 
     def shopper_erased(self, shopper_id: str) -> None:
         """Forget the shopper's learnt vector in this process: its id leaves the lookup and the

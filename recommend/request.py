@@ -125,13 +125,18 @@ def _read_shown(engine, request: Request, events: list[Event], lists: list, card
     engaged: dict[str, float] = {}
     for e in events:
         engaged[e.product_id] = max(engaged.get(e.product_id, e.ts), e.ts)
+    # Counted per product (the lists repeat a few dozen products), then, for the few the
+    # shopper engaged with, only the lists shown after they last did.
+    times = Counter(item.product_id for impression in lists for item in impression.items)
     group = engine.graph.categories.group
-    for impression in lists:
-        for item in impression.items:
-            if impression.at > engaged.get(item.product_id, float("-inf")):
-                request.shown[item.product_id] = request.shown.get(item.product_id, 0) + 1
-            if item.product_id in cards:
-                request.shown_groups[group(cards[item.product_id].category)] += 1
+    for pid, n in times.items():
+        if pid in engaged:
+            n = sum(item.product_id == pid for impression in lists if impression.at > engaged[pid]
+                    for item in impression.items)
+        if n:
+            request.shown[pid] = n
+        if pid in cards:
+            request.shown_groups[group(cards[pid].category)] += times[pid]
 
 
 def for_look(engine, product_id: str, ask: Ask) -> Request:
@@ -150,7 +155,7 @@ def for_look(engine, product_id: str, ask: Ask) -> Request:
 def known(engine, events: list[Event], asked, also=()) -> dict[str, ProductCard]:
     """Cards of the products the events name, of those asked about and of `also`, in one read;
     an asked product that does not exist raises `UnknownNode`."""
-    cards = engine.graph.cards([*asked, *(e.product_id for e in events), *also])
+    cards = engine.graph.cards(list(dict.fromkeys([*asked, *(e.product_id for e in events), *also])))  # each once
     for pid in asked:
         if pid not in cards:
             raise UnknownNode("Product", pid)
