@@ -386,8 +386,17 @@ def serve(
         _check_serving(settings)
     except (ValueError, OSError) as err:
         _fail(str(err))
-    uvicorn.run("lookgraph.cli:served_app", factory=True, workers=workers, host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=30)
+    from .api import workers as serving
+
+    if not serving.SPREADS_CONNECTIONS:
+        uvicorn.run("lookgraph.cli:served_app", factory=True, workers=workers, host=host, port=port, log_level="warning",
+                    timeout_graceful_shutdown=30)
+        return
+    try:
+        code = serving.serve(host, port, workers, graceful=30)
+    except OSError as err:
+        _fail(f"cannot listen on {host}:{port}: {err.strerror or err}")
+    raise typer.Exit(code)
 
 
 def _check_serving(settings) -> None:

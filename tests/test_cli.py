@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import http.client
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
+import psutil
+import pytest
 from typer.testing import CliRunner
 
+from lookgraph.api.workers import SPREADS_CONNECTIONS
 from lookgraph.cli import app
 
 runner = CliRunner()
@@ -96,3 +108,56 @@ def test_serve_names_a_bad_policy_setting_in_one_sentence(tmp_path, monkeypatch)
         result = CliRunner().invoke(app, ["serve", "--workers", workers])
         assert result.exit_code != 0
         assert "LOOKGRAPH_POLICY_EXPLORE_SHARE: Input should be less than or equal to 1 (got '5')" in result.output
+
+
+# -- several workers -----------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not SPREADS_CONNECTIONS, reason="SO_REUSEPORT spreads connections on Linux only")
+def test_workers_share_out_connections_opened_at_once_and_stop_on_sigterm(tmp_path):
+    """Each worker listens on a socket of its own (`api/workers.py`): 16 keep-alive connections
+    opened together land on both workers, not all on whichever woke first."""
+    port = _free_port()
+    env = dict(os.environ, LOOKGRAPH_HOME=str(tmp_path), LOOKGRAPH_API_KEYS="a-long-random-key-0123456789:read")
+    server = subprocess.Popen([sys.executable, "-m", "lookgraph.cli", "serve", "--port", str(port), "--workers", "2",
+                               "--no-access-log"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        def listening() -> int:  # workers with their socket open: each starts in its own time
+            return sum(any(s.status == psutil.CONN_LISTEN and s.laddr.port == port for s in child.net_connections())
+                       for child in psutil.Process(server.pid).children(recursive=True))
+
+        for _ in range(600):
+            if listening() == 2:
+                break
+            time.sleep(0.1)
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10)
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)]
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda c: c.connect(), connections))
+        for c in connections:
+            c.request("GET", "/health")
+            assert c.getresponse().read()
+        held = [sum(1 for s in child.net_connections() if s.status == psutil.CONN_ESTABLISHED and s.laddr.port == port)
+                for child in psutil.Process(server.pid).children(recursive=True)]
+        assert sum(held) == 16 and sum(1 for n in held if n) == 2, held
+        for c in connections:
+            c.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0  # the workers finished, then the parent
+    assert not psutil.pid_exists(server.pid) or psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_serve_with_workers_on_a_port_taken_says_so_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOKGRAPH_HOME", str(tmp_path))
+    monkeypatch.setenv("LOOKGRAPH_API_KEYS", "a-long-random-key-0123456789:read")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--workers", "2", "--port", str(port)])
+    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in result.output
