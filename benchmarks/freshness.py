@@ -60,8 +60,9 @@ def until(check, limit: float = 30.0, every: float = 0.02) -> float:
 
 
 def summary(lags: list[float]) -> dict:
+    """Lags of the trials; one never seen within `until`'s limit is inf, and counted apart."""
     lags_ms = np.array(lags) * 1000
-    return {"trials": len(lags), "p50_ms": round(float(np.median(lags_ms)), 1),
+    return {"trials": len(lags), "never_seen": int(np.isinf(lags_ms).sum()), "p50_ms": round(float(np.median(lags_ms)), 1),
             "p99_ms": round(float(np.percentile(lags_ms, 99)), 1), "max_ms": round(float(lags_ms.max()), 1)}
 
 
