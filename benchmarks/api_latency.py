@@ -37,13 +37,15 @@ from measure import RESULTS, wait_until_answering
 KEY = "bench-key-0123456789abcdef"
 
 
-async def load(base: str, shoppers: list[str], concurrency: int, total: int, seed: int, rate: float | None = None) -> dict:
+async def load(base: str, shoppers: list[str], concurrency: int, total: int, seed: int, rate: float | None = None,
+               route: str = "/shoppers/{}/recommendations?k=20") -> dict:
     """`total` requests over `concurrency` connections. Closed loop (no `rate`): each connection
     sends its next request when the last one is answered. Open loop (`rate`), as wrk2 measures:
     request i is due `i / rate` seconds in, and its latency counts from then, so a server that
     cannot keep up shows it in the latency instead of slowing the clients down.
     aiohttp, not httpx: measured here, httpx spends 2.1 ms of CPU per request (aiohttp 0.4 ms),
-    so on these 2 shared cores it could not send 500 requests a second."""
+    so on these 2 shared cores it could not send 500 requests a second. `route` is the feed's
+    path with `{}` for the shopper (another server's personal route can be measured alike)."""
     import aiohttp
 
     rng = random.Random(seed)
@@ -57,14 +59,14 @@ async def load(base: str, shoppers: list[str], concurrency: int, total: int, see
             i, sent = sent, sent + 1
             due = started + i / rate if rate else time.perf_counter()
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            async with session.get(f"{base}/shoppers/{todo[i]}/recommendations?k=20") as response:
+            async with session.get(base + route.format(todo[i])) as response:
                 await response.read()
             latencies.append(time.perf_counter() - due)
             errors += response.status != 200
 
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(headers={"X-API-Key": KEY}, connector=connector) as session:
-        async with session.get(f"{base}/shoppers/{shoppers[0]}/recommendations?k=20") as response:  # warm up
+        async with session.get(base + route.format(shoppers[0])) as response:  # warm up
             await response.read()
         started = time.perf_counter()
         await asyncio.gather(*(connection(session, started) for _ in range(concurrency)))
