@@ -23,6 +23,10 @@ with the CPU of the process listening there. lookgraph does not build or start G
 the same data: `--load-gorse URL` inserts the same items (genres as labels), users and every
 rating (feedback type `purchase`, at its time) through Gorse's REST API; Gorse then needs its
 fit and its ranking of every user (at its next start) before it is measured.
+
+Last, what one new purchase changes in the next answer, on lookgraph (the trained store again)
+and on the Gorse if given: for 50 seeded shoppers, two answers, a purchase of the most rated film
+the shopper had not rated, a third answer (`reaction`).
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ import urllib.request
 from pathlib import Path
 
 import psutil
-from api_latency import load as load_requests, median_round
+from api_latency import KEY, load as load_requests, median_round, serving
 from measure import RESULTS, lookgraph
+from neo4j_vs_embedded import free_port
 from workers import cpu_seconds, measure
 
 GORSE = {"concurrency_1": {"p50_ms": 2.4, "requests_per_second": 336},
@@ -147,6 +152,82 @@ def measure_gorse(base: str, shoppers: list[str], requests: int) -> dict:
     return results
 
 
+def call(url: str, body=None, headers: dict | None = None):
+    request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                     method="POST" if body is not None else "GET",
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def purchases_to_make(native: Path, shoppers: int = 50, seed: int = 3) -> list[tuple[str, str]]:
+    """(shopper, film) for a seeded sample of shoppers: the most rated film each has not rated."""
+    import random
+
+    with open(native / "events.csv", newline="") as f:
+        events = list(csv.DictReader(f))
+    counts = collections.Counter(e["product_id"] for e in events)
+    rated = collections.defaultdict(set)
+    for e in events:
+        rated[e["shopper_id"]].add(e["product_id"])
+    chosen = random.Random(seed).sample(sorted(rated, key=lambda s: int(s[1:])), shoppers)
+    return [(s, next(film for film, _ in counts.most_common() if film not in rated[s])) for s in chosen]
+
+
+def reaction(purchases: list[tuple[str, str]], feed, buy) -> dict:
+    """What a new purchase changes in the next answer. Per shopper: two answers (the second
+    shows what asking again alone changes, e.g. fading what was just shown), the purchase, a
+    third answer. `feed(shopper)` gives [(product id, whether its paths name the film)], with the
+    film in hand (`buy(shopper, film)`)."""
+    again, after, naming, seconds = [], [], [], []
+    for shopper, film in purchases:
+        first = [pid for pid, _ in feed(shopper, film)]
+        second = [pid for pid, _ in feed(shopper, film)]
+        started = time.perf_counter()
+        buy(shopper, film)
+        third = feed(shopper, film)
+        seconds.append(time.perf_counter() - started)
+        # An item new after the purchase only because the film's own slot fell free is no reaction.
+        filled = 1 if film in second and film not in [pid for pid, _ in third] else 0
+        again.append(len(set(second) - set(first)))
+        after.append(max(0, len({pid for pid, _ in third} - set(second)) - filled))
+        naming.append(sum(named for _, named in third))
+    n = len(purchases)
+    return {"shoppers": n, "new_items_asking_again": round(sum(again) / n, 2),
+            "new_items_after_the_purchase": round(sum(after) / n, 2),
+            "answers_changed_by_the_purchase": sum(a > 0 for a in after),
+            "items_whose_path_names_the_purchase": round(sum(naming) / n, 2),
+            "purchase_then_answer_p50_ms": round(1000 * sorted(seconds)[n // 2], 1)}
+
+
+def gorse_reaction(base: str, purchases: list[tuple[str, str]]) -> dict:
+    def feed(shopper, film):
+        return [(pid, False) for pid in call(f"{base}/api/recommend/{shopper}?n=20")]
+
+    def buy(shopper, film):
+        call(f"{base}/api/feedback", [{"FeedbackType": "purchase", "UserId": shopper, "ItemId": film, "Comment": "",
+                                       "Timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat()}])
+    return reaction(purchases, feed, buy)
+
+
+def lookgraph_reaction(home: Path, purchases: list[tuple[str, str]]) -> dict:
+    port = free_port()
+    base, headers = f"http://127.0.0.1:{port}", {"X-API-Key": KEY}
+    env = {**os.environ, "LOOKGRAPH_HOME": str(home), "LOOKGRAPH_API_KEYS": f"{KEY}:read,events"}
+    command = [sys.executable, "-m", "lookgraph.cli", "serve", "--port", str(port), "--no-access-log"]
+
+    def feed(shopper, film):
+        answer = call(f"{base}/shoppers/{shopper}/recommendations?k=20", headers=headers)
+        return [(item["product_id"], any(node["id"] == film for path in item["paths"] for node in path["nodes"]))
+                for item in answer["items"]]
+
+    def buy(shopper, film):
+        call(f"{base}/events", {"event_id": f"bench-{shopper}-{film}", "session_id": f"bench-{shopper}",
+                                "product_id": film, "type": "purchase", "shopper_id": shopper}, headers)
+    with serving(command, env, base):
+        return reaction(purchases, feed, buy)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2_000, help="Requests per round.")
@@ -189,11 +270,19 @@ def main() -> None:
             shutil.copytree(trained, home)
             results[f"workers_{workers}_concurrency_{concurrency}"] = measure(
                 "embedded", home, dict(os.environ), workers, shoppers, total, concurrency=concurrency)
+    # Last, as it writes: what one new purchase changes in the next answer, on both.
+    purchases = purchases_to_make(native)
+    shutil.rmtree(home)
+    shutil.copytree(trained, home)
+    results["reaction"] = {"lookgraph": lookgraph_reaction(home, purchases)}
+    if args.gorse:
+        results["reaction"]["gorse"] = gorse_reaction(args.gorse.rstrip("/"), purchases)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gorse_peer.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: ({m: v.get(m) for m in ("p50_ms", "p99_ms", "requests_per_second", "server_cpu_ms_per_request")}
                           if isinstance(v, dict) and "p50_ms" in v else v) for k, v in results.items() if k != "gorse"},
                      indent=2))
+    print("reaction", json.dumps(results["reaction"]))
     for concurrency, measured in results.get("gorse", {}).items():
         print("gorse", concurrency, {m: measured[m] for m in ("p50_ms", "p99_ms", "requests_per_second",
                                                               "server_cpu_ms_per_request")})
