@@ -38,6 +38,7 @@ import csv
 import datetime
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -95,13 +96,18 @@ def in_process(home: Path, shoppers: list[str], passes: int = 2) -> dict:
             "ms_per_stage": {name: round(1000 * spent[name] / feeds, 3) for name in STAGES}}
 
 
+def call(url: str, body=None, headers: dict | None = None):
+    request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                     method="POST" if body is not None else "GET",
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
 def load_gorse(base: str, native: Path) -> None:
     """The native MovieLens folder inserted into the Gorse at `base` through its REST API."""
     def post(path: str, body: list) -> None:
-        request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=120) as response:
-            print(path, json.loads(response.read()), flush=True)
+        print(path, call(base + path, body), flush=True)
 
     def when(ts) -> str:
         return datetime.datetime.fromtimestamp(int(ts), datetime.timezone.utc).isoformat()
@@ -152,18 +158,8 @@ def measure_gorse(base: str, shoppers: list[str], requests: int) -> dict:
     return results
 
 
-def call(url: str, body=None, headers: dict | None = None):
-    request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
-                                     method="POST" if body is not None else "GET",
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 def purchases_to_make(native: Path, shoppers: int = 50, seed: int = 3) -> list[tuple[str, str]]:
     """(shopper, film) for a seeded sample of shoppers: the most rated film each has not rated."""
-    import random
-
     with open(native / "events.csv", newline="") as f:
         events = list(csv.DictReader(f))
     counts = collections.Counter(e["product_id"] for e in events)
@@ -177,8 +173,8 @@ def purchases_to_make(native: Path, shoppers: int = 50, seed: int = 3) -> list[t
 def reaction(purchases: list[tuple[str, str]], feed, buy) -> dict:
     """What a new purchase changes in the next answer. Per shopper: two answers (the second
     shows what asking again alone changes, e.g. fading what was just shown), the purchase, a
-    third answer. `feed(shopper)` gives [(product id, whether its paths name the film)], with the
-    film in hand (`buy(shopper, film)`)."""
+    third answer. `feed(shopper, film)` gives the answer as [(product id, whether its paths name
+    the film)]; `buy(shopper, film)` posts the purchase."""
     again, after, naming, seconds = [], [], [], []
     for shopper, film in purchases:
         first = [pid for pid, _ in feed(shopper, film)]
