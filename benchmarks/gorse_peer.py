@@ -158,8 +158,9 @@ def measure_gorse(base: str, shoppers: list[str], requests: int) -> dict:
     return results
 
 
-def purchases_to_make(native: Path, shoppers: int = 50, seed: int = 3) -> list[tuple[str, str]]:
-    """(shopper, film) for a seeded sample of shoppers: the most rated film each has not rated."""
+def purchases_to_make(native: Path, gorse: str | None, shoppers: int = 50, seed: int = 3) -> list[tuple[str, str]]:
+    """(shopper, film) for a seeded sample of shoppers: the most rated film each has not rated,
+    nor bought in the Gorse at `gorse` (a rerun's purchases are new there too)."""
     with open(native / "events.csv", newline="") as f:
         events = list(csv.DictReader(f))
     counts = collections.Counter(e["product_id"] for e in events)
@@ -167,6 +168,9 @@ def purchases_to_make(native: Path, shoppers: int = 50, seed: int = 3) -> list[t
     for e in events:
         rated[e["shopper_id"]].add(e["product_id"])
     chosen = random.Random(seed).sample(sorted(rated, key=lambda s: int(s[1:])), shoppers)
+    if gorse:
+        for shopper in chosen:
+            rated[shopper] |= {f["ItemId"] for f in call(f"{gorse}/api/user/{shopper}/feedback")}
     return [(s, next(film for film, _ in counts.most_common() if film not in rated[s])) for s in chosen]
 
 
@@ -267,7 +271,7 @@ def main() -> None:
             results[f"workers_{workers}_concurrency_{concurrency}"] = measure(
                 "embedded", home, dict(os.environ), workers, shoppers, total, concurrency=concurrency)
     # Last, as it writes: what one new purchase changes in the next answer, on both.
-    purchases = purchases_to_make(native)
+    purchases = purchases_to_make(native, args.gorse.rstrip("/") if args.gorse else None)
     shutil.rmtree(home)
     shutil.copytree(trained, home)
     results["reaction"] = {"lookgraph": lookgraph_reaction(home, purchases)}
