@@ -244,6 +244,8 @@ def main() -> None:
     subprocess.run([sys.executable, str(Path(__file__).with_name("movielens.py")), "--out", str(native)], check=True)
     if args.load_gorse:
         load_gorse(args.load_gorse.rstrip("/"), native)
+        print("loaded: Gorse ranks its users at its next fit (at its start, then every `fit_period`); restart it, "
+              "wait for its log's 'complete ranking recommendation', then measure with --gorse")
         return
     shutil.rmtree(home, ignore_errors=True)
     lookgraph("load", str(native), home=home)
