@@ -30,7 +30,6 @@ from ..graph.store import AlreadyExists, GraphStore, SessionConflict, UnknownNod
 from ..graph.stores import open_store
 from ..recommend.engine import Ask, Engine
 from ..recommend.explanations import Answer
-from ..recommend import exploration
 from ..recommend.freshness import Freshness
 from ..recommend.attribution import recommendation_report
 from ..recommend.experiment_report import experiment_report
@@ -39,6 +38,7 @@ from ..recommend.policies import DAY, policy_config
 from ..settings import Settings
 from . import schemas
 from .artifacts import ServedModel, load_version, versions
+from .background import keep_crowd, keep_exploration, keep_fresh, keep_impressions, running
 from .console import Actions, add_console
 from .experiments import add_experiments
 from .security import Gate, Keys, scope
@@ -105,57 +105,6 @@ class Measure:
                     "status": status, "ms": round(seconds * 1000, 2), "client": (scope.get("client") or ("", 0))[0]})
 
 
-async def keep_fresh(fresh: Freshness, every: float) -> None:
-    """Apply the store's changes every `every` seconds, off the event loop, until cancelled."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await asyncio.to_thread(fresh.catch_up)
-        except Exception:  # a store briefly away must not stop the loop: tried again next time
-            log.exception("could not read the store's changes; trying again in %s s", every)
-
-
-async def keep_impressions(store: GraphStore, retention: float, clock, every: float = 3_600.0) -> None:
-    """Drop impressions older than `retention` seconds, every `every` seconds, until cancelled."""
-    while True:
-        try:
-            dropped = await asyncio.to_thread(store.delete_impressions_before, clock() - retention)
-            if dropped:
-                log.info("dropped %d impressions past their retention", dropped)
-        except Exception:  # a store briefly away must not stop the loop: tried again next time
-            log.exception("could not drop old impressions; trying again in %s s", every)
-        await asyncio.sleep(every)
-
-
-async def keep_crowd(store: GraphStore, every: float) -> None:
-    """Recompute the crowd's BOUGHT_WITH every `every` seconds when events came in or shoppers
-    were erased since (`graph/crowd.py`), off the event loop, until cancelled. Every worker
-    checks; one at a time recomputes (a lease in the store)."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            if done := await asyncio.to_thread(crowd.refresh_when_due, store):
-                log.info("the crowd's BOUGHT_WITH recomputed: %(rows)s rows for %(products)s products in %(seconds)s s", done)
-        except Exception:  # a store briefly away must not stop the loop: tried again next time
-            log.exception("could not recompute the crowd's BOUGHT_WITH; trying again in %s s", every)
-
-
-async def keep_exploration(store: GraphStore, engine: Engine, every: float) -> None:
-    """Count what exploration earned every `every` seconds (`recommend/exploration.py`), off
-    the event loop, until cancelled; every worker counts, one saves (compare-and-set)."""
-    def group_of(product_id: str) -> str | None:
-        card = engine.graph.cards([product_id]).get(product_id)
-        return engine.graph.categories.group(card.category) if card is not None else None
-
-    while True:
-        await asyncio.sleep(every)
-        try:
-            if counted := await asyncio.to_thread(exploration.refresh, store, group_of, engine.clock()):
-                log.info("exploration counted through %(through)s: %(lists)s feeds", counted)
-        except Exception:  # a store briefly away must not stop the loop: tried again next time
-            log.exception("could not count what exploration earned; trying again in %s s", every)
-
-
 def create_app(settings: Settings | None = None, store: GraphStore | None = None,
                vectors: LookVectors | None | bool = True, clock=time.time) -> FastAPI:
     """Build the app over `store` (default: the configured one). `vectors=True` loads the
@@ -190,19 +139,18 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        tasks = [asyncio.create_task(served.watch(settings.reload_check_seconds))] if watch else []
+        loops = [served.watch(settings.reload_check_seconds)] if watch else []
         if settings.freshness_seconds > 0:
-            tasks.append(asyncio.create_task(keep_fresh(fresh, settings.freshness_seconds)))
+            loops.append(keep_fresh(fresh, settings.freshness_seconds))
         if settings.crowd_refresh_seconds > 0:
-            tasks.append(asyncio.create_task(keep_crowd(store, settings.crowd_refresh_seconds)))
+            loops.append(keep_crowd(store, settings.crowd_refresh_seconds))
         if settings.exploration_refresh_seconds > 0:
-            tasks.append(asyncio.create_task(keep_exploration(store, engine, settings.exploration_refresh_seconds)))
+            loops.append(keep_exploration(store, engine, settings.exploration_refresh_seconds))
         if impressions is not None:
             impressions.start()
-            tasks.append(asyncio.create_task(keep_impressions(store, settings.impression_retention_days * DAY, clock)))
-        yield
-        for task in tasks:  # shutting down: in-flight requests have been answered by now
-            task.cancel()
+            loops.append(keep_impressions(store, settings.impression_retention_days * DAY, clock))
+        async with running(loops):  # shutting down: in-flight requests have been answered by now
+            yield
         if impressions is not None:
             await asyncio.to_thread(impressions.close)  # what is still queued is written
 

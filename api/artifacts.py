@@ -18,6 +18,7 @@ from pathlib import Path
 from ..embeddings.vectors import LookVectors
 from ..recommend.engine import Engine
 from ..recommend.ranker import LearnedRanker
+from .background import off_the_loop
 
 log = logging.getLogger("lookgraph.api")
 
@@ -66,7 +67,7 @@ class ServedModel:
         async with self._swap:
             if latest == self.version:
                 return False
-            prepared = await asyncio.to_thread(self._prepare, latest)
+            prepared = await off_the_loop(self._prepare, latest)
             self.engine.install(prepared)
             log.warning("now serving model %s (was %s)", latest, self.version)
             self.version, self.loaded_at = latest, self.clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import warnings
 
@@ -271,6 +272,31 @@ def test_a_worker_computes_at_most_compute_threads_answers_at_once(tmp_path, emb
             t.join()
     assert statuses == [200] * 6
     assert most == threads
+
+
+def test_shutting_down_waits_for_the_background_job_in_flight(tmp_path, embedded, monkeypatch):
+    """A thread cannot be stopped midway: leaving the app's lifespan waits for the store job it
+    is running (dropping old impressions starts at once), so whoever closes the store after the
+    app closes it after that job's last query, not under it."""
+    build(tmp_path, embedded)
+    started, finished = threading.Event(), []
+    drop = embedded.delete_impressions_before
+
+    def slow_drop(before: float) -> int:
+        started.set()
+        threading.Event().wait(0.5)
+        finished.append(drop(before))
+        return finished[-1]
+
+    monkeypatch.setattr(embedded, "delete_impressions_before", slow_drop)
+    app = create_app(Settings(home=tmp_path / "home", api_keys=KEYS), embedded, vectors=None, clock=Clock())
+
+    async def serve_then_shut_down() -> list[int]:  # in one event loop that lives on, as a test client's may
+        async with app.router.lifespan_context(app):
+            assert await asyncio.to_thread(started.wait, 5)
+        return list(finished)
+
+    assert asyncio.run(serve_then_shut_down()) == [0]
 
 
 def test_health_metrics_and_openapi(api):

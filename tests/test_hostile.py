@@ -217,7 +217,15 @@ def fuzz(app, key: str, examples: int, on_response=None) -> None:
         if on_response is not None:
             on_response(operation, response)
 
-    each_case(schemathesis.openapi.from_asgi("/openapi.json", app), key, examples, run)
+    async def requests_only(scope, receive, send):
+        if scope["type"] == "lifespan":  # refused, as by an app without one: it runs below instead
+            raise RuntimeError("the test runs the lifespan")
+        await app(scope, receive, send)
+
+    # The app's lifespan (its background jobs) ends with this call, while the test's store is
+    # open; the fuzzer's own would run on in its event loop until the process exits.
+    with TestClient(app):
+        each_case(schemathesis.openapi.from_asgi("/openapi.json", requests_only), key, examples, run)
 
 
 def test_fuzzed_requests_get_no_server_error_and_only_documented_answers(api):
