@@ -393,7 +393,7 @@ def serve(
                     timeout_graceful_shutdown=30)
         return
     try:
-        code = serving.serve(host, port, workers, graceful=30)
+        code = serving.serve(host, port, workers, graceful=30, timeout=settings.worker_timeout_seconds)
     except OSError as err:
         _fail(f"cannot listen on {host}:{port}: {err.strerror or err}")
     raise typer.Exit(code)
@@ -412,8 +412,9 @@ def _check_serving(settings) -> None:
     open_store(settings).close()
 
 
-def served_app():
-    """The app one `lookgraph serve` process (or worker) serves, from the environment's settings."""
+def served_app(heartbeat=None):
+    """The app one `lookgraph serve` process (or worker) serves, from the environment's settings;
+    `heartbeat`: see `create_app`."""
     import logging
 
     from pythonjsonlogger.json import JsonFormatter
@@ -430,7 +431,7 @@ def served_app():
     access = os.environ.get("LOOKGRAPH_ACCESS_LOG", "1") != "0"
     logging.getLogger("lookgraph.access").setLevel(logging.INFO if access else logging.WARNING)
     settings = _settings()
-    api = create_app(settings, open_store(settings))
+    api = create_app(settings, open_store(settings), heartbeat=heartbeat)
     # Each request's matrix-vector products are small: extra BLAS and OpenMP threads per request
     # thread only spin (measured, they doubled the CPU time per request). After the app is
     # built: the limit reaches only the libraries loaded by then.

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     `benchmarks/gorse_peer.py`, one worker at concurrency 8, served 86 req/s with a thread per
     request against 126 with one), 4 on Neo4j, where an answer also waits on the server. More
     cores: `--workers`."""
+    worker_timeout_seconds: float = Field(60.0, ge=0)
+    """`lookgraph serve --workers N` (Linux) replaces a worker that has not answered its
+    parent's check for this long: an event loop blocked, or every compute thread stuck. Its
+    requests in flight are lost, so set it above the slowest request you serve (0: never)."""
     impressions: bool = True
     """Keep every served list in the store (`recommend/impressions.py`); off: answers still carry
     a recommendation id, nothing is kept."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path as FilePath
@@ -38,7 +39,7 @@ from ..recommend.policies import DAY, policy_config
 from ..settings import Settings
 from . import schemas
 from .artifacts import ServedModel, load_version, versions
-from .background import keep_crowd, keep_exploration, keep_fresh, keep_impressions, running
+from .background import keep_beating, keep_crowd, keep_exploration, keep_fresh, keep_impressions, running
 from .console import Actions, add_console
 from .experiments import add_experiments
 from .security import Gate, Keys, scope
@@ -106,9 +107,11 @@ class Measure:
 
 
 def create_app(settings: Settings | None = None, store: GraphStore | None = None,
-               vectors: LookVectors | None | bool = True, clock=time.time) -> FastAPI:
+               vectors: LookVectors | None | bool = True, clock=time.time,
+               heartbeat: Callable[[], None] | None = None) -> FastAPI:
     """Build the app over `store` (default: the configured one). `vectors=True` loads the
-    latest artifact if there is one; None serves from the graph alone."""
+    latest artifact if there is one; None serves from the graph alone. `heartbeat` is called
+    every second while the app can answer (`serve --workers`' check, `background.keep_beating`)."""
     settings = settings or Settings()
     keys = Keys(settings.api_keys, settings.api_keys_file)
     if not keys:
@@ -146,6 +149,8 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
             loops.append(keep_crowd(store, settings.crowd_refresh_seconds))
         if settings.exploration_refresh_seconds > 0:
             loops.append(keep_exploration(store, engine, settings.exploration_refresh_seconds))
+        if heartbeat is not None:
+            loops.append(keep_beating(heartbeat, lambda: anyio.to_thread.run_sync(lambda: None, limiter=computing)))
         if impressions is not None:
             impressions.start()
             loops.append(keep_impressions(store, settings.impression_retention_days * DAY, clock))

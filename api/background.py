@@ -97,3 +97,13 @@ async def keep_exploration(store: GraphStore, engine: Engine, every: float) -> N
                 log.info("exploration counted through %(through)s: %(lists)s feeds", counted)
         except Exception:  # a store briefly away must not stop the loop: tried again next time
             log.exception("could not count what exploration earned; trying again in %s s", every)
+
+
+async def keep_beating(beat: Callable[[], None], answered: Callable[[], Coroutine], every: float = 1.0) -> None:
+    """Call `beat` every `every` seconds after `answered()` (a no-op through the compute
+    threads) returns: when the event loop blocks or every compute thread is stuck, the beats
+    stop, and `serve --workers`' parent replaces this worker."""
+    while True:
+        await answered()
+        beat()
+        await asyncio.sleep(every)

@@ -8,8 +8,11 @@ round of three. Here each worker binds its own socket to the port with `SO_REUSE
 kernel spreads new connections across the workers by their addresses (Linux; elsewhere
 `SO_REUSEPORT` does not spread them, and uvicorn's workers serve).
 
-The parent starts the workers and starts a new one when one dies. A worker that dies before it
-ever served stops them all, since a new one would fail the same way. On SIGINT or SIGTERM the
+The parent starts the workers and starts a new one when one dies, or when one has not answered
+for `worker_timeout_seconds`: each worker beats every second from its event loop through its
+compute threads (`background.keep_beating`), so a blocked loop, every compute thread stuck or a
+frozen process all stop the beats. A worker that dies before it ever served stops them all,
+since a new one would fail the same way. On SIGINT or SIGTERM the
 parent passes SIGTERM on and waits while each worker finishes the requests in flight.
 """
 
@@ -23,6 +26,8 @@ import socket
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger("lookgraph.serve")
 
@@ -44,11 +49,16 @@ def port_socket(host: str, port: int, shared: bool = True) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, graceful: int, ready) -> None:
+def _worker(host: str, port: int, graceful: int, ready, beat) -> None:
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config("lookgraph.cli:served_app", factory=True, host=host, port=port,
-                                           log_level="warning", timeout_graceful_shutdown=graceful))
+    from ..cli import served_app
+
+    def heartbeat() -> None:
+        beat.value = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
+
+    server = uvicorn.Server(uvicorn.Config(served_app(heartbeat), host=host, port=port, log_level="warning",
+                                           timeout_graceful_shutdown=graceful))
 
     def report_ready() -> None:
         while not server.started and not server.should_exit:
@@ -60,35 +70,66 @@ def _worker(host: str, port: int, graceful: int, ready) -> None:
     server.run(sockets=[port_socket(host, port)])
 
 
-def serve(host: str, port: int, workers: int, graceful: int = 30) -> int:
-    """Serve until SIGINT or SIGTERM; the exit status (1: a worker could not start)."""
+@dataclass
+class Worker:
+    process: multiprocessing.process.BaseProcess
+    ready: Any
+    """Set once the worker serves."""
+    beat: Any
+    """When the worker last answered (`time.monotonic()`), a shared double."""
+    serving_since: float | None = None
+    """When the parent first saw it ready."""
+
+    def silent_for(self, now: float) -> float:
+        """Seconds since the worker last answered; 0 while it starts (loading a model may be slow)."""
+        if not self.ready.is_set():
+            return 0.0
+        if self.serving_since is None:
+            self.serving_since = now
+        return now - max(self.beat.value, self.serving_since)
+
+
+def serve(host: str, port: int, workers: int, graceful: int = 30, timeout: float = 60.0) -> int:
+    """Serve until SIGINT or SIGTERM; the exit status (1: a worker could not start). A worker
+    silent for `timeout` seconds (0: never checked) is killed and replaced."""
     port_socket(host, port, shared=False).close()  # taken: say so here, not in every worker
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter each: nothing of this one inherited
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
 
-    def start() -> tuple:
-        ready = spawn.Event()
-        process = spawn.Process(target=_worker, args=(host, port, graceful, ready), daemon=False)
+    def start() -> Worker:
+        ready, beat = spawn.Event(), spawn.Value("d", 0.0, lock=False)
+        process = spawn.Process(target=_worker, args=(host, port, graceful, ready, beat), daemon=False)
         process.start()
-        return process, ready
+        return Worker(process, ready, beat)
 
     running, failed = [start() for _ in range(workers)], False
     while not stopping.wait(0.5):
-        for i, (process, ready) in enumerate(running):
+        for i, worker in enumerate(running):
+            process = worker.process
             if process.is_alive():
+                silent = worker.silent_for(time.monotonic())
+                if not timeout or silent < timeout:
+                    continue
+                # Blocked or frozen, it would hold its connections unanswered: SIGTERM waits on
+                # the very requests that are stuck, so it is killed outright.
+                log.error("a worker (pid %s) has not answered for %.0f s: killing it and starting another",
+                          process.pid, silent)
+                process.kill()
+                process.join()
+                running[i] = start()
                 continue
-            if not ready.is_set():
+            if not worker.ready.is_set():
                 log.error("a worker (pid %s) exited with %s before it served: stopping", process.pid, process.exitcode)
                 failed = True
                 stopping.set()
                 break
             log.warning("a worker (pid %s) exited with %s: starting another", process.pid, process.exitcode)
             running[i] = start()
-    for process, _ in running:
-        if process.is_alive():
-            os.kill(process.pid, signal.SIGTERM)
-    for process, _ in running:
-        process.join()
+    for worker in running:
+        if worker.process.is_alive():
+            os.kill(worker.process.pid, signal.SIGTERM)
+    for worker in running:
+        worker.process.join()
     return 1 if failed else 0

@@ -299,6 +299,40 @@ def test_shutting_down_waits_for_the_background_job_in_flight(tmp_path, embedded
     assert asyncio.run(serve_then_shut_down()) == [0]
 
 
+def test_beats_stop_while_every_compute_thread_is_stuck_and_come_back_after(tmp_path, embedded, monkeypatch):
+    """`serve --workers`' parent replaces a worker whose beats stop (`api/workers.py`): a beat
+    passes through the compute threads, so one stuck feed on the embedded store (one compute
+    thread) silences it, though the event loop still runs."""
+    import httpx
+
+    from lookgraph.recommend.engine import Engine
+
+    build(tmp_path, embedded)
+    release, answer = threading.Event(), Engine.for_shopper
+    monkeypatch.setattr(Engine, "for_shopper", lambda self, *a, **kw: (release.wait(10), answer(self, *a, **kw))[1])
+    beats: list[float] = []
+    app = create_app(Settings(home=tmp_path / "home", api_keys=KEYS), embedded, vectors=None, clock=Clock(),
+                     heartbeat=lambda: beats.append(1.0))
+
+    async def scenario() -> tuple[int, int, int, int]:
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lookgraph") as client:
+                await asyncio.sleep(1.5)
+                before = len(beats)
+                stuck = asyncio.create_task(client.get("/shoppers/ann/recommendations", headers=as_(READ)))
+                await asyncio.sleep(0.2)
+                stuck_at = len(beats)
+                await asyncio.sleep(3)
+                silent = len(beats)
+                release.set()
+                assert (await stuck).status_code == 200
+                await asyncio.sleep(1.5)
+                return before, stuck_at, silent, len(beats)
+
+    before, stuck_at, silent, after = asyncio.run(scenario())
+    assert before >= 1 and silent - stuck_at <= 1 and after > silent
+
+
 def test_health_metrics_and_openapi(api):
     client, _ = api
     assert client.get("/health").json()["status"] == "ok"

@@ -152,6 +152,44 @@ def test_workers_share_out_connections_opened_at_once_and_stop_on_sigterm(tmp_pa
     assert not psutil.pid_exists(server.pid) or psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
 
 
+@pytest.mark.skipif(not SPREADS_CONNECTIONS, reason="SO_REUSEPORT spreads connections on Linux only")
+def test_a_worker_that_stops_answering_is_replaced(tmp_path):
+    """A frozen worker (here stopped by SIGSTOP; a blocked event loop or every compute thread
+    stuck look the same to its parent: no beats) is killed after LOOKGRAPH_WORKER_TIMEOUT_SECONDS
+    and another takes its place."""
+    port = _free_port()
+    env = dict(os.environ, LOOKGRAPH_HOME=str(tmp_path), LOOKGRAPH_API_KEYS="a-long-random-key-0123456789:read",
+               LOOKGRAPH_WORKER_TIMEOUT_SECONDS="3")
+    log = tmp_path / "serve.log"
+    with log.open("w") as stderr:
+        server = subprocess.Popen([sys.executable, "-m", "lookgraph.cli", "serve", "--port", str(port), "--workers", "2",
+                                   "--no-access-log"], env=env, stderr=stderr)
+    try:
+        def workers() -> set[int]:
+            return {child.pid for child in psutil.Process(server.pid).children(recursive=True)
+                    if any(s.status == psutil.CONN_LISTEN and s.laddr.port == port for s in child.net_connections())}
+
+        def wait_for(condition) -> None:
+            for _ in range(600):
+                if condition():
+                    return
+                time.sleep(0.1)
+            raise AssertionError(log.read_text())
+
+        wait_for(lambda: len(workers()) == 2)
+        first = workers()
+        frozen = min(first)
+        time.sleep(2)  # serving for a while: its beats are what stop
+        os.kill(frozen, signal.SIGSTOP)
+        wait_for(lambda: not psutil.pid_exists(frozen) and len(workers()) == 2)
+        assert len(workers() & first) == 1  # the other one kept serving
+        assert "has not answered for" in log.read_text()
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+
+
 def test_serve_with_workers_on_a_port_taken_says_so_once(tmp_path, monkeypatch):
     monkeypatch.setenv("LOOKGRAPH_HOME", str(tmp_path))
     monkeypatch.setenv("LOOKGRAPH_API_KEYS", "a-long-random-key-0123456789:read")
