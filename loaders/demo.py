@@ -40,6 +40,11 @@ MENSWEAR_SKIPS = {"Blouses", "Skirts", "Day dresses", "Evening dresses", "Heels"
 DURABLES = ("Toilet seats", "Sofas", "Mattresses", "Kettles")
 CONSUMABLES = {"Coffee": 21, "Laundry detergent": 45, "Razor blades": 30, "Shampoo": 40}
 """Consumable leaf -> typical repurchase cycle in days."""
+ONE_ITEM = {"Day dresses": "day dress", "Evening dresses": "evening dress", "Scarves": "scarf",
+            "Mattresses": "mattress", "Jeans": "jeans", "Trousers": "trousers", "Shorts": "shorts",
+            "Sunglasses": "sunglasses", "Jewellery": "jewellery", "Coffee": "coffee",
+            "Laundry detergent": "laundry detergent", "Shampoo": "shampoo"}
+"""What one product of a leaf is called where dropping the plural's `s` would not do."""
 
 STYLES = ("casual", "classic", "sporty", "boho", "streetwear", "evening")
 OCCASIONS = {
@@ -68,6 +73,11 @@ class DemoSpec:
     shoppers: int = 300
     events: int = 20_000
     seed: int = 7
+
+
+def one_item(leaf_name: str) -> str:
+    """One product of the leaf `leaf_name`, in lower case: "Boots" -> "boot", "Scarves" -> "scarf"."""
+    return ONE_ITEM.get(leaf_name) or leaf_name.lower().removesuffix("s")
 
 
 def _brands(rng: random.Random, n: int = 60) -> list[str]:
@@ -126,7 +136,7 @@ class DemoStore:
                 leaf = home[i % len(home)]
                 attrs = (Attribute("brand", brand),)
                 price = round(rng.lognormvariate(3.0 if "consumables" in leaf.id else 5.0, 0.5), 2)
-                self.products.append(Product(pid, f"{brand} {leaf.name.rstrip('s')}", leaf.id, price, attrs))
+                self.products.append(Product(pid, f"{brand} {one_item(leaf.name)}", leaf.id, price, attrs))
                 self.by_leaf.setdefault(leaf.id, []).append(pid)
                 continue
             leaf = rng.choice(leaves)
@@ -138,7 +148,7 @@ class DemoStore:
                 Attribute("style", style), Attribute("occasion", rng.choice(OCCASIONS[style])),
             )
             price = round(rng.lognormvariate(3.8, 0.6), 2)
-            name = f"{brand} {colour} {material} {leaf.name.rstrip('s').lower()}"
+            name = f"{brand} {colour} {material} {one_item(leaf.name)}"
             self.products.append(Product(pid, name, leaf.id, price, attrs))
             self.by_group.setdefault((dept, group, style), []).append(pid)
             self.by_leaf.setdefault(leaf.id, []).append(pid)
