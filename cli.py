@@ -23,6 +23,7 @@ app = typer.Typer(
     help="lookgraph: complete-the-look recommendations from one retail graph.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # a docstring's lines join into one paragraph, as written
 )
 
 
