@@ -3,7 +3,9 @@
 Why SQLite: it ships with Python (zero configuration), its WAL journal lets any number of
 readers run while one writer appends, and a committed transaction survives `kill -9`
 (and power loss with `synchronous=FULL`). Graph traversals the engine runs often are answered
-from an in-memory adjacency index built from these tables (`graph/adjacency.py`).
+from an in-memory index built from these tables (`graph/memory_traversal.py`). The tables
+and their migrations are in `sqlite_schema.py`, the writes inside a transaction in
+`sqlite_writes.py`.
 
 Nodes are tables, relationships are foreign keys or link tables; `_NEIGHBOURS` maps every
 relationship of the model to the SQL that walks it, so `neighbours()` covers the whole model.
@@ -12,7 +14,6 @@ relationship of the model to the SQL that walks it, so `neighbours()` covers the
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import sqlite3
 import threading
@@ -23,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .crowd import co_engagement, goes_with
+from .crowd import co_engagement
 from .memory_traversal import MemoryTraversal
 from .model import (
-    EVENT_TYPES,
     Attribute,
     Category,
     Event,
@@ -38,183 +38,11 @@ from .model import (
     SavedLook,
     Shopper,
 )
-from .store import (
-    CHANGE_KIND, CHANGE_RETENTION_SECONDS, CHANGES_PER_WRITE, IMPRESSION_COLUMNS, AlreadyExists, BulkWriter, GraphStore,
-    SessionConflict, UnknownNode, erasure_key, experiment_json, experiment_of_json, impression_of_row,
-)
-from .sqlite_impressions import COLUMNS as IMPRESSION_CODED, IMPRESSION_SCHEMA, ImpressionCodec
+from .store import AlreadyExists, GraphStore, UnknownNode, erasure_key, experiment_json, experiment_of_json
+from .sqlite_impressions import COLUMNS as IMPRESSION_CODED, ImpressionCodec
+from .sqlite_schema import DEFERRABLE_INDEXES, ensure
+from .sqlite_writes import ENGAGEMENTS, Writer, record_changes, replace_bought_with, replace_goes_with
 
-SCHEMA_VERSION = 5
-
-
-def _code_impressions(conn: sqlite3.Connection) -> None:
-    """Version 3 kept each served list's items as JSON (1,486 bytes a list of 20); version 4
-    keeps codes (graph/sqlite_impressions.py)."""
-    conn.execute("ALTER TABLE impression RENAME TO impression_json")
-    for index in ("impression_shopper", "impression_session", "impression_at", "impression_variant"):
-        conn.execute(f"DROP INDEX IF EXISTS {index}")
-    for statement in IMPRESSION_SCHEMA.split(";"):
-        conn.execute(statement)
-    # By time, not rowid: the first version-3 stores kept impressions in a WITHOUT ROWID table.
-    codec, rows = ImpressionCodec(), conn.execute("SELECT * FROM impression_json ORDER BY at, id")
-    while batch := [impression_of_row(dict(zip(IMPRESSION_COLUMNS, row))) for row in rows.fetchmany(10_000)]:
-        coded, new = codec.rows(conn, batch, {i.shopper_id for i in batch})
-        conn.executemany(f"INSERT INTO impression ({IMPRESSION_CODED}) VALUES ({', '.join('?' * 13)})", coded)
-        codec.learn(new)  # this transaction's own codes, seen by its own later batches
-    conn.execute("DROP TABLE impression_json")
-
-
-_MIGRATIONS = {1: ("ALTER TABLE look ADD COLUMN mined INTEGER NOT NULL DEFAULT 0",
-                   "ALTER TABLE look ADD COLUMN support INTEGER", "ALTER TABLE look ADD COLUMN lift REAL"),
-               2: ("ALTER TABLE product ADD COLUMN availability TEXT NOT NULL DEFAULT 'in_stock'",
-                   "ALTER TABLE product ADD COLUMN unavailable_in TEXT"),
-               3: (_code_impressions,),
-               4: (lambda conn: _replace_goes_with(conn),)}  # GOES_WITH came in version 5: from the looks already stored
-"""Statements (or functions of the connection) that bring a store of the key's version to the
-next one, all in one transaction."""
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS category (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    parent_id TEXT REFERENCES category(id) DEFERRABLE INITIALLY DEFERRED
-);
-CREATE INDEX IF NOT EXISTS category_parent ON category(parent_id);
-CREATE TABLE IF NOT EXISTS product (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    category_id TEXT REFERENCES category(id),
-    price REAL,
-    availability TEXT NOT NULL DEFAULT 'in_stock',
-    unavailable_in TEXT
-);
-CREATE INDEX IF NOT EXISTS product_category ON product(category_id);
-CREATE TABLE IF NOT EXISTS attribute (
-    key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS product_attribute (
-    product_id TEXT NOT NULL REFERENCES product(id) ON DELETE CASCADE,
-    attribute_key TEXT NOT NULL REFERENCES attribute(key),
-    PRIMARY KEY (product_id, attribute_key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS shopper (id TEXT PRIMARY KEY, home_location TEXT);
-CREATE TABLE IF NOT EXISTS session (
-    id TEXT PRIMARY KEY,
-    shopper_id TEXT REFERENCES shopper(id) ON DELETE CASCADE,
-    started_at REAL NOT NULL,
-    location TEXT,
-    gift INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS session_shopper ON session(shopper_id);
-CREATE TABLE IF NOT EXISTS event (
-    id TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL REFERENCES session(id) ON DELETE CASCADE,
-    product_id TEXT NOT NULL REFERENCES product(id),
-    type TEXT NOT NULL CHECK (type IN ({", ".join(repr(t) for t in EVENT_TYPES)})),
-    ts REAL NOT NULL,
-    location TEXT,
-    gift INTEGER NOT NULL DEFAULT 0
-);
--- An event's shopper is its session's: stored once, on the session.
-CREATE TABLE IF NOT EXISTS look (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    session_id TEXT REFERENCES session(id) ON DELETE SET NULL,
-    mined INTEGER NOT NULL DEFAULT 0,
-    support INTEGER,
-    lift REAL
-);
-CREATE INDEX IF NOT EXISTS look_session ON look(session_id);
-CREATE TABLE IF NOT EXISTS look_item (
-    look_id TEXT NOT NULL REFERENCES look(id) ON DELETE CASCADE,
-    product_id TEXT NOT NULL REFERENCES product(id),
-    position INTEGER NOT NULL,
-    PRIMARY KEY (look_id, product_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS look_item_product ON look_item(product_id);
-CREATE TABLE IF NOT EXISTS saved_look (
-    shopper_id TEXT NOT NULL REFERENCES shopper(id) ON DELETE CASCADE,
-    look_id TEXT NOT NULL REFERENCES look(id) ON DELETE CASCADE,
-    ts REAL NOT NULL,
-    PRIMARY KEY (shopper_id, look_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS saved_look_look ON saved_look(look_id);
-CREATE TABLE IF NOT EXISTS contact (
-    shopper_id TEXT NOT NULL REFERENCES shopper(id) ON DELETE CASCADE,
-    channel TEXT NOT NULL,
-    ts REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS contact_shopper ON contact(shopper_id, ts);
-CREATE TABLE IF NOT EXISTS rule (
-    id TEXT PRIMARY KEY,
-    spec TEXT NOT NULL,
-    shopper_id TEXT REFERENCES shopper(id) ON DELETE CASCADE,
-    look_id TEXT REFERENCES look(id) ON DELETE CASCADE
-);
--- Every write other processes hold a copy of (products, looks, rules, categories, erasures), in
--- commit order: each serving process reads what came after the last it applied (`changes_since`).
-CREATE TABLE IF NOT EXISTS change_log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    at REAL NOT NULL
-);
-{IMPRESSION_SCHEMA};
--- Experiments (recommend/experiments.py): each one JSON document, never changed but for its end.
-CREATE TABLE IF NOT EXISTS experiment (
-    id TEXT PRIMARY KEY,
-    spec TEXT NOT NULL
-);
--- Which recommendation an event was sent back with (`POST /events` with a recommendation_id).
-CREATE TABLE IF NOT EXISTS attribution (
-    event_id TEXT PRIMARY KEY REFERENCES event(id) ON DELETE CASCADE,
-    recommendation_id TEXT NOT NULL
-) WITHOUT ROWID;
--- The crowd's co-engagement (graph/crowd.py): each product's companions in sessions.
-CREATE TABLE IF NOT EXISTS bought_with (
-    product_id TEXT NOT NULL REFERENCES product(id),
-    other_id TEXT NOT NULL REFERENCES product(id),
-    sessions INTEGER NOT NULL,
-    lift REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (product_id, other_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS bought_with_other ON bought_with(other_id);
--- The looks' category complements (graph/crowd.py's goes_with), rewritten with the looks.
-CREATE TABLE IF NOT EXISTS goes_with (
-    category_id TEXT NOT NULL REFERENCES category(id),
-    other_id TEXT NOT NULL REFERENCES category(id),
-    looks INTEGER NOT NULL,
-    lift REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (category_id, other_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS goes_with_other ON goes_with(other_id);
-CREATE TABLE IF NOT EXISTS console_session (
-    token_hash TEXT PRIMARY KEY,
-    key_fingerprint TEXT NOT NULL,
-    csrf TEXT NOT NULL,
-    expires_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS node_embedding (
-    label TEXT NOT NULL,
-    node_id TEXT NOT NULL,
-    model TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    PRIMARY KEY (label, node_id)
-) WITHOUT ROWID;
-"""
-
-# The largest secondary indexes; `bulk_load` builds them after the rows on a first load.
-_DEFERRABLE_INDEXES = [
-    (ddl.split()[5], ddl) for ddl in (
-        "CREATE INDEX IF NOT EXISTS event_session ON event(session_id, ts)",
-        "CREATE INDEX IF NOT EXISTS event_product ON event(product_id)",
-        "CREATE INDEX IF NOT EXISTS event_ts ON event(ts)",
-        "CREATE INDEX IF NOT EXISTS product_attribute_by_key ON product_attribute(attribute_key)",
-    )
-]
 _TABLE_OF_KIND = {
     "categories": "category",
     "products": "product",
@@ -358,25 +186,7 @@ class SQLiteGraphStore(GraphStore):
 
     def ensure_schema(self) -> None:
         with self._transaction() as conn:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            for _, ddl in _DEFERRABLE_INDEXES:
-                conn.execute(ddl)
-            found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if found is None:
-                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                return
-            version = int(found[0])
-            while version in _MIGRATIONS and version < SCHEMA_VERSION:
-                for statement in _MIGRATIONS[version]:
-                    statement(conn) if callable(statement) else conn.execute(statement)
-                version += 1
-                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
-            if version != SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path}: schema version {version}, this lookgraph expects {SCHEMA_VERSION}"
-                )
+            ensure(conn, self.path)
 
     def close(self) -> None:
         with self._connections_lock:
@@ -394,21 +204,21 @@ class SQLiteGraphStore(GraphStore):
             # Into an empty store, building the big secondary indexes once at the end (a sort)
             # is cheaper than updating them row by row. DDL is transactional in SQLite, so a
             # failed load rolls the dropped indexes back too.
-            deferred = [] if conn.execute("SELECT 1 FROM event LIMIT 1").fetchone() else _DEFERRABLE_INDEXES
+            deferred = [] if conn.execute("SELECT 1 FROM event LIMIT 1").fetchone() else DEFERRABLE_INDEXES
             for name, _ in deferred:
                 conn.execute(f"DROP INDEX {name}")
-            writer = _SQLiteWriter(conn, bulk=True)
+            writer = Writer(conn, bulk=True)
             yield writer
             for _, ddl in deferred:
                 conn.execute(ddl)
             if writer.wrote_events:  # served counted whole, in the load's own transaction
-                _replace_bought_with(conn, co_engagement(conn.execute(_ENGAGEMENTS)), time.time())
+                replace_bought_with(conn, co_engagement(conn.execute(ENGAGEMENTS)), time.time())
             if writer.wrote_looks:
-                _replace_goes_with(conn)
+                replace_goes_with(conn)
 
     def append_events(self, events: Sequence[Event]) -> int:
         with self._transaction() as conn:
-            return _SQLiteWriter(conn).write("events", events)
+            return Writer(conn).write("events", events)
 
     def replace_mined_looks(self, looks: Sequence[Look]) -> int:
         with self._transaction() as conn:
@@ -416,10 +226,10 @@ class SQLiteGraphStore(GraphStore):
             conn.execute("DELETE FROM keep_look")
             conn.executemany("INSERT OR IGNORE INTO keep_look VALUES (?)", [(lk.id,) for lk in looks])
             deleted = conn.execute("DELETE FROM look WHERE mined = 1 AND id NOT IN (SELECT id FROM keep_look)").rowcount
-            _SQLiteWriter(conn).write("looks", looks)
+            Writer(conn).write("looks", looks)
             if not looks:  # only deletions: the writer saw no looks to follow
-                _replace_goes_with(conn)
-            _record_changes(conn, "look", ["*"])  # looks went away: every process re-reads them all
+                replace_goes_with(conn)
+            record_changes(conn, "look", ["*"])  # looks went away: every process re-reads them all
             return deleted
 
     def delete_shopper(self, shopper_id: str) -> dict[str, int]:
@@ -453,7 +263,7 @@ class SQLiteGraphStore(GraphStore):
                 "DELETE FROM session WHERE shopper_id = ?", (shopper_id,)
             ).rowcount
             removed["shoppers"] = conn.execute("DELETE FROM shopper WHERE id = ?", (shopper_id,)).rowcount
-            _record_changes(conn, "shopper", [erasure_key(shopper_id)])
+            record_changes(conn, "shopper", [erasure_key(shopper_id)])
         self._checkpoint()
         return removed
 
@@ -509,7 +319,7 @@ class SQLiteGraphStore(GraphStore):
         with self._transaction() as conn:
             if conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (record.id,)).fetchone() is not None:
                 raise AlreadyExists(_LABEL_OF_KIND[kind], record.id)
-            _SQLiteWriter(conn).write(kind, [record])
+            Writer(conn).write(kind, [record])
 
     def contacts(self, shopper_id, since) -> list[tuple[str, float]]:
         return self._conn().execute(
@@ -591,11 +401,11 @@ class SQLiteGraphStore(GraphStore):
         return [(_event(row), row[8]) for row in rows]
 
     def engagements(self) -> Iterator[tuple[str, str, float]]:
-        yield from self._conn().execute(_ENGAGEMENTS)
+        yield from self._conn().execute(ENGAGEMENTS)
 
     def replace_bought_with(self, rows, state: dict) -> None:
         with self._transaction() as conn:
-            _replace_bought_with(conn, rows, state["at"], state)
+            replace_bought_with(conn, rows, state["at"], state)
 
     def claim_crowd_refresh(self, now: float, seconds: float) -> bool:
         with self._transaction() as conn:  # BEGIN IMMEDIATE: one claimant at a time
@@ -766,7 +576,7 @@ class SQLiteGraphStore(GraphStore):
                                 (availability, json.dumps(list(unavailable_in)) if unavailable_in else None,
                                  product_id)).rowcount:
                 raise UnknownNode("Product", product_id)
-            _record_changes(conn, "availability", [product_id])
+            record_changes(conn, "availability", [product_id])
 
     def products_matching(self, categories, attribute, price_min, price_max) -> set[str]:
         clauses, params = [], []
@@ -806,7 +616,7 @@ class SQLiteGraphStore(GraphStore):
             if conn.execute("SELECT 1 FROM experiment WHERE id = ?", (experiment.id,)).fetchone():
                 raise AlreadyExists("Experiment", experiment.id)
             conn.execute("INSERT INTO experiment (id, spec) VALUES (?, ?)", (experiment.id, experiment_json(experiment)))
-            _record_changes(conn, "experiment", [experiment.id])
+            record_changes(conn, "experiment", [experiment.id])
 
     def end_experiment(self, experiment_id: str, at: float):
         with self._transaction() as conn:
@@ -817,7 +627,7 @@ class SQLiteGraphStore(GraphStore):
             if experiment.ends_at is None or experiment.ends_at > at:
                 experiment = dataclasses.replace(experiment, ends_at=at)
                 conn.execute("UPDATE experiment SET spec = ? WHERE id = ?", (experiment_json(experiment), experiment_id))
-                _record_changes(conn, "experiment", [experiment_id])
+                record_changes(conn, "experiment", [experiment_id])
             return experiment
 
     def rules(self, ids=None) -> list[Rule]:
@@ -840,7 +650,7 @@ class SQLiteGraphStore(GraphStore):
             spec = {name: getattr(rule, name) for name in Rule.__dataclass_fields__}
             conn.execute("INSERT INTO rule (id, spec, shopper_id, look_id) VALUES (?, ?, ?, ?)",
                          (rule.id, json.dumps(spec), rule.shopper_id, rule.look_id))
-            _record_changes(conn, "rule", [rule.id])
+            record_changes(conn, "rule", [rule.id])
 
     def replace_rule(self, rule: Rule) -> None:
         self.create_rule(rule, replace=True)
@@ -849,7 +659,7 @@ class SQLiteGraphStore(GraphStore):
         with self._transaction() as conn:
             if not conn.execute("DELETE FROM rule WHERE id = ?", (rule_id,)).rowcount:
                 raise UnknownNode("Rule", rule_id)
-            _record_changes(conn, "rule", [rule_id])
+            record_changes(conn, "rule", [rule_id])
 
     def look_ids(self, product_id=None, limit=50, offset=0) -> list[str]:
         if product_id is None:
@@ -919,175 +729,6 @@ class SQLiteGraphStore(GraphStore):
             (top,),
         ).fetchall()
         return GraphStats(nodes, relationships, [tuple(r) for r in top_categories])
-
-
-def _record_changes(conn: sqlite3.Connection, kind: str, keys: Sequence[str]) -> None:
-    """In the write's own transaction: one change per key, or one for all (`*`) past
-    `CHANGES_PER_WRITE`; changes older than `CHANGE_RETENTION_SECONDS` are dropped."""
-    now = time.time()
-    keys = ["*"] if len(keys) > CHANGES_PER_WRITE else list(keys)
-    conn.executemany("INSERT INTO change_log (kind, key, at) VALUES (?, ?, ?)", [(kind, key, now) for key in keys])
-    conn.execute("DELETE FROM change_log WHERE at < ?", (now - CHANGE_RETENTION_SECONDS,))
-
-
-_ENGAGEMENTS = "SELECT session_id, product_id, ts FROM event WHERE type != 'dismiss'"
-
-
-def _replace_bought_with(conn: sqlite3.Connection, rows, at: float, state: dict | None = None) -> None:
-    """Every BOUGHT_WITH row replaced, and what it was computed from (`graph/crowd.py`)."""
-    rows = list(rows)
-    if state is None:
-        state = {"events": conn.execute("SELECT coalesce(max(rowid), 0) FROM event").fetchone()[0],
-                 "changes": conn.execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()[0], "at": at}
-    conn.execute("DELETE FROM bought_with")
-    # The companion index built once after the rows (a sort) rather than row by row: 3 s, not 6, at 1M events.
-    conn.execute("DROP INDEX IF EXISTS bought_with_other")
-    conn.executemany("INSERT INTO bought_with VALUES (?, ?, ?, ?, ?)", [(*row, at) for row in rows])
-    conn.execute("CREATE INDEX bought_with_other ON bought_with(other_id)")
-    conn.execute("INSERT INTO meta (key, value) VALUES ('bought_with', ?)"
-                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (json.dumps(state),))
-
-
-def _replace_goes_with(conn: sqlite3.Connection) -> None:
-    """Every GOES_WITH row recomputed from the looks as stored now (`graph/crowd.py`)."""
-    items = conn.execute("SELECT li.look_id, p.category_id FROM look_item li JOIN product p ON p.id = li.product_id"
-                         " ORDER BY li.look_id")
-    looks = ([category for _, category in rows] for _, rows in itertools.groupby(items, key=lambda row: row[0]))
-    at = time.time()
-    conn.execute("DELETE FROM goes_with")
-    conn.executemany("INSERT INTO goes_with VALUES (?, ?, ?, ?, ?)", [(*row, at) for row in goes_with(looks)])
-
-
-class _SQLiteWriter(BulkWriter):
-    def __init__(self, conn: sqlite3.Connection, bulk: bool = False):
-        self.conn, self.bulk = conn, bulk
-        self.wrote_events = self.wrote_looks = False
-
-    def write(self, kind: str, records: Sequence) -> int:
-        written = getattr(self, f"_write_{kind}")(records) or 0
-        self.wrote_events |= kind == "events" and written > 0  # a reload of stored events changes nothing
-        # GOES_WITH follows the looks in the same transaction: at the end of a load (where an
-        # upserted product may change category too), at once otherwise (a new product is in no look).
-        self.wrote_looks |= bool(records) and (kind == "looks" or (self.bulk and kind == "products"))
-        if self.wrote_looks and not self.bulk:
-            _replace_goes_with(self.conn)
-        if kind in CHANGE_KIND and records:
-            _record_changes(self.conn, CHANGE_KIND[kind], [r.id for r in records])
-        return written
-
-    def _write_categories(self, rows: Sequence[Category]):
-        self.conn.executemany(
-            "INSERT INTO category (id, name, parent_id) VALUES (?, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET name = excluded.name, parent_id = excluded.parent_id",
-            [(c.id, c.name, c.parent_id) for c in rows],
-        )
-
-    def _write_products(self, rows: Sequence[Product]):
-        conn = self.conn
-        conn.executemany(
-            "INSERT INTO product (id, name, category_id, price, availability, unavailable_in) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET name = excluded.name, category_id = excluded.category_id,"
-            " price = excluded.price, availability = excluded.availability, unavailable_in = excluded.unavailable_in",
-            [(p.id, p.name, p.category_id, p.price, p.availability,
-              json.dumps(list(p.unavailable_in)) if p.unavailable_in else None) for p in rows],
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO attribute (key, kind, value) VALUES (?, ?, ?)",
-            {(a.key, a.kind, a.value) for p in rows for a in p.attributes},
-        )
-        # A product's attributes are replaced, not accumulated: re-loading is idempotent.
-        conn.executemany("DELETE FROM product_attribute WHERE product_id = ?", [(p.id,) for p in rows])
-        conn.executemany(
-            "INSERT OR IGNORE INTO product_attribute (product_id, attribute_key) VALUES (?, ?)",
-            [(p.id, a.key) for p in rows for a in p.attributes],
-        )
-
-    def _write_shoppers(self, rows: Sequence[Shopper]):
-        self.conn.executemany(
-            "INSERT INTO shopper (id, home_location) VALUES (?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET home_location = coalesce(excluded.home_location, home_location)",
-            [(s.id, s.home_location) for s in rows],
-        )
-
-    def _write_looks(self, rows: Sequence[Look]):
-        conn = self.conn
-        conn.executemany(
-            "INSERT INTO look (id, name, session_id, mined, support, lift) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET name = excluded.name, session_id = excluded.session_id,"
-            " mined = excluded.mined, support = excluded.support, lift = excluded.lift",
-            [(lk.id, lk.name, lk.session_id, int(lk.mined), lk.support, lk.lift) for lk in rows],
-        )
-        conn.executemany("DELETE FROM look_item WHERE look_id = ?", [(lk.id,) for lk in rows])
-        conn.executemany(
-            "INSERT INTO look_item (look_id, product_id, position) VALUES (?, ?, ?)",
-            [(lk.id, pid, pos) for lk in rows for pos, pid in enumerate(lk.product_ids)],
-        )
-
-    def _write_events(self, delivered: Sequence[Event]):
-        conn = self.conn
-        rows = self._new_events(delivered)
-        self._check_owners(delivered, rows)
-        shoppers = {e.shopper_id for e in rows if e.shopper_id is not None}
-        conn.executemany("INSERT OR IGNORE INTO shopper (id) VALUES (?)", [(s,) for s in shoppers])
-        sessions: dict[str, list] = {}
-        for e in rows:
-            s = sessions.get(e.session_id)
-            if s is None:
-                sessions[e.session_id] = [e.session_id, e.shopper_id, e.ts, e.location, int(e.gift)]
-            else:
-                if e.ts < s[2]:
-                    s[2], s[3] = e.ts, e.location  # a session is where it started
-                s[4] |= int(e.gift)
-        conn.executemany(
-            "INSERT INTO session (id, shopper_id, started_at, location, gift) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET"
-            " location = CASE WHEN excluded.started_at < started_at THEN excluded.location ELSE location END,"
-            " started_at = min(started_at, excluded.started_at), gift = max(gift, excluded.gift)",
-            sessions.values(),
-        )
-        # total_changes, not rowcount: executemany's rowcount is unreliable for OR IGNORE.
-        before = conn.total_changes
-        conn.executemany(
-            "INSERT OR IGNORE INTO event (id, session_id, product_id, type, ts, location, gift)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(e.id, e.session_id, e.product_id, e.type, e.ts, e.location, int(e.gift)) for e in rows],
-        )
-        return conn.total_changes - before
-
-    def _new_events(self, delivered: Sequence[Event]) -> list[Event]:
-        """The events of `delivered` not stored yet, each id once (its first delivery): a
-        replay must not touch the session or shopper rows either."""
-        firsts = {e.id: e for e in reversed(delivered)}
-        ids = list(firsts)
-        stored: set[str] = set()
-        for start in range(0, len(ids), 900):  # SQLite caps bound parameters per statement
-            chunk = ids[start : start + 900]
-            stored.update(r[0] for r in self.conn.execute(
-                f"SELECT id FROM event WHERE id IN ({','.join('?' * len(chunk))})", chunk))
-        return [e for e in delivered if e.id not in stored and firsts[e.id] is e]
-
-    def _check_owners(self, delivered: Sequence[Event], new: list[Event]) -> None:
-        """Raise `SessionConflict` when a new event's session belongs to someone else: its
-        stored owner, or the shopper of the batch's first event in it."""
-        owners: dict[str, str | None] = {}
-        ids = list({e.session_id for e in new})
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            for session_id, owner in self.conn.execute(
-                    f"SELECT id, shopper_id FROM session WHERE id IN ({','.join('?' * len(chunk))})", chunk):
-                owners[session_id] = owner
-        position = {id(e): i for i, e in enumerate(delivered)}
-        for e in new:
-            owner = owners.setdefault(e.session_id, e.shopper_id)
-            if owner != e.shopper_id:
-                raise SessionConflict(position[id(e)], e.session_id, owner, e.shopper_id)
-
-    def _write_saved_looks(self, rows: Sequence[SavedLook]):
-        self.conn.executemany(
-            "INSERT INTO saved_look (shopper_id, look_id, ts) VALUES (?, ?, ?)"
-            " ON CONFLICT(shopper_id, look_id) DO UPDATE SET ts = max(ts, excluded.ts)",
-            [(s.shopper_id, s.look_id, s.ts) for s in rows],
-        )
 
 
 def _product(row, attributes: tuple) -> Product:

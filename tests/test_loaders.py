@@ -97,16 +97,16 @@ def test_a_load_that_fails_while_writing_leaves_the_store_as_it_was(tmp_path, em
     before = embedded.stats()
     more = native(tmp_path / "2", categories="shoes,Shoes,\n", products="p3,Boot,shoes,,\n",
                   events="e2,2026-05-02,s2,p3,view,u2,,\ne3,2026-05-02,s2,p3,cart,u2,,\n")
-    from lookgraph.graph import sqlite_store
+    from lookgraph.graph import sqlite_writes
 
-    original = sqlite_store._SQLiteWriter.write
+    original = sqlite_writes.Writer.write
 
     def crash_on_events(self, kind, records):
         if kind == "events":
             raise OSError("disk full")
         return original(self, kind, records)
 
-    monkeypatch.setattr(sqlite_store._SQLiteWriter, "write", crash_on_events)
+    monkeypatch.setattr(sqlite_writes.Writer, "write", crash_on_events)
     with pytest.raises(OSError):
         load(more, embedded)
     assert embedded.stats() == before  # the categories and products of that load were rolled back too
@@ -181,14 +181,14 @@ def _indexes(store) -> set[str]:
 def test_a_first_load_rebuilds_the_deferred_indexes_whether_it_succeeds_or_fails(tmp_path, embedded, monkeypatch):
     expected = _indexes(embedded)
     assert {"event_session", "event_product", "product_attribute_by_key"} <= expected
-    from lookgraph.graph import sqlite_store
+    from lookgraph.graph import sqlite_writes
 
-    original = sqlite_store._SQLiteWriter.write
-    monkeypatch.setattr(sqlite_store._SQLiteWriter, "write", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    original = sqlite_writes.Writer.write
+    monkeypatch.setattr(sqlite_writes.Writer, "write", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
         load(native(tmp_path, **GOOD), embedded)
     assert _indexes(embedded) == expected
-    monkeypatch.setattr(sqlite_store._SQLiteWriter, "write", original)
+    monkeypatch.setattr(sqlite_writes.Writer, "write", original)
     load(native(tmp_path, **GOOD), embedded)
     assert _indexes(embedded) == expected
     plan = embedded._conn().execute("EXPLAIN QUERY PLAN SELECT * FROM event WHERE product_id = 'p1'").fetchall()

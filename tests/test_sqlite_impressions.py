@@ -9,7 +9,8 @@ import sqlite3
 import pytest
 
 from lookgraph.graph.model import Impression, Shopper, ShownItem
-from lookgraph.graph.sqlite_store import SCHEMA_VERSION, SQLiteGraphStore
+from lookgraph.graph.sqlite_schema import SCHEMA_VERSION
+from lookgraph.graph.sqlite_store import SQLiteGraphStore
 from lookgraph.graph.store import impression_items_json
 
 

@@ -207,7 +207,8 @@ def test_an_embedded_store_from_before_goes_with_gets_it_from_its_looks_when_ope
     opening it computes them from the looks it holds."""
     import sqlite3
 
-    from lookgraph.graph.sqlite_store import SCHEMA_VERSION, SQLiteGraphStore
+    from lookgraph.graph.sqlite_schema import SCHEMA_VERSION
+    from lookgraph.graph.sqlite_store import SQLiteGraphStore
 
     path = tmp_path / "graph.db"
     store = SQLiteGraphStore(path)
