@@ -39,7 +39,7 @@ from ..recommend.policies import DAY, policy_config
 from ..settings import Settings
 from . import schemas
 from .artifacts import ServedModel, load_version, versions
-from .background import keep_beating, keep_crowd, keep_exploration, keep_fresh, keep_impressions, running
+from .background import Progress, keep_beating, keep_crowd, keep_exploration, keep_fresh, keep_impressions, running
 from .console import Actions, add_console
 from .experiments import add_experiments
 from .security import Gate, Keys, scope
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
                heartbeat: Callable[[], None] | None = None) -> FastAPI:
     """Build the app over `store` (default: the configured one). `vectors=True` loads the
     latest artifact if there is one; None serves from the graph alone. `heartbeat` is called
-    every second while the app can answer (`serve --workers`' check, `background.keep_beating`)."""
+    every second while the app makes progress (`serve --workers`' check, `background.keep_beating`)."""
     settings = settings or Settings()
     keys = Keys(settings.api_keys, settings.api_keys_file)
     if not keys:
@@ -136,8 +136,13 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
     # the store's waits need only trade Python's interpreter lock (settings.py).
     computing = anyio.CapacityLimiter(settings.compute_threads or (4 if settings.store == "neo4j" else 1))
 
+    progress = Progress(computing)
+
     async def computed(answer) -> Response:
-        return await anyio.to_thread.run_sync(lambda: out(answer()), limiter=computing)
+        try:
+            return await anyio.to_thread.run_sync(lambda: out(answer()), limiter=computing)
+        finally:
+            progress.finished += 1
     fresh = Freshness(engine, store)
 
     @asynccontextmanager
@@ -150,7 +155,7 @@ def create_app(settings: Settings | None = None, store: GraphStore | None = None
         if settings.exploration_refresh_seconds > 0:
             loops.append(keep_exploration(store, engine, settings.exploration_refresh_seconds))
         if heartbeat is not None:
-            loops.append(keep_beating(heartbeat, lambda: anyio.to_thread.run_sync(lambda: None, limiter=computing)))
+            loops.append(keep_beating(heartbeat, progress.made))
         if impressions is not None:
             impressions.start()
             loops.append(keep_impressions(store, settings.impression_retention_days * DAY, clock))

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import anyio
+
 from ..graph import crowd
 from ..graph.store import GraphStore
 from ..recommend import exploration
@@ -99,11 +101,25 @@ async def keep_exploration(store: GraphStore, engine: Engine, every: float) -> N
             log.exception("could not count what exploration earned; trying again in %s s", every)
 
 
-async def keep_beating(beat: Callable[[], None], answered: Callable[[], Coroutine], every: float = 1.0) -> None:
-    """Call `beat` every `every` seconds after `answered()` (a no-op through the compute
-    threads) returns: when the event loop blocks or every compute thread is stuck, the beats
-    stop, and `serve --workers`' parent replaces this worker."""
+class Progress:
+    """Whether the compute threads get anywhere: idle, or an answer finished since the last
+    look. A queue behind busy threads is progress (an overloaded worker is still working);
+    threads that all hang on one request each are not."""
+
+    def __init__(self, limiter: anyio.CapacityLimiter):
+        self.limiter, self.finished, self._seen = limiter, 0, 0
+
+    def made(self) -> bool:
+        moved = self.finished != self._seen or self.limiter.borrowed_tokens == 0
+        self._seen = self.finished
+        return moved
+
+
+async def keep_beating(beat: Callable[[], None], progressing: Callable[[], bool], every: float = 1.0) -> None:
+    """Call `beat` every `every` seconds while the compute threads make progress: when the
+    event loop blocks, or every compute thread is stuck, the beats stop and `serve --workers`'
+    parent replaces this worker."""
     while True:
-        await answered()
-        beat()
+        if progressing():
+            beat()
         await asyncio.sleep(every)

@@ -9,9 +9,9 @@ kernel spreads new connections across the workers by their addresses (Linux; els
 `SO_REUSEPORT` does not spread them, and uvicorn's workers serve).
 
 The parent starts the workers and starts a new one when one dies, or when one has not answered
-for `worker_timeout_seconds`: each worker beats every second from its event loop through its
-compute threads (`background.keep_beating`), so a blocked loop, every compute thread stuck or a
-frozen process all stop the beats. A worker that dies before it ever served stops them all,
+for `worker_timeout_seconds`: each worker beats every second from its event loop while its
+compute threads make progress (`background.keep_beating`), so a blocked loop, every compute
+thread stuck or a frozen process all stop the beats, while a worker with a queue keeps them. A worker that dies before it ever served stops them all,
 since a new one would fail the same way. On SIGINT or SIGTERM the
 parent passes SIGTERM on and waits while each worker finishes the requests in flight.
 """

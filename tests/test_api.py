@@ -333,6 +333,35 @@ def test_beats_stop_while_every_compute_thread_is_stuck_and_come_back_after(tmp_
     assert before >= 1 and silent - stuck_at <= 1 and after > silent
 
 
+def test_a_worker_with_a_long_queue_of_answers_keeps_beating(tmp_path, embedded, monkeypatch):
+    """An overloaded worker is slow, not stuck: while answers keep finishing, it beats (its
+    parent must not kill a worker for the queue in front of it)."""
+    import httpx
+
+    from lookgraph.recommend.engine import Engine
+
+    build(tmp_path, embedded)
+    answer = Engine.for_shopper
+    monkeypatch.setattr(Engine, "for_shopper", lambda self, *a, **kw: (threading.Event().wait(0.25), answer(self, *a, **kw))[1])
+    beats: list[float] = []
+    app = create_app(Settings(home=tmp_path / "home", api_keys=KEYS), embedded, vectors=None, clock=Clock(),
+                     heartbeat=lambda: beats.append(1.0))
+
+    async def scenario() -> tuple[int, int, list[int]]:
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lookgraph") as client:
+                queued = [asyncio.create_task(client.get("/shoppers/ann/recommendations", headers=as_(READ)))
+                          for _ in range(16)]  # 4 s of answers on the one compute thread
+                await asyncio.sleep(0.5)
+                before = len(beats)
+                await asyncio.sleep(3)
+                during = len(beats) - before
+                return before, during, [(await task).status_code for task in queued]
+
+    _, during, statuses = asyncio.run(scenario())
+    assert during >= 2 and statuses == [200] * 16
+
+
 def test_health_metrics_and_openapi(api):
     client, _ = api
     assert client.get("/health").json()["status"] == "ok"
